@@ -1,0 +1,242 @@
+// Files; see files.hpp.
+#include "base/files.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/strings.hpp"
+
+namespace cx {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error("cannot read '" + path + "': " + errno_text(errno));
+  std::string out;
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return error("cannot read '" + path + "': " + errno_text(e));
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      return error("cannot read '" + path + "': larger than " + std::to_string(max_bytes) +
+                   " bytes");
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string dirname(std::string_view path) {
+  size_t pos = path.find_last_of('/');
+  if (pos == std::string_view::npos) return ".";
+  if (pos == 0) return "/";
+  return std::string(path.substr(0, pos));
+}
+
+std::string basename(std::string_view path) {
+  size_t pos = path.find_last_of('/');
+  return std::string(pos == std::string_view::npos ? path : path.substr(pos + 1));
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts) {
+  std::string dir = dirname(path);
+  std::string tmpl = dir + "/." + basename(path) + ".tmpXXXXXX";
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return error("cannot write '" + path + "': " + errno_text(errno));
+  std::string tmp(name.data());
+  auto fail = [&](const char* what) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return error("cannot write '" + path + "': " + what + ": " + errno_text(e));
+  };
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write");
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (opts.fsync && ::fsync(fd) != 0) return fail("fsync");
+  if (::fchmod(fd, opts.mode) != 0) return fail("chmod");
+  if ((opts.uid != static_cast<uid_t>(-1) || opts.gid != static_cast<gid_t>(-1)) &&
+      ::fchown(fd, opts.uid, opts.gid) != 0)
+    return fail("chown");
+  if (::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return error("cannot write '" + path + "': close: " + errno_text(e));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return error("cannot write '" + path + "': rename: " + errno_text(e));
+  }
+  return {};
+}
+
+Status make_dirs(const std::string& path, mode_t mode) {
+  if (path.empty() || is_directory(path)) return {};
+  std::string parent = dirname(path);
+  if (parent != path) CX_TRY(make_dirs(parent, mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    return error("cannot create directory '" + path + "': " + errno_text(errno));
+  return {};
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_executable_file(const std::string& path) {
+  return is_regular_file(path) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::optional<int64_t> file_mtime(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<int64_t>(st.st_mtime);
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return error("cannot remove '" + path + "': " + errno_text(errno));
+  return {};
+}
+
+Result<std::vector<std::string>> list_dir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return error("cannot list '" + path + "': " + errno_text(errno));
+  std::vector<std::string> out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(std::move(n));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return std::nullopt;
+  return std::string(buf);
+}
+
+FileLock::~FileLock() { unlock(); }
+
+FileLock::FileLock(FileLock&& o) noexcept : fd_(o.fd_), busy_(o.busy_) { o.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& o) noexcept {
+  if (this != &o) {
+    unlock();
+    fd_ = o.fd_;
+    busy_ = o.busy_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Status FileLock::lock(const std::string& path, bool wait, mode_t create_mode) {
+  unlock();
+  busy_ = false;
+  bool created = !path_exists(path);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, create_mode);
+  if (fd < 0) return error("cannot open lock '" + path + "': " + errno_text(errno));
+  // The umask would otherwise narrow the mode of a lock that other group members share.
+  if (created) ::fchmod(fd, create_mode);
+  while (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      busy_ = true;
+      return error("'" + path + "' is locked by another process");
+    }
+    return error("cannot lock '" + path + "': " + errno_text(e));
+  }
+  fd_ = fd;
+  return {};
+}
+
+void FileLock::unlock() {
+  if (fd_ >= 0) {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+namespace {
+// Finds the colon-separated line whose first (name) or third (id) field matches.
+std::optional<std::vector<std::string>> find_db_entry(const char* file, const std::string& key) {
+  auto content = read_file(file, 16u << 20);
+  if (!content) return std::nullopt;
+  bool numeric = is_digits(key);
+  for (auto& line : split(*content, '\n')) {
+    auto f = split(line, ':');
+    if (f.size() < 3) continue;
+    if (f[0] == key || (numeric && f[2] == key)) return f;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<UserInfo> lookup_user(const std::string& name_or_id) {
+  auto f = find_db_entry("/etc/passwd", name_or_id);
+  if (!f || f->size() < 4) {
+    // A bare number is a valid uid even without a passwd entry; its gid defaults to the same.
+    if (auto n = parse_uint(name_or_id); n && *n <= 0xFFFFFFFEu)
+      return UserInfo{static_cast<uid_t>(*n), static_cast<gid_t>(*n)};
+    return std::nullopt;
+  }
+  auto uid = parse_uint((*f)[2]), gid = parse_uint((*f)[3]);
+  if (!uid || !gid) return std::nullopt;
+  return UserInfo{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid)};
+}
+
+std::optional<gid_t> lookup_group(const std::string& name_or_id) {
+  auto f = find_db_entry("/etc/group", name_or_id);
+  if (!f) {
+    if (auto n = parse_uint(name_or_id); n && *n <= 0xFFFFFFFEu) return static_cast<gid_t>(*n);
+    return std::nullopt;
+  }
+  auto gid = parse_uint((*f)[2]);
+  if (!gid) return std::nullopt;
+  return static_cast<gid_t>(*gid);
+}
+
+}  // namespace cx

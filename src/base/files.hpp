@@ -1,0 +1,82 @@
+// Files: bounded reads, atomic writes (temp file, fsync, chmod/chown, rename), directories,
+// advisory locks, and the user/group database read without NSS (so a static binary works in
+// scratch images).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.hpp"
+
+namespace cx {
+
+std::string errno_text(int err);
+
+// Reads a whole file; fails with "cannot read '<path>': <reason>" or if it exceeds max_bytes.
+Result<std::string> read_file(const std::string& path, size_t max_bytes = 64u << 20);
+
+struct WriteOptions {
+  mode_t mode = 0644;
+  uid_t uid = static_cast<uid_t>(-1);  // -1 keeps the owner
+  gid_t gid = static_cast<gid_t>(-1);
+  bool fsync = true;
+};
+// Writes `data` to a temp file in the same directory, fsyncs it, sets mode and owner, then
+// renames it over `path`. The target is never seen half-written; the temp file is removed on
+// any failure.
+Status write_file_atomic(const std::string& path, std::string_view data,
+                         const WriteOptions& opts = {});
+
+// mkdir -p; existing directories are left as they are.
+Status make_dirs(const std::string& path, mode_t mode = 0755);
+
+bool path_exists(const std::string& path);
+bool is_regular_file(const std::string& path);
+bool is_directory(const std::string& path);
+// A regular file this process may execute.
+bool is_executable_file(const std::string& path);
+std::optional<int64_t> file_mtime(const std::string& path);
+Status remove_file(const std::string& path);  // absent counts as success
+// Names in a directory, without "." and "..", sorted.
+Result<std::vector<std::string>> list_dir(const std::string& path);
+std::optional<std::string> real_path(const std::string& path);
+
+std::string dirname(std::string_view path);
+std::string basename(std::string_view path);
+
+// An flock(2) on a file that is opened (and created) for the lifetime of the object.
+class FileLock {
+public:
+  FileLock() = default;
+  ~FileLock();
+  FileLock(FileLock&& o) noexcept;
+  FileLock& operator=(FileLock&& o) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  // Exclusive lock; with `wait` false, returns an error immediately when another holder exists
+  // (then `busy()` is true). `create_mode` applies when the file is created.
+  Status lock(const std::string& path, bool wait, mode_t create_mode = 0660);
+  void unlock();
+  bool held() const { return fd_ >= 0; }
+  bool busy() const { return busy_; }
+
+private:
+  int fd_ = -1;
+  bool busy_ = false;
+};
+
+struct UserInfo {
+  uid_t uid;
+  gid_t gid;
+};
+// Reads /etc/passwd and /etc/group directly (no NSS), by name or number.
+std::optional<UserInfo> lookup_user(const std::string& name_or_id);
+std::optional<gid_t> lookup_group(const std::string& name_or_id);
+
+}  // namespace cx

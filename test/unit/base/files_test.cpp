@@ -1,0 +1,91 @@
+// Tests for src/base/files.cpp.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "base/files.hpp"
+
+using namespace cx;
+
+namespace {
+std::string temp_dir() {
+  char tmpl[] = "/tmp/cx-files-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl));
+  return tmpl;
+}
+}  // namespace
+
+TEST_CASE("atomic write replaces the target with the given mode", "[base]") {
+  std::string dir = temp_dir();
+  std::string path = dir + "/state.json";
+  REQUIRE(write_file_atomic(path, "one", {.mode = 0600}).ok());
+  REQUIRE(write_file_atomic(path, "two", {.mode = 0640}).ok());
+  auto content = read_file(path);
+  REQUIRE(content.ok());
+  CHECK(*content == "two");
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  // No temp files are left behind.
+  auto names = list_dir(dir);
+  REQUIRE(names.ok());
+  CHECK(names->size() == 1);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("atomic write into a missing directory fails and names the file", "[base]") {
+  auto st = write_file_atomic("/nonexistent-dir-cx/x.json", "data");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.message().find("/nonexistent-dir-cx/x.json") != std::string::npos);
+}
+
+TEST_CASE("read_file bounds and errors", "[base]") {
+  std::string dir = temp_dir();
+  REQUIRE(write_file_atomic(dir + "/big", std::string(100, 'x')).ok());
+  CHECK_FALSE(read_file(dir + "/big", 10).ok());
+  CHECK(read_file(dir + "/big", 100).ok());
+  auto missing = read_file(dir + "/none");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.message() == "cannot read '" + dir + "/none': No such file or directory");
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("make_dirs and path helpers", "[base]") {
+  std::string dir = temp_dir();
+  REQUIRE(make_dirs(dir + "/a/b/c", 0750).ok());
+  CHECK(is_directory(dir + "/a/b/c"));
+  CHECK(make_dirs(dir + "/a/b/c").ok());
+  CHECK(dirname("/a/b/c") == "/a/b");
+  CHECK(basename("/a/b/c") == "c");
+  CHECK(dirname("c") == ".");
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("a second non-blocking lock is refused while the first is held", "[base]") {
+  std::string dir = temp_dir();
+  std::string path = dir + "/h--s.lock";
+  FileLock first;
+  REQUIRE(first.lock(path, false).ok());
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0660);
+  FileLock second;
+  auto again = second.lock(path, false);
+  CHECK_FALSE(again.ok());
+  CHECK(second.busy());
+  first.unlock();
+  CHECK(second.lock(path, false).ok());
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("user and group lookup without NSS", "[base]") {
+  auto root = lookup_user("root");
+  REQUIRE(root);
+  CHECK(root->uid == 0);
+  CHECK(lookup_group("root") == gid_t{0});
+  CHECK(lookup_user("1234")->uid == 1234u);
+  CHECK_FALSE(lookup_user("no-such-user-cx"));
+}
