@@ -1,0 +1,49 @@
+// mbedTLS DRBG and error text; see mbed.hpp.
+#include "tls/mbed.hpp"
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+
+#include <cstdio>
+
+#include "base/status.hpp"
+
+namespace cx::tls {
+
+namespace {
+struct Drbg {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context ctr;
+  Drbg() {
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&ctr);
+    static const unsigned char personal[] = "ctrl-exec";
+    int rc = mbedtls_ctr_drbg_seed(&ctr, mbedtls_entropy_func, &entropy, personal,
+                                   sizeof personal - 1);
+    // Without a seeded DRBG no key, nonce or handshake can be made safely.
+    CX_CHECK(rc == 0);
+  }
+};
+
+Drbg& drbg() {
+  static Drbg instance;  // one per process; the event loop is single-threaded
+  return instance;
+}
+}  // namespace
+
+void* rng_context() { return &drbg().ctr; }
+
+int rng(void* ctx, unsigned char* out, size_t len) {
+  return mbedtls_ctr_drbg_random(ctx, out, len);
+}
+
+std::string mbed_error(int code) {
+  char buf[200];
+  mbedtls_strerror(code, buf, sizeof buf);
+  char hex[16];
+  std::snprintf(hex, sizeof hex, " (-0x%04X)", static_cast<unsigned>(-code));
+  return std::string(buf) + hex;
+}
+
+}  // namespace cx::tls
