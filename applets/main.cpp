@@ -56,7 +56,8 @@ void print_usage(FILE* out) {
                "Applets:\n",
                static_cast<int>(cx::version().size()), cx::version().data());
   for (const auto& a : kApplets)
-    if (a.name == a.canonical) std::fprintf(out, "  %.*s\n", static_cast<int>(a.name.size()), a.name.data());
+    if (a.name == a.canonical)
+      std::fprintf(out, "  %.*s\n", static_cast<int>(a.name.size()), a.name.data());
 }
 
 void print_list() {
@@ -87,8 +88,7 @@ int install_links(const std::string& dir) {
   }
   // A link next to the binary is relative, so the pair can be copied or mounted elsewhere.
   auto dir_real = cx::real_path(dir);
-  std::string target =
-      (dir_real && *dir_real == cx::dirname(exe)) ? cx::basename(exe) : exe;
+  std::string target = (dir_real && *dir_real == cx::dirname(exe)) ? cx::basename(exe) : exe;
   int failures = 0;
   for (const auto& a : kApplets) {
     std::string link = dir + "/" + std::string(a.name);
@@ -149,7 +149,7 @@ int multiplexer(int argc, char** argv) {
   return applet->main(argc - 1, argv + 1);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   std::string_view self = argc > 0 ? argv[0] : "ctrl-exec";

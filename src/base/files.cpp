@@ -17,7 +17,9 @@
 
 namespace cx {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 Result<std::string> read_file(const std::string& path, size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -156,9 +158,13 @@ std::optional<std::string> real_path(const std::string& path) {
   return std::string(buf);
 }
 
-FileLock::~FileLock() { unlock(); }
+FileLock::~FileLock() {
+  unlock();
+}
 
-FileLock::FileLock(FileLock&& o) noexcept : fd_(o.fd_), busy_(o.busy_) { o.fd_ = -1; }
+FileLock::FileLock(FileLock&& o) noexcept : fd_(o.fd_), busy_(o.busy_) {
+  o.fd_ = -1;
+}
 
 FileLock& FileLock::operator=(FileLock&& o) noexcept {
   if (this != &o) {
@@ -213,7 +219,7 @@ std::optional<std::vector<std::string>> find_db_entry(const char* file, const st
   }
   return std::nullopt;
 }
-}  // namespace
+} // namespace
 
 std::optional<UserInfo> lookup_user(const std::string& name_or_id) {
   auto f = find_db_entry("/etc/passwd", name_or_id);
@@ -239,4 +245,4 @@ std::optional<gid_t> lookup_group(const std::string& name_or_id) {
   return static_cast<gid_t>(*gid);
 }
 
-}  // namespace cx
+} // namespace cx

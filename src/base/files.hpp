@@ -22,7 +22,7 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes = 64u <<
 
 struct WriteOptions {
   mode_t mode = 0644;
-  uid_t uid = static_cast<uid_t>(-1);  // -1 keeps the owner
+  uid_t uid = static_cast<uid_t>(-1); // -1 keeps the owner
   gid_t gid = static_cast<gid_t>(-1);
   bool fsync = true;
 };
@@ -41,7 +41,7 @@ bool is_directory(const std::string& path);
 // A regular file this process may execute.
 bool is_executable_file(const std::string& path);
 std::optional<int64_t> file_mtime(const std::string& path);
-Status remove_file(const std::string& path);  // absent counts as success
+Status remove_file(const std::string& path); // absent counts as success
 // Names in a directory, without "." and "..", sorted.
 Result<std::vector<std::string>> list_dir(const std::string& path);
 std::optional<std::string> real_path(const std::string& path);
@@ -79,4 +79,4 @@ struct UserInfo {
 std::optional<UserInfo> lookup_user(const std::string& name_or_id);
 std::optional<gid_t> lookup_group(const std::string& name_or_id);
 
-}  // namespace cx
+} // namespace cx

@@ -35,4 +35,4 @@ std::string random_hex(size_t nbytes) {
   return out;
 }
 
-}  // namespace cx
+} // namespace cx

@@ -9,6 +9,8 @@ namespace cx {
 void random_bytes(void* out, size_t n);
 // 2*nbytes lowercase hex characters; reqids use 8 bytes (16 hex).
 std::string random_hex(size_t nbytes);
-inline std::string new_reqid() { return random_hex(8); }
+inline std::string new_reqid() {
+  return random_hex(8);
+}
 
-}  // namespace cx
+} // namespace cx

@@ -12,7 +12,7 @@ namespace cx {
 
 class [[nodiscard]] Status {
 public:
-  Status() = default;  // success
+  Status() = default; // success
 
   static Status error(std::string message) { return Status(std::move(message)); }
 
@@ -29,14 +29,18 @@ private:
   std::optional<std::string> message_;
 };
 
-inline Status ok_status() { return Status(); }
-inline Status error(std::string message) { return Status::error(std::move(message)); }
+inline Status ok_status() {
+  return Status();
+}
+inline Status error(std::string message) {
+  return Status::error(std::move(message));
+}
 
 template <typename T> class [[nodiscard]] Result {
 public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {} // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {
-    if (std::get<Status>(v_).ok()) std::abort();  // a Result from a success Status is a bug
+    if (std::get<Status>(v_).ok()) std::abort(); // a Result from a success Status is a bug
   }
 
   bool ok() const { return v_.index() == 0; }
@@ -60,7 +64,7 @@ private:
   std::variant<T, Status> v_;
 };
 
-}  // namespace cx
+} // namespace cx
 
 // Propagate a failed Status from the enclosing function.
 #define CX_TRY(expr)                                                                               \
@@ -72,7 +76,8 @@ private:
 #define CX_CONCAT_INNER(a, b) a##b
 #define CX_CONCAT(a, b) CX_CONCAT_INNER(a, b)
 // Evaluate a Result<T>; on failure return its Status, otherwise move the value into `lhs`.
-#define CX_ASSIGN_OR_RETURN(lhs, expr) CX_ASSIGN_OR_RETURN_IMPL(CX_CONCAT(cx_res_, __LINE__), lhs, expr)
+#define CX_ASSIGN_OR_RETURN(lhs, expr)                                                             \
+  CX_ASSIGN_OR_RETURN_IMPL(CX_CONCAT(cx_res_, __LINE__), lhs, expr)
 #define CX_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                                                   \
   auto tmp = (expr);                                                                               \
   if (!tmp.ok()) return tmp.status();                                                              \

@@ -18,11 +18,13 @@ bool is_space(char c) {
 bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-}  // namespace
+} // namespace
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  while (!s.empty() && is_space(s.front()))
+    s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back()))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -58,9 +60,11 @@ std::vector<std::string> split_ws(std::string_view s) {
   std::vector<std::string> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) ++i;
+    while (i < s.size() && is_space(s[i]))
+      ++i;
     size_t start = i;
-    while (i < s.size() && !is_space(s[i])) ++i;
+    while (i < s.size() && !is_space(s[i]))
+      ++i;
     if (i > start) out.emplace_back(s.substr(start, i - start));
   }
   return out;
@@ -81,7 +85,9 @@ bool contains_space(std::string_view s) {
   return false;
 }
 
-bool is_word_char(char c) { return is_alnum(c) || c == '_'; }
+bool is_word_char(char c) {
+  return is_alnum(c) || c == '_';
+}
 
 bool is_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -93,8 +99,7 @@ bool is_digits(std::string_view s) {
 bool is_hex(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-      return false;
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
   return true;
 }
 
@@ -131,9 +136,13 @@ bool is_agent_name(std::string_view s) {
   return true;
 }
 
-bool is_reqid(std::string_view s) { return is_script_name(s); }
+bool is_reqid(std::string_view s) {
+  return is_script_name(s);
+}
 
-bool is_dispatcher_id(std::string_view s) { return s.size() <= 64 && is_agent_name(s); }
+bool is_dispatcher_id(std::string_view s) {
+  return s.size() <= 64 && is_agent_name(s);
+}
 
 bool looks_like_ipv4(std::string_view s) {
   auto parts = split(s, '.');
@@ -196,7 +205,7 @@ size_t utf8_sequence(std::string_view s, size_t i, size_t& bad) {
   }
   return need + 1;
 }
-}  // namespace
+} // namespace
 
 bool is_valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
@@ -226,4 +235,4 @@ std::string sanitize_utf8(std::string_view s) {
   return out;
 }
 
-}  // namespace cx
+} // namespace cx

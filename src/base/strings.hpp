@@ -19,7 +19,7 @@ std::vector<std::string> split_ws(std::string_view s);
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 bool contains_space(std::string_view s);
 
-bool is_word_char(char c);  // [A-Za-z0-9_]
+bool is_word_char(char c); // [A-Za-z0-9_]
 bool is_digits(std::string_view s);
 bool is_hex(std::string_view s);
 
@@ -49,4 +49,4 @@ std::string sanitize_file_component(std::string_view s);
 std::string sanitize_utf8(std::string_view s);
 bool is_valid_utf8(std::string_view s);
 
-}  // namespace cx
+} // namespace cx

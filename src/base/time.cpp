@@ -33,12 +33,18 @@ Civil civil_from_unix(int64_t t) {
   unsigned mp = (5 * doy + 2) / 153;
   unsigned d = doy - (153 * mp + 2) / 5 + 1;
   unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {y + (m <= 2), m, d, static_cast<unsigned>(rem / 3600),
-          static_cast<unsigned>(rem % 3600 / 60), static_cast<unsigned>(rem % 60)};
+  return {y + (m <= 2),
+          m,
+          d,
+          static_cast<unsigned>(rem / 3600),
+          static_cast<unsigned>(rem % 3600 / 60),
+          static_cast<unsigned>(rem % 60)};
 }
-}  // namespace
+} // namespace
 
-int64_t unix_now() { return static_cast<int64_t>(::time(nullptr)); }
+int64_t unix_now() {
+  return static_cast<int64_t>(::time(nullptr));
+}
 
 uint64_t monotonic_ms() {
   timespec ts;
@@ -104,4 +110,4 @@ std::optional<int64_t> parse_openssl_time(std::string_view s) {
                      static_cast<int>(*m), static_cast<int>(*sec));
 }
 
-}  // namespace cx
+} // namespace cx

@@ -26,4 +26,4 @@ std::optional<int64_t> parse_openssl_time(std::string_view s);
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 int64_t utc_to_unix(int year, int month, int day, int hour, int minute, int second);
 
-}  // namespace cx
+} // namespace cx

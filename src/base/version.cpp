@@ -4,5 +4,7 @@
 #include "cx_version.h"
 
 namespace cx {
-std::string_view version() { return CX_VERSION; }
-}  // namespace cx
+std::string_view version() {
+  return CX_VERSION;
+}
+} // namespace cx

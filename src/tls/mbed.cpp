@@ -19,20 +19,22 @@ struct Drbg {
     mbedtls_entropy_init(&entropy);
     mbedtls_ctr_drbg_init(&ctr);
     static const unsigned char personal[] = "ctrl-exec";
-    int rc = mbedtls_ctr_drbg_seed(&ctr, mbedtls_entropy_func, &entropy, personal,
-                                   sizeof personal - 1);
+    int rc =
+        mbedtls_ctr_drbg_seed(&ctr, mbedtls_entropy_func, &entropy, personal, sizeof personal - 1);
     // Without a seeded DRBG no key, nonce or handshake can be made safely.
     CX_CHECK(rc == 0);
   }
 };
 
 Drbg& drbg() {
-  static Drbg instance;  // one per process; the event loop is single-threaded
+  static Drbg instance; // one per process; the event loop is single-threaded
   return instance;
 }
-}  // namespace
+} // namespace
 
-void* rng_context() { return &drbg().ctr; }
+void* rng_context() {
+  return &drbg().ctr;
+}
 
 int rng(void* ctx, unsigned char* out, size_t len) {
   return mbedtls_ctr_drbg_random(ctx, out, len);
@@ -46,4 +48,4 @@ std::string mbed_error(int code) {
   return std::string(buf) + hex;
 }
 
-}  // namespace cx::tls
+} // namespace cx::tls

@@ -14,4 +14,4 @@ void* rng_context();
 // "<mbedTLS description> (-0xNNNN)".
 std::string mbed_error(int code);
 
-}  // namespace cx::tls
+} // namespace cx::tls

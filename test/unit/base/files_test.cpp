@@ -16,7 +16,7 @@ std::string temp_dir() {
   REQUIRE(::mkdtemp(tmpl));
   return tmpl;
 }
-}  // namespace
+} // namespace
 
 TEST_CASE("atomic write replaces the target with the given mode", "[base]") {
   std::string dir = temp_dir();

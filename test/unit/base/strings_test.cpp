@@ -11,12 +11,12 @@ TEST_CASE("name rules", "[base]") {
     bool script, agent, dispatcher_id;
   };
   const Row rows[] = {
-      {"check-disk", true, true, true},   {"a_b", true, true, true},
-      {"", false, false, false},          {"bad name", false, false, false},
-      {"x\n", false, false, false},       {"web.example.com", false, true, true},
-      {"-lead", true, false, false},      {".hidden", false, false, false},
-      {"../etc", false, false, false},    {"a/b", false, false, false},
-      {"_under", true, false, false},     {"caf\xc3\xa9", false, false, false},
+      {"check-disk", true, true, true}, {"a_b", true, true, true},
+      {"", false, false, false},        {"bad name", false, false, false},
+      {"x\n", false, false, false},     {"web.example.com", false, true, true},
+      {"-lead", true, false, false},    {".hidden", false, false, false},
+      {"../etc", false, false, false},  {"a/b", false, false, false},
+      {"_under", true, false, false},   {"caf\xc3\xa9", false, false, false},
   };
   for (const auto& r : rows) {
     INFO(r.s);
@@ -30,7 +30,7 @@ TEST_CASE("name rules", "[base]") {
 
 TEST_CASE("address shapes", "[base]") {
   CHECK(looks_like_ipv4("127.0.0.1"));
-  CHECK(looks_like_ipv4("999.1.1.1"));  // shape only, as the original checks
+  CHECK(looks_like_ipv4("999.1.1.1")); // shape only, as the original checks
   CHECK_FALSE(looks_like_ipv4("1.2.3"));
   CHECK_FALSE(looks_like_ipv4("1.2.3.4.5"));
   CHECK_FALSE(looks_like_ipv4("1.2.3.a"));
@@ -61,13 +61,17 @@ TEST_CASE("UTF-8 replacement policy", "[base]") {
   const Row rows[] = {
       {"plain ascii\n", "plain ascii\n"},
       {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"},
-      {"a\xFF" "b", "a" + R + "b"},
-      {"\xC3", R},                                  // truncated 2-byte sequence
-      {"\xE2\x82", R},                              // truncated 3-byte sequence: one U+FFFD
-      {"\xE2\x82" "x", R + "x"},
-      {"\xC0\xAF", R + R},                          // overlong: each byte replaced
-      {"\xED\xA0\x80", R + R + R},                  // surrogate
-      {"\xF4\x90\x80\x80", R + R + R + R},          // above U+10FFFF
+      {"a\xFF"
+       "b",
+       "a" + R + "b"},
+      {"\xC3", R},     // truncated 2-byte sequence
+      {"\xE2\x82", R}, // truncated 3-byte sequence: one U+FFFD
+      {"\xE2\x82"
+       "x",
+       R + "x"},
+      {"\xC0\xAF", R + R},                 // overlong: each byte replaced
+      {"\xED\xA0\x80", R + R + R},         // surrogate
+      {"\xF4\x90\x80\x80", R + R + R + R}, // above U+10FFFF
       {std::string("nul\0byte", 8), std::string("nul\0byte", 8)},
   };
   for (const auto& r : rows) {

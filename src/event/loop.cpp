@@ -1,0 +1,107 @@
+// Loop, timers, signals and thread-pool work; see loop.hpp.
+#include "event/loop.hpp"
+
+#include <signal.h>
+
+namespace cx::event {
+
+std::string uv_error(int code) {
+  return uv_strerror(code);
+}
+
+Loop::Loop() {
+  CX_CHECK(uv_loop_init(&loop_) == 0);
+}
+
+Loop::~Loop() {
+  // Close whatever is still open, let the close callbacks run, then release the loop.
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+void Loop::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+Timer::Timer(Loop& loop) : h_(new uv_timer_t) {
+  uv_timer_init(loop.get(), h_);
+  h_->data = this;
+}
+
+void Timer::start(uint64_t timeout_ms, std::function<void()> fn, uint64_t repeat_ms) {
+  fn_ = std::move(fn);
+  uv_timer_start(
+      h_,
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Timer*>(t->data)) {
+          // Copy first: the callback may destroy this timer.
+          auto fn = self->fn_;
+          fn();
+        }
+      },
+      timeout_ms, repeat_ms);
+}
+
+void Timer::stop() {
+  uv_timer_stop(h_);
+}
+
+bool Timer::active() const {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(h_));
+}
+
+SignalWatcher::SignalWatcher(Loop& loop) : h_(new uv_signal_t) {
+  uv_signal_init(loop.get(), h_);
+  h_->data = this;
+}
+
+Status SignalWatcher::start(int signum, std::function<void(int)> fn) {
+  fn_ = std::move(fn);
+  int rc = uv_signal_start(
+      h_,
+      [](uv_signal_t* s, int sig) {
+        if (auto* self = static_cast<SignalWatcher*>(s->data)) {
+          auto fn = self->fn_;
+          fn(sig);
+        }
+      },
+      signum);
+  if (rc != 0) return error("cannot watch signal " + std::to_string(signum) + ": " + uv_error(rc));
+  return {};
+}
+
+void SignalWatcher::stop() {
+  uv_signal_stop(h_);
+}
+
+namespace {
+struct WorkReq {
+  uv_work_t req;
+  std::function<void()> work, done;
+};
+} // namespace
+
+void queue_work(Loop& loop, std::function<void()> work, std::function<void()> done) {
+  auto* w = new WorkReq{{}, std::move(work), std::move(done)};
+  w->req.data = w;
+  int rc = uv_queue_work(
+      loop.get(), &w->req, [](uv_work_t* r) { static_cast<WorkReq*>(r->data)->work(); },
+      [](uv_work_t* r, int) {
+        auto* self = static_cast<WorkReq*>(r->data);
+        self->done();
+        delete self;
+      });
+  CX_CHECK(rc == 0);
+}
+
+void ignore_sigpipe() {
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+} // namespace cx::event

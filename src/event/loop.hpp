@@ -1,0 +1,91 @@
+// RAII over libuv: the loop, and the ownership rule for every handle. A handle object owns a
+// heap-allocated uv handle; destroying the object calls uv_close and the close callback frees
+// the memory, so an object may be destroyed at any time, even inside its own callback as long
+// as the callback touches no members afterwards.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/status.hpp"
+
+namespace cx::event {
+
+std::string uv_error(int code); // "connection refused" etc. (uv_strerror, lower-case as libuv)
+
+class Loop {
+public:
+  Loop();
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* get() { return &loop_; }
+  // Runs until no active handles remain or stop() is called.
+  void run();
+  void stop() { uv_stop(&loop_); }
+  uint64_t now_ms() { return uv_now(&loop_); }
+
+private:
+  uv_loop_t loop_;
+};
+
+namespace detail {
+// Closes a handle allocated with `new H` and deletes it in the close callback.
+template <typename H> void close_and_delete(H* h) {
+  if (!h) return;
+  h->data = nullptr;
+  auto* base = reinterpret_cast<uv_handle_t*>(h);
+  if (uv_is_closing(base)) return;
+  uv_close(base, [](uv_handle_t* p) { delete reinterpret_cast<H*>(p); });
+}
+} // namespace detail
+
+// A one-shot or repeating timer.
+class Timer {
+public:
+  explicit Timer(Loop& loop);
+  ~Timer() { detail::close_and_delete(h_); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(uint64_t timeout_ms, std::function<void()> fn, uint64_t repeat_ms = 0);
+  void stop();
+  bool active() const;
+  // A timer that does not by itself keep the loop running.
+  void unref() { uv_unref(reinterpret_cast<uv_handle_t*>(h_)); }
+
+private:
+  uv_timer_t* h_;
+  std::function<void()> fn_;
+};
+
+// A signal watcher; the callback runs on the loop, never in signal context.
+class SignalWatcher {
+public:
+  explicit SignalWatcher(Loop& loop);
+  ~SignalWatcher() { detail::close_and_delete(h_); }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+  Status start(int signum, std::function<void(int)> fn);
+  void stop();
+  void unref() { uv_unref(reinterpret_cast<uv_handle_t*>(h_)); }
+
+private:
+  uv_signal_t* h_;
+  std::function<void(int)> fn_;
+};
+
+// Runs `work` on libuv's thread pool and then `done` on the loop thread. For blocking calls
+// that would otherwise stall the loop (name resolution, large file reads).
+void queue_work(Loop& loop, std::function<void()> work, std::function<void()> done);
+
+// Ignore SIGPIPE process-wide: a peer or child that goes away must become an EPIPE error
+// on the write, not a dead process. Every applet calls this first.
+void ignore_sigpipe();
+
+} // namespace cx::event

@@ -1,0 +1,114 @@
+// TCP over libuv: a stream (accepted or connected), a listener, and a connector that resolves a
+// name on the thread pool and connects within a deadline.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "event/loop.hpp"
+
+namespace cx::event {
+
+struct SockAddr {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+
+  // Parses an IPv4 or IPv6 literal; nullopt for anything else.
+  static std::optional<SockAddr> from_ip(const std::string& ip, int port);
+  static SockAddr from_sockaddr(const sockaddr* sa, socklen_t len);
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  // The address as text: "127.0.0.1", "::1", or "unknown".
+  std::string ip() const;
+  int port() const;
+};
+
+class TcpStream {
+public:
+  using DataFn = std::function<void(std::string_view data)>;
+  // status is UV_EOF for an orderly end, or another negative libuv error.
+  using EndFn = std::function<void(int status)>;
+  using DoneFn = std::function<void(int status)>;
+
+  explicit TcpStream(Loop& loop);
+  ~TcpStream() { close(); }
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+
+  void read_start(DataFn on_data, EndFn on_end);
+  void read_stop();
+  // Queues a copy of `data`; `done` (optional) runs once it is handed to the kernel, unless
+  // the stream is closed first.
+  void write(std::string data, DoneFn done = nullptr);
+  // Bytes queued but not yet written to the socket.
+  size_t write_queue_bytes() const;
+  // Half-closes after every queued write has been flushed.
+  void shutdown(DoneFn done = nullptr);
+  // Closes at once; queued writes are dropped and no further callbacks run.
+  void close();
+  bool is_open() const { return h_ != nullptr; }
+
+  void set_nodelay(bool on);
+  SockAddr peer() const;
+  SockAddr local() const;
+
+  uv_tcp_t* handle() { return h_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(h_); }
+
+private:
+  friend class TcpListener;
+  friend class Connector;
+  uv_tcp_t* h_;
+  DataFn on_data_;
+  EndFn on_end_;
+};
+
+class TcpListener {
+public:
+  explicit TcpListener(Loop& loop);
+  ~TcpListener() { close(); }
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+
+  // Binds (SO_REUSEADDR, as libuv does) and listens; port 0 picks a free port.
+  // `on_connection` runs for each pending connection and should call accept().
+  Status listen(const std::string& bind_ip, int port, int backlog,
+                std::function<void()> on_connection);
+  // Accepts one pending connection into a fresh stream.
+  Result<std::unique_ptr<TcpStream>> accept();
+  int local_port() const;
+  void close();
+
+private:
+  Loop& loop_;
+  uv_tcp_t* h_;
+  std::function<void()> on_connection_;
+};
+
+// Resolves and connects. Destroying the Connector cancels the attempt: no callback runs after.
+class Connector {
+public:
+  using DoneFn = std::function<void(Result<std::unique_ptr<TcpStream>>)>;
+  explicit Connector(Loop& loop);
+  ~Connector();
+  Connector(const Connector&) = delete;
+  Connector& operator=(const Connector&) = delete;
+
+  // `host` is an IP literal or a name (resolved with getaddrinfo on the thread pool). Each
+  // address is tried in turn until one connects or `timeout_ms` (total) passes. Error texts
+  // keep the OS wording ("connection refused", "connection timed out", "cannot resolve
+  // host 'x': ...") that the dispatcher's transport-error rewrite keys on.
+  void connect(const std::string& host, int port, uint64_t timeout_ms, DoneFn done);
+
+  struct State; // shared with in-flight libuv requests, which may outlive this object
+
+private:
+  std::shared_ptr<State> state_;
+};
+
+} // namespace cx::event

@@ -1,0 +1,130 @@
+// Tests for src/event/process.cpp: real children, no shell unless the test asks for one.
+#include <catch2/catch.hpp>
+
+#include "base/time.hpp"
+#include "event/process.hpp"
+
+using namespace cx::event;
+using Outcome = ProcessResult::Outcome;
+
+namespace {
+ProcessResult run(ProcessOptions opts) {
+  Loop loop;
+  ProcessResult result;
+  bool done = false;
+  auto p = Process::start(loop, std::move(opts), [&](ProcessResult r) {
+    result = std::move(r);
+    done = true;
+  });
+  loop.run();
+  REQUIRE(done);
+  return result;
+}
+} // namespace
+
+TEST_CASE("argv reaches the child verbatim, with no shell", "[event]") {
+  const std::vector<std::string> args = {"two words", "$HOME", "`id`", "a;b", "x\"y", "", "*"};
+  ProcessOptions o;
+  o.argv = {"/usr/bin/printf", "[%s]\\n"};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  auto r = run(o);
+  CHECK(r.outcome == Outcome::exited);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "[two words]\n[$HOME]\n[`id`]\n[a;b]\n[x\"y]\n[]\n[*]\n");
+}
+
+TEST_CASE("stdin is written then closed, and the environment is replaced", "[event]") {
+  ProcessOptions o;
+  o.argv = {"/bin/sh", "-c", "cat; echo; echo \"$ONLY\"; env | wc -l"};
+  o.env = std::vector<std::string>{"ONLY=this", "PATH=/usr/bin:/bin"};
+  o.stdin_data = "{\"reqid\":\"abc\"}";
+  auto r = run(o);
+  CHECK(r.exit_code == 0);
+  // sh itself adds PWD (and maybe SHLVL/_), so only check our variable arrived.
+  CHECK(r.out.rfind("{\"reqid\":\"abc\"}\nthis\n", 0) == 0);
+}
+
+TEST_CASE("exit codes, signals and exec failures are reported distinctly", "[event]") {
+  struct Row {
+    std::vector<std::string> argv;
+    Outcome outcome;
+    int code;
+  };
+  const Row rows[] = {
+      {{"/bin/sh", "-c", "exit 3"}, Outcome::exited, 3},
+      {{"/bin/sh", "-c", "kill -TERM $$"}, Outcome::signaled, 15},
+      {{"/nonexistent/script"}, Outcome::exec_failed, 0},
+      {{"/proc/self/status"}, Outcome::exec_failed, 0}, // exists, not executable
+  };
+  for (const auto& row : rows) {
+    ProcessOptions o;
+    o.argv = row.argv;
+    auto r = run(o);
+    INFO(row.argv[0]);
+    CHECK(r.outcome == row.outcome);
+    if (row.outcome == Outcome::exited) CHECK(r.exit_code == row.code);
+    if (row.outcome == Outcome::signaled) CHECK(r.signal == row.code);
+    if (row.outcome == Outcome::exec_failed) CHECK_FALSE(r.error.empty());
+  }
+}
+
+TEST_CASE("10 MiB on stdout and 10 MiB on stderr at once never deadlock", "[event]") {
+  ProcessOptions o;
+  // Interleave the streams so a reader that drains one pipe before the other would block.
+  o.argv = {"/bin/sh", "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero; "
+            "head -c 1048576 /dev/zero >&2; done"};
+  auto r = run(o);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.size() == 10u << 20);
+  CHECK(r.err.size() == 10u << 20);
+}
+
+TEST_CASE("the output cap keeps the first bytes and drains the rest", "[event]") {
+  ProcessOptions o;
+  o.argv = {"/bin/sh", "-c", "head -c 100000 /dev/zero; echo tail >&2"};
+  o.output_limit = 1000;
+  auto r = run(o);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.size() == 1000);
+  CHECK(r.out_truncated);
+  CHECK(r.err == "tail\n");
+  CHECK_FALSE(r.err_truncated);
+}
+
+TEST_CASE("the deadline kills the whole process group", "[event]") {
+  ProcessOptions o;
+  // A background grandchild holds the pipes open; the group kill must reach it too.
+  o.argv = {"/bin/sh", "-c", "sleep 30 & sleep 30"};
+  o.timeout_ms = 300;
+  uint64_t start = cx::monotonic_ms();
+  auto r = run(o);
+  CHECK(r.timed_out);
+  CHECK(r.outcome == Outcome::signaled);
+  CHECK(r.signal == 9);
+  CHECK(cx::monotonic_ms() - start < 5000);
+}
+
+TEST_CASE("a child that ignores stdin does not break the runner", "[event]") {
+  ProcessOptions o;
+  o.argv = {"/bin/true"};
+  o.stdin_data = std::string(1 << 20, 'x'); // more than a pipe buffer
+  auto r = run(o);
+  CHECK(r.outcome == Outcome::exited);
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("destroying a Process kills the child and drops the callback", "[event]") {
+  Loop loop;
+  bool called = false;
+  ProcessOptions o;
+  o.argv = {"/bin/sleep", "30"};
+  auto p = Process::start(loop, o, [&](ProcessResult) { called = true; });
+  int pid = p->pid();
+  REQUIRE(pid > 0);
+  Timer t(loop);
+  t.start(50, [&] { p.reset(); });
+  loop.run();
+  CHECK_FALSE(called);
+  CHECK(::kill(pid, 0) != 0); // gone (reaped by libuv's SIGCHLD handling or already dead)
+}

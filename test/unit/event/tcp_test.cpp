@@ -1,0 +1,78 @@
+// Tests for src/event/tcp.cpp: real sockets on loopback, port 0.
+#include <catch2/catch.hpp>
+
+#include "event/tcp.hpp"
+
+using namespace cx::event;
+
+TEST_CASE("a connector reaches a listener and data flows both ways", "[event]") {
+  Loop loop;
+  TcpListener listener(loop);
+  std::unique_ptr<TcpStream> server_side;
+  std::string server_got, client_got;
+  REQUIRE(listener
+              .listen("127.0.0.1", 0, 16,
+                      [&] {
+                        auto s = listener.accept();
+                        REQUIRE(s.ok());
+                        server_side = std::move(*s);
+                        server_side->read_start(
+                            [&](std::string_view d) {
+                              server_got += d;
+                              if (server_got == "ping") server_side->write("pong");
+                            },
+                            [](int) {});
+                      })
+              .ok());
+  int port = listener.local_port();
+  REQUIRE(port > 0);
+  Connector conn(loop);
+  std::unique_ptr<TcpStream> client;
+  conn.connect("127.0.0.1", port, 2000, [&](cx::Result<std::unique_ptr<TcpStream>> r) {
+    REQUIRE(r.ok());
+    client = std::move(*r);
+    CHECK(client->peer().port() == port);
+    CHECK(client->peer().ip() == "127.0.0.1");
+    client->read_start(
+        [&](std::string_view d) {
+          client_got += d;
+          client->close();
+          server_side->close();
+          listener.close();
+        },
+        [](int) {});
+    client->write("ping");
+  });
+  loop.run();
+  CHECK(server_got == "ping");
+  CHECK(client_got == "pong");
+}
+
+TEST_CASE("connection refused and unresolvable names give the OS wording", "[event]") {
+  Loop loop;
+  // Find a port that nothing listens on: bind, read the port, close.
+  int port;
+  {
+    TcpListener probe(loop);
+    REQUIRE(probe.listen("127.0.0.1", 0, 1, [] {}).ok());
+    port = probe.local_port();
+  }
+  std::string refused, unresolved;
+  Connector a(loop), b(loop);
+  a.connect("127.0.0.1", port, 2000, [&](auto r) { refused = r.message(); });
+  b.connect("no-such-host.invalid", port, 5000, [&](auto r) { unresolved = r.message(); });
+  loop.run();
+  CHECK(refused == "connection refused");
+  CHECK(unresolved.rfind("cannot resolve host 'no-such-host.invalid': ", 0) == 0);
+}
+
+TEST_CASE("a destroyed connector never calls back", "[event]") {
+  Loop loop;
+  bool called = false;
+  {
+    Connector c(loop);
+    c.connect("localhost", 9, 1000, [&](auto) { called = true; });
+  }
+  loop.run();
+  CHECK_FALSE(called);
+}
