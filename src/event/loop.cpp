@@ -29,8 +29,8 @@ void Loop::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
-Timer::Timer(Loop& loop) : h_(new uv_timer_t) {
-  uv_timer_init(loop.get(), h_);
+Timer::Timer(uv_loop_t* loop) : h_(new uv_timer_t) {
+  uv_timer_init(loop, h_);
   h_->data = this;
 }
 

@@ -47,7 +47,8 @@ template <typename H> void close_and_delete(H* h) {
 // A one-shot or repeating timer.
 class Timer {
 public:
-  explicit Timer(Loop& loop);
+  explicit Timer(Loop& loop) : Timer(loop.get()) {}
+  explicit Timer(uv_loop_t* loop);
   ~Timer() { detail::close_and_delete(h_); }
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;

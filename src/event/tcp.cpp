@@ -138,8 +138,32 @@ void TcpStream::shutdown(DoneFn done) {
 }
 
 void TcpStream::close() {
+  linger_.reset();
   detail::close_and_delete(h_);
   h_ = nullptr;
+}
+
+void TcpStream::end(std::function<void()> done) {
+  if (!h_) {
+    if (done) done();
+    return;
+  }
+  // After our FIN, read and discard until the peer closes too (or the linger time passes):
+  // closing with unread input would make the kernel send a reset that can destroy the
+  // response the peer has not read yet.
+  auto finish = [this, done = std::move(done)](int) {
+    close();
+    if (done) done();
+  };
+  shutdown([this, finish](int status) {
+    if (status != 0) {
+      finish(status);
+      return;
+    }
+    linger_ = std::make_unique<Timer>(h_->loop);
+    linger_->start(2000, [finish] { finish(UV_ETIMEDOUT); });
+    read_start([](std::string_view) {}, finish);
+  });
 }
 
 void TcpStream::set_nodelay(bool on) {

@@ -2,59 +2,44 @@
 // name on the thread pool and connects within a deadline.
 #pragma once
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "event/address.hpp"
 #include "event/loop.hpp"
+#include "event/transport.hpp"
 
 namespace cx::event {
 
-struct SockAddr {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-
-  // Parses an IPv4 or IPv6 literal; nullopt for anything else.
-  static std::optional<SockAddr> from_ip(const std::string& ip, int port);
-  static SockAddr from_sockaddr(const sockaddr* sa, socklen_t len);
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-  // The address as text: "127.0.0.1", "::1", or "unknown".
-  std::string ip() const;
-  int port() const;
-};
-
-class TcpStream {
+class TcpStream final : public Transport {
 public:
-  using DataFn = std::function<void(std::string_view data)>;
-  // status is UV_EOF for an orderly end, or another negative libuv error.
-  using EndFn = std::function<void(int status)>;
   using DoneFn = std::function<void(int status)>;
 
   explicit TcpStream(Loop& loop);
-  ~TcpStream() { close(); }
+  ~TcpStream() override { close(); }
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
 
-  void read_start(DataFn on_data, EndFn on_end);
-  void read_stop();
+  void read_start(DataFn on_data, EndFn on_end) override;
+  void read_stop() override;
+  void write(std::string data) override { write(std::move(data), nullptr); }
   // Queues a copy of `data`; `done` (optional) runs once it is handed to the kernel, unless
   // the stream is closed first.
-  void write(std::string data, DoneFn done = nullptr);
+  void write(std::string data, DoneFn done);
   // Bytes queued but not yet written to the socket.
-  size_t write_queue_bytes() const;
+  size_t write_queue_bytes() const override;
   // Half-closes after every queued write has been flushed.
   void shutdown(DoneFn done = nullptr);
+  void end(std::function<void()> done = nullptr) override;
   // Closes at once; queued writes are dropped and no further callbacks run.
-  void close();
-  bool is_open() const { return h_ != nullptr; }
+  void close() override;
+  bool is_open() const override { return h_ != nullptr; }
 
   void set_nodelay(bool on);
-  SockAddr peer() const;
+  SockAddr peer() const override;
   SockAddr local() const;
 
   uv_tcp_t* handle() { return h_; }
@@ -66,6 +51,7 @@ private:
   uv_tcp_t* h_;
   DataFn on_data_;
   EndFn on_end_;
+  std::unique_ptr<Timer> linger_;
 };
 
 class TcpListener {
