@@ -1,0 +1,75 @@
+// The typed agent configuration (agent.conf, spec agent-and-wire §2.2): every top-level key
+// with its default, `[tags]`, and the `[profile <name>]` sections with their validation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.hpp"
+#include "conf/common.hpp"
+#include "conf/ini.hpp"
+
+namespace cx::conf {
+
+// How the executor runs a script (applied only when executor_socket is set).
+struct Profile {
+  std::optional<std::string> run_as; // user name or uid; unset keeps the agent's user
+  std::vector<std::string> caps;     // CAP_* names to keep
+  std::vector<std::string> writable; // absolute paths left writable
+  bool no_new_privileges = true;
+  bool operator==(const Profile&) const = default;
+};
+
+// Validates one `[profile <name>]` section:
+//  * run_as: `^([A-Za-z_][A-Za-z0-9_-]*|\d+)$`, a uid at most 4294967295; blank = unset;
+//  * caps: split on `[,\s]+`, empties dropped, each `^CAP_[A-Z0-9_]+$`;
+//  * writable: split on ':' (Perl split: trailing empty fields dropped), each starting '/';
+//  * no_new_privileges: on when absent or `^(1|y|yes|true|on)$` (any case), off otherwise;
+//  * other keys are ignored.
+// Errors name the profile and the field, e.g. "Profile 'web': invalid caps entry 'cap_x'".
+Result<Profile> parse_profile(std::string_view name, const KeyValues& fields);
+
+struct AgentConfig {
+  std::string path;                     // the file it was loaded from
+  int port = 0;                         // required; `^\d+$`, at most 65535
+  std::string cert, key, ca;            // required
+  std::string trusted_dispatchers_path; // default cx::paths::agent_trusted_map()
+  std::string revoked_serials;          // default cx::paths::agent_revoked()
+  std::string cert_staging_path;        // default cx::paths::agent_staged_cert()
+  std::string async_runs_dir;           // default cx::paths::agent_runs()
+  std::vector<std::string> script_dirs; // colon-split, empties dropped; empty = no restriction
+  std::optional<std::string> executor_socket;
+  int64_t stdin_timeout = 10;             // seconds
+  std::optional<std::string> auth_hook;   // checked executable at load
+  int64_t auth_hook_timeout = 10;         // seconds
+  std::optional<std::string> allowed_ips; // raw; the agent module parses it
+  bool rate_limit_disable = false;        // value starts with 1, y or Y
+  RateLimit rate_limit_volume = kDefaultVolumeLimit;
+  RateLimit rate_limit_probe = kDefaultProbeLimit;
+  int64_t max_children = 256;
+  // New keys the original lacks; their defaults keep its behaviour (no limit at all).
+  int64_t script_timeout = 0;       // seconds; 0 = no timeout
+  uint64_t script_output_limit = 0; // bytes per stream; 0 = unlimited
+  std::map<std::string, std::string> tags;
+  std::map<std::string, Profile> profiles;
+};
+
+struct AgentConfigLoad {
+  AgentConfig config;
+  // For `config-warn KEY MSG`: malformed rate limits (defaults kept) and invalid numbers.
+  std::vector<ConfigWarning> warnings;
+};
+
+// Builds the typed config from a parsed file. Fatal errors, in the order checked:
+// "Missing required config key '<k>'" (port, cert, key, ca), then an invalid port, invalid
+// profiles, and "auth_hook '<p>' is not executable". Integer keys that do not parse keep their
+// default and add a warning naming the key.
+Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std::string& path);
+
+Result<AgentConfigLoad> load_agent_config(const std::string& path);
+
+} // namespace cx::conf

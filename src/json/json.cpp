@@ -1,0 +1,279 @@
+// JSON parsing and typed reads; see json.hpp.
+#include "json/json.hpp"
+
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "json/writer.hpp"
+
+namespace cx::json {
+
+namespace {
+
+// Forwards every SAX event to the document under construction and refuses to nest deeper than
+// kMaxDepth. RapidJSON has no depth limit of its own.
+class DepthLimiter {
+public:
+  explicit DepthLimiter(Document& doc) : doc_(doc) {}
+  bool too_deep() const { return too_deep_; }
+
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned u) { return doc_.Uint(u); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return doc_.RawNumber(s, n, copy);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+  bool StartObject() { return enter() && doc_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    return doc_.EndObject(n);
+  }
+  bool StartArray() { return enter() && doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth_;
+    return doc_.EndArray(n);
+  }
+
+private:
+  bool enter() {
+    if (++depth_ > kMaxDepth) too_deep_ = true;
+    return !too_deep_;
+  }
+  Document& doc_;
+  unsigned depth_ = 0;
+  bool too_deep_ = false;
+};
+
+// Runs the reader for Document::Populate, which then moves the finished root into the document.
+struct Generator {
+  std::string_view text;
+  rapidjson::ParseResult result;
+  bool too_deep = false;
+
+  bool operator()(Document& doc) {
+    // Iterative parsing keeps the C++ stack flat whatever the input looks like.
+    constexpr unsigned kFlags =
+        rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+    rapidjson::Reader reader;
+    DepthLimiter limiter(doc);
+    result = reader.Parse<kFlags>(in, limiter);
+    too_deep = limiter.too_deep();
+    return !result.IsError();
+  }
+};
+
+// Keeps only the last of several members with the same key, recursively; a Perl hash built
+// from the same text would hold exactly those.
+void keep_last_duplicates(Value& v) {
+  if (v.IsArray()) {
+    for (auto& e : v.GetArray())
+      keep_last_duplicates(e);
+    return;
+  }
+  if (!v.IsObject()) return;
+  for (auto& m : v.GetObject())
+    keep_last_duplicates(m.value);
+  if (v.MemberCount() < 2) return;
+  std::set<std::string_view> seen;
+  std::vector<bool> drop(v.MemberCount(), false);
+  bool any = false;
+  for (rapidjson::SizeType i = v.MemberCount(); i-- > 0;) {
+    const Value& k = (v.MemberBegin() + i)->name;
+    if (!seen.emplace(k.GetString(), k.GetStringLength()).second) drop[i] = any = true;
+  }
+  if (!any) return;
+  for (rapidjson::SizeType i = v.MemberCount(); i-- > 0;)
+    if (drop[i]) v.EraseMember(v.MemberBegin() + i);
+}
+
+Status not_object() {
+  return error("expected a JSON object");
+}
+Status missing(const char* field) {
+  return error(std::string("missing field '") + field + "'");
+}
+Status wrong_type(const char* field, const char* what) {
+  return error(std::string("field '") + field + "' must be " + what);
+}
+
+// The member, nullptr when absent or null, or an error when `obj` is not an object.
+Result<const Value*> lookup(const Value& obj, const char* field) {
+  if (!obj.IsObject()) return not_object();
+  const Value* v = find(obj, field);
+  return (v && !v->IsNull()) ? v : nullptr;
+}
+
+std::optional<int64_t> as_int64(const Value& v) {
+  if (v.IsInt64()) return v.GetInt64();
+  if (v.IsDouble()) {
+    double d = v.GetDouble();
+    // 2^63 is exactly representable; anything at or above it does not fit.
+    if (std::isfinite(d) && d == std::trunc(d) && d >= -9223372036854775808.0 &&
+        d < 9223372036854775808.0)
+      return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+Result<std::vector<std::string>> string_array(const Value& v, const char* field) {
+  if (!v.IsArray()) return wrong_type(field, "an array of strings");
+  std::vector<std::string> out;
+  out.reserve(v.Size());
+  for (const auto& e : v.GetArray()) {
+    if (!e.IsString()) return wrong_type(field, "an array of strings");
+    out.emplace_back(e.GetString(), e.GetStringLength());
+  }
+  return out;
+}
+
+} // namespace
+
+Result<Document> parse(std::string_view text) {
+  // RapidJSON reads a NUL byte as the end of input and would ignore what follows; no valid
+  // JSON text contains a raw NUL, so reject it up front.
+  if (const void* nul = std::memchr(text.data(), '\0', text.size())) {
+    size_t off = static_cast<const char*>(nul) - text.data();
+    return error("invalid JSON: NUL byte at offset " + std::to_string(off));
+  }
+  Document doc;
+  Generator gen{text, {}, false};
+  doc.Populate(gen);
+  if (gen.result.IsError()) {
+    std::string what = gen.too_deep ? "nesting deeper than " + std::to_string(kMaxDepth)
+                                    : rapidjson::GetParseError_En(gen.result.Code());
+    return error("invalid JSON: " + what + " at offset " + std::to_string(gen.result.Offset()));
+  }
+  keep_last_duplicates(doc);
+  return doc;
+}
+
+const Value* find(const Value& obj, std::string_view field) {
+  if (!obj.IsObject()) return nullptr;
+  Value key(rapidjson::StringRef(field.data(), static_cast<rapidjson::SizeType>(field.size())));
+  auto it = obj.FindMember(key);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+Result<std::string> get_string(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(auto v, get_optional_string(obj, field));
+  if (!v) return missing(field);
+  return std::move(*v);
+}
+
+Result<std::string> get_string_or(const Value& obj, const char* field, std::string_view fallback) {
+  CX_ASSIGN_OR_RETURN(auto v, get_optional_string(obj, field));
+  return v ? std::move(*v) : std::string(fallback);
+}
+
+Result<std::optional<std::string>> get_optional_string(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return std::optional<std::string>();
+  if (!v->IsString()) return wrong_type(field, "a string");
+  return std::optional<std::string>(std::string(v->GetString(), v->GetStringLength()));
+}
+
+Result<int64_t> get_int64(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return missing(field);
+  auto i = as_int64(*v);
+  if (!i) return wrong_type(field, "an integer");
+  return *i;
+}
+
+Result<int64_t> get_int64_or(const Value& obj, const char* field, int64_t fallback) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return fallback;
+  auto i = as_int64(*v);
+  if (!i) return wrong_type(field, "an integer");
+  return *i;
+}
+
+Result<bool> get_bool(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return missing(field);
+  if (!v->IsBool()) return wrong_type(field, "a boolean");
+  return v->GetBool();
+}
+
+Result<bool> get_bool_or(const Value& obj, const char* field, bool fallback) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return fallback;
+  if (!v->IsBool()) return wrong_type(field, "a boolean");
+  return v->GetBool();
+}
+
+Result<std::vector<std::string>> get_string_array(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return missing(field);
+  return string_array(*v, field);
+}
+
+Result<std::vector<std::string>> get_string_array_or(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return std::vector<std::string>();
+  return string_array(*v, field);
+}
+
+Result<const Value*> get_object(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (!v) return missing(field);
+  if (!v->IsObject()) return wrong_type(field, "an object");
+  return v;
+}
+
+Result<const Value*> get_optional_object(const Value& obj, const char* field) {
+  CX_ASSIGN_OR_RETURN(const Value* v, lookup(obj, field));
+  if (v && !v->IsObject()) return wrong_type(field, "an object");
+  return v;
+}
+
+bool is_truthy(const Value& v) {
+  switch (v.GetType()) {
+  case rapidjson::kNullType:
+  case rapidjson::kFalseType:
+    return false;
+  case rapidjson::kTrueType:
+  case rapidjson::kObjectType:
+  case rapidjson::kArrayType:
+    return true;
+  case rapidjson::kStringType: {
+    std::string_view s(v.GetString(), v.GetStringLength());
+    return !(s.empty() || s == "0");
+  }
+  case rapidjson::kNumberType:
+    if (v.IsUint64()) return v.GetUint64() != 0;
+    if (v.IsInt64()) return v.GetInt64() != 0;
+    return v.GetDouble() != 0.0;
+  }
+  return false;
+}
+
+std::optional<std::string> scalar_string(const Value& v) {
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  if (v.IsInt64()) return std::to_string(v.GetInt64());
+  if (v.IsDouble()) {
+    // Perl prints a negative zero as "0"; JSON::XS's encoder does not (see format_double).
+    double d = v.GetDouble();
+    return d == 0.0 ? std::string("0") : format_double(d);
+  }
+  return std::nullopt;
+}
+
+} // namespace cx::json
