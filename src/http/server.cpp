@@ -1,0 +1,241 @@
+// The HTTP server; see server.hpp.
+#include "http/server.hpp"
+
+namespace cx::http {
+
+// --- Connection ------------------------------------------------------------------------------
+
+Connection::Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp)
+    : server_(server), id_(id), tcp_(std::move(tcp)), parser_(server.options().limits) {
+  peer_ = tcp_->peer();
+}
+
+Connection::~Connection() {
+  timer_.reset();
+  tls_owned_.reset();
+  tcp_.reset();
+}
+
+void Connection::arm_request_timer(uint64_t ms) {
+  if (!timer_) timer_ = std::make_unique<event::Timer>(server_.loop());
+  std::weak_ptr<Connection> weak = weak_from_this();
+  timer_->start(ms, [weak] {
+    if (auto self = weak.lock()) self->abort(); // slow or stalled: give the slot back
+  });
+}
+
+void Connection::start_reading() {
+  std::weak_ptr<Connection> weak = weak_from_this();
+  transport_->read_start(
+      [weak](std::string_view d) {
+        if (auto self = weak.lock()) self->on_data(d);
+      },
+      [weak](int status) {
+        if (auto self = weak.lock()) self->on_end(status);
+      });
+  arm_request_timer(server_.options().request_timeout_ms);
+}
+
+void Connection::on_data(std::string_view data) {
+  if (closed_ || ending_) return;
+  if (in_request_) {
+    // A pipelined request while one is being handled: keep it for later, within bounds.
+    const auto& lim = server_.options().limits;
+    if (pending_.size() + data.size() >
+        lim.max_body + lim.max_header_bytes + lim.max_request_line) {
+      abort();
+      return;
+    }
+    pending_.append(data);
+    return;
+  }
+  std::string_view rest = data;
+  Progress p = parser_.feed(rest);
+  if (p.status == ParseStatus::need_more) return;
+  if (timer_) timer_->stop();
+  in_request_ = true;
+  auto self = shared_from_this();
+  if (p.status == ParseStatus::error) {
+    if (server_.hooks_.bad_request)
+      server_.hooks_.bad_request(self, parser_);
+    else
+      abort();
+    return;
+  }
+  keep_alive_ = server_.options().allow_keep_alive && parser_.wants_keep_alive();
+  pending_.assign(rest.substr(p.consumed));
+  if (server_.hooks_.request)
+    server_.hooks_.request(self, parser_.request());
+  else
+    abort();
+}
+
+void Connection::on_end(int status) {
+  if (closed_ || ending_) return;
+  if (in_request_) {
+    // The client may half-close after sending its request and still read the answer; only a
+    // real error ends things while a request is being handled.
+    if (status != UV_EOF) abort();
+    return;
+  }
+  if (status == UV_EOF && parser_.finish() == ParseStatus::error && server_.hooks_.bad_request) {
+    if (timer_) timer_->stop();
+    in_request_ = true;
+    server_.hooks_.bad_request(shared_from_this(), parser_);
+    return;
+  }
+  abort();
+}
+
+void Connection::respond(int code, std::string_view body, bool may_keep_alive) {
+  if (closed_ || ending_ || !transport_) return;
+  bool keep = keep_alive_ && may_keep_alive && in_request_;
+  if (keep) {
+    transport_->write(format_response(code, body, {{"Connection", "keep-alive"}}));
+    in_request_ = false;
+    keep_alive_ = false;
+    parser_.reset();
+    arm_request_timer(server_.options().keep_alive_idle_ms);
+    if (!pending_.empty()) {
+      std::string next = std::move(pending_);
+      pending_.clear();
+      on_data(next);
+    }
+    return;
+  }
+  transport_->write(format_response(code, body));
+  finish();
+}
+
+void Connection::send(std::string bytes) {
+  if (closed_ || ending_ || !transport_) return;
+  transport_->write(std::move(bytes));
+}
+
+void Connection::finish() {
+  if (closed_ || ending_) return;
+  ending_ = true;
+  if (timer_) timer_->stop();
+  if (!transport_) {
+    abort();
+    return;
+  }
+  std::weak_ptr<Connection> weak = weak_from_this();
+  transport_->end([weak] {
+    if (auto self = weak.lock()) self->mark_closed();
+  });
+}
+
+void Connection::abort() {
+  if (closed_) return;
+  if (tls_owned_)
+    tls_owned_->close();
+  else if (tcp_)
+    tcp_->close();
+  mark_closed();
+}
+
+void Connection::mark_closed() {
+  if (closed_) return;
+  closed_ = true;
+  ending_ = true;
+  if (timer_) timer_->stop();
+  auto fn = std::move(on_close_);
+  if (fn) fn();
+  if (server_.hooks_.closed) server_.hooks_.closed(*this);
+  server_.release(id_);
+}
+
+// --- Server ----------------------------------------------------------------------------------
+
+Server::Server(event::Loop& loop, ServerOptions options, ServerHooks hooks)
+    : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop),
+      reaper_(loop) {}
+
+Server::~Server() {
+  listener_.close();
+  for (auto& [id, conn] : conns_) {
+    conn->closed_ = true; // no hooks: the applet is shutting down
+    if (conn->tls_owned_)
+      conn->tls_owned_->close();
+    else if (conn->tcp_)
+      conn->tcp_->close();
+  }
+}
+
+Status Server::listen() {
+  auto st =
+      listener_.listen(options_.bind_ip, options_.port, options_.backlog, [this] { on_accept(); });
+  if (!st.ok())
+    return error(options_.bind_ip + ":" + std::to_string(options_.port) + ": " + st.message());
+  return {};
+}
+
+void Server::stop_accepting() {
+  listener_.close();
+}
+
+size_t Server::busy_connections() const {
+  size_t n = 0;
+  for (const auto& [id, c] : conns_)
+    if (c->in_request_) ++n;
+  return n;
+}
+
+void Server::on_accept() {
+  auto accepted = listener_.accept();
+  if (!accepted) return;
+  std::unique_ptr<event::TcpStream> tcp = std::move(*accepted);
+  event::SockAddr peer = tcp->peer();
+  if (hooks_.admit && !hooks_.admit(peer)) {
+    tcp->close();
+    return;
+  }
+  tcp->set_nodelay(true);
+  uint64_t id = next_id_++;
+  std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp)));
+  conns_[id] = conn;
+  if (!options_.tls) {
+    conn->transport_ = conn->tcp_.get();
+    handshake_done(conn, Status());
+    return;
+  }
+  conn->tls_owned_ = std::make_unique<tls::Stream>(options_.tls, std::move(conn->tcp_));
+  std::weak_ptr<Connection> weak = conn;
+  conn->timer_ = std::make_unique<event::Timer>(loop_);
+  conn->timer_->start(options_.handshake_timeout_ms, [this, weak] {
+    if (auto c = weak.lock()) {
+      if (hooks_.handshake_failed) hooks_.handshake_failed(c->peer_, "handshake timed out");
+      c->abort();
+    }
+  });
+  conn->tls_owned_->handshake([this, weak](Status st) {
+    if (auto c = weak.lock()) handshake_done(c, st);
+  });
+}
+
+void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) {
+  if (conn->closed_) return;
+  if (conn->timer_) conn->timer_->stop();
+  if (!st.ok()) {
+    if (hooks_.handshake_failed) hooks_.handshake_failed(conn->peer_, st.message());
+    conn->abort();
+    return;
+  }
+  if (conn->tls_owned_) {
+    conn->tls_ = conn->tls_owned_.get();
+    conn->transport_ = conn->tls_;
+  }
+  if (hooks_.ready && !hooks_.ready(conn)) return;
+  if (!conn->closed_ && !conn->ending_) conn->start_reading();
+}
+
+void Server::release(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  graveyard_.push_back(std::move(it->second));
+  conns_.erase(it);
+  if (!reaper_.active()) reaper_.start(0, [this] { graveyard_.clear(); });
+}
+
+} // namespace cx::http
