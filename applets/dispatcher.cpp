@@ -1,6 +1,207 @@
-// ctrl-exec-dispatcher: not implemented yet; see the issue tracker.
+// ctrl-exec-dispatcher (alias ced): the operator CLI. This file only parses the command line
+// and calls the command implementations in src/engine and src/pairing.
+//
+// Options follow the original's Getopt::Long rules (dispatcher-and-api §4.1): anywhere before
+// a bare `--`, abbreviated to any unique prefix, with one or two dashes, `--opt=value` or
+// `--opt value`; everything after `--` goes to the script untouched. Unlike the original, an
+// unknown or ambiguous option is an error rather than a stray word (docs/COMPATIBILITY.md).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "applets/applets.hpp"
+#include "base/version.hpp"
+#include "conf/dispatcher_cli.hpp"
+#include "engine/commands.hpp"
+#include "event/loop.hpp"
+#include "log/log.hpp"
+#include "pairing/commands.hpp"
+
+namespace {
+
+using cx::conf::DispatcherArgs;
+
+struct Mode {
+  const char* name;
+  int (*run)(const DispatcherArgs&);
+  const char* usage;
+};
+
+const Mode kModes[] = {
+    {"setup-ca", cx::pairing::cmd_setup_ca, "setup-ca [--key-type ec|rsa] [--force]"},
+    {"setup-ctrl-exec", cx::pairing::cmd_setup_ctrl_exec, "setup-ctrl-exec [--key-type ec|rsa]"},
+    {"pairing-mode", cx::pairing::cmd_pairing_mode,
+     "pairing-mode [start|stop] [--timeout <1-600>] [--port <n>]"},
+    {"list-requests", cx::pairing::cmd_list_requests, "list-requests"},
+    {"approve", cx::pairing::cmd_approve,
+     "approve <reqid> [--lookup-by ip|hostname] [--ip <addr>] [--agent-port <n>]"},
+    {"deny", cx::pairing::cmd_deny, "deny <reqid>"},
+    {"list-agents", cx::pairing::cmd_list_agents, "list-agents [--tags k=v[,k=v...]] [--json]"},
+    {"edit-agent", cx::pairing::cmd_edit_agent,
+     "edit-agent <name> [--rename <new>] [--ip <addr>] [--agent-port <n>] "
+     "[--lookup-by ip|hostname] [--json]"},
+    {"unpair", cx::pairing::cmd_unpair, "unpair <hostname>"},
+    {"run", cx::engine::cmd_run,
+     "run <host>[:<port>] [<host>...] <script> [--async] [--json] [-- <arg>...]"},
+    {"ping", cx::engine::cmd_ping, "ping <host>[:<port>] [<host>...] [--json]"},
+    {"status", cx::engine::cmd_status, "status <reqid> [--json]"},
+    {"wait", cx::engine::cmd_wait, "wait <reqid> [--timeout <seconds>] [--json]"},
+    {"list-locks", cx::engine::cmd_list_locks, "list-locks [--json]"},
+    {"serial-status", cx::engine::cmd_serial_status, "serial-status [--json]"},
+    {"maintain", cx::engine::cmd_maintain, "maintain [--json]"},
+    {"rotate-cert", cx::engine::cmd_rotate_cert, "rotate-cert"},
+};
+
+std::string usage() {
+  std::string u = "Usage: ctrl-exec-dispatcher <mode> [options] [arguments]\n"
+                  "\n"
+                  "Modes:\n";
+  for (const auto& m : kModes)
+    u += "  " + std::string(m.usage) + "\n";
+  u += "\n"
+       "Options (anywhere before `--`; any unique prefix):\n"
+       "  --config <path>     config file (default " +
+       cx::paths::dispatcher_config() +
+       ")\n"
+       "  --json              JSON output where a mode supports it\n"
+       "  --port <n>          default agent port (run/ping/status/wait/maintain);\n"
+       "                      listen port (pairing-mode, default 7444)\n"
+       "  --username <name>   auth context (default $USER)\n"
+       "  --token <token>     auth context, forwarded to agents (default $ENVEXEC_TOKEN)\n"
+       "  --timeout <s>       wait (default 300) / pairing-mode (1-600)\n"
+       "  --version           print the version\n"
+       "  --help              print this help\n";
+  return u;
+}
+
+struct OptionSpec {
+  const char* name;
+  bool takes_value;
+};
+const OptionSpec kOptions[] = {
+    {"agent-port", true}, {"async", false}, {"config", true},   {"force", false},
+    {"help", false},      {"ip", true},     {"json", false},    {"key-type", true},
+    {"lookup-by", true},  {"port", true},   {"rename", true},   {"tags", true},
+    {"timeout", true},    {"token", true},  {"username", true}, {"version", false},
+};
+
+// Rewrites abbreviated and single-dash long options to their full `--name` form.
+bool normalise(std::vector<std::string>& args, std::string& err) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a.size() < 2 || a[0] != '-') continue;
+    std::string_view body = std::string_view(a).substr(a[1] == '-' ? 2 : 1);
+    if (body.empty()) continue;
+    size_t eq = body.find('=');
+    std::string name(body.substr(0, eq));
+    const OptionSpec* match = nullptr;
+    std::vector<std::string> candidates;
+    for (const auto& o : kOptions) {
+      if (name == o.name) {
+        match = &o;
+        candidates = {o.name};
+        break;
+      }
+      if (std::string_view(o.name).rfind(name, 0) == 0) {
+        candidates.push_back(o.name);
+        match = &o;
+      }
+    }
+    if (candidates.empty()) {
+      err = "unknown option '" + a + "'";
+      return false;
+    }
+    if (candidates.size() > 1) {
+      err = "option '" + a + "' is ambiguous (";
+      for (size_t k = 0; k < candidates.size(); ++k)
+        err += (k ? ", --" : "--") + candidates[k];
+      err += ")";
+      return false;
+    }
+    std::string rebuilt = "--" + std::string(match->name);
+    if (eq != std::string_view::npos) rebuilt += std::string(body.substr(eq));
+    a = rebuilt;
+    if (match->takes_value && eq == std::string_view::npos) ++i; // the next word is its value
+  }
+  return true;
+}
+
+} // namespace
 
 int dispatcher_main(int argc, char** argv) {
-  return applet_not_built("ctrl-exec-dispatcher", argc, argv);
+  cx::event::ignore_sigpipe();
+  std::vector<std::string> before, after;
+  bool dashdash = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!dashdash && std::string_view(argv[i]) == "--") {
+      dashdash = true;
+      continue;
+    }
+    (dashdash ? after : before).emplace_back(argv[i]);
+  }
+  std::string err;
+  if (!normalise(before, err)) {
+    std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n\n%s", err.c_str(), usage().c_str());
+    return cx::conf::kExitUsage;
+  }
+
+  DispatcherArgs args;
+  args.has_dashdash = dashdash;
+  args.script_args = std::move(after);
+  std::vector<std::string> words;
+  bool version = false, help = false;
+  CLI::App app("ctrl-exec-dispatcher", "ctrl-exec-dispatcher");
+  app.set_help_flag(); // --help is handled below, with our own usage text
+  app.add_option("--config", args.config_path);
+  app.add_flag("--json", args.json);
+  app.add_flag("--async", args.async);
+  app.add_flag("--force", args.force);
+  app.add_flag("--version", version);
+  app.add_flag("--help", help);
+  app.add_option("--port", args.port);
+  app.add_option("--agent-port", args.agent_port);
+  app.add_option("--timeout", args.timeout);
+  app.add_option("--username", args.username_opt);
+  app.add_option("--token", args.token_opt);
+  app.add_option("--lookup-by", args.lookup_by);
+  app.add_option("--ip", args.ip);
+  app.add_option("--rename", args.rename);
+  app.add_option("--tags", args.tags);
+  app.add_option("--key-type", args.key_type);
+  app.add_option("words", words);
+  std::vector<const char*> cargv{"ctrl-exec-dispatcher"};
+  for (auto& w : before)
+    cargv.push_back(w.c_str());
+  try {
+    app.parse(static_cast<int>(cargv.size()), cargv.data());
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n", e.what());
+    return cx::conf::kExitUsage;
+  }
+  if (version) {
+    std::printf("ctrl-exec-dispatcher %.*s\n", static_cast<int>(cx::version().size()),
+                cx::version().data());
+    return 0;
+  }
+  if (help) {
+    std::fputs(usage().c_str(), stdout);
+    return 0;
+  }
+  if (words.empty()) {
+    std::fputs(usage().c_str(), stderr);
+    return cx::conf::kExitUsage;
+  }
+  args.mode = words.front();
+  args.words.assign(words.begin() + 1, words.end());
+  for (const auto& m : kModes) {
+    if (args.mode == m.name) {
+      cx::log::init("ctrl-exec-dispatcher");
+      return m.run(args);
+    }
+  }
+  std::fprintf(stderr, "Unknown mode '%s'\n%s", args.mode.c_str(), usage().c_str());
+  return cx::conf::kExitUsage;
 }

@@ -1,0 +1,22 @@
+// The agent side of pairing: `ctrl-exec-agent request-pairing` (agent-and-wire §5.4).
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace cx::pairing {
+
+struct RequestPairingOptions {
+  std::string config_path;              // agent.conf (read leniently for `port`)
+  std::string dispatcher;               // --dispatcher, required
+  int port = 7444;                      // --port: the dispatcher's pairing port
+  std::optional<std::string> lookup_by; // --lookup-by ip|hostname
+  bool background = false;              // --background
+  int timeout = 30;                     // --timeout (background only, at most 600)
+};
+
+// Runs the whole request-pairing mode and returns the exit status (interactive: 0 or a fatal
+// error; background parent: 0; background child: 0, 2 or 3).
+int request_pairing(const RequestPairingOptions& opts);
+
+} // namespace cx::pairing

@@ -1,0 +1,1 @@
+// src/proto/agent_wire: placeholder; implemented with its issue.

@@ -1,0 +1,1 @@
+// src/proto/pairing_wire: placeholder; implemented with its issue.

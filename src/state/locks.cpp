@@ -1,0 +1,1 @@
+// src/state/locks: placeholder; implemented with its issue.

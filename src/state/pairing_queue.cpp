@@ -1,0 +1,1 @@
+// src/state/pairing_queue: placeholder; implemented with its issue.

@@ -1,0 +1,1 @@
+// src/state/registry: placeholder; implemented with its issue.

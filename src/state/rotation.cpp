@@ -1,0 +1,1 @@
+// src/state/rotation: placeholder; implemented with its issue.

@@ -1,0 +1,1 @@
+// src/state/run_store: placeholder; implemented with its issue.

@@ -1,0 +1,1 @@
+// src/state/session_cache: placeholder; implemented with its issue.

@@ -1,0 +1,242 @@
+"""Shared helpers for the e2e tests: real ctrl-exec processes in a temp root on loopback.
+
+Every test gets a fresh Root: a temp directory used as CTRL_EXEC_ROOT, with the binary's applet
+symlinks in <root>/bin (made by `ctrl-exec --install`). Logs go to stderr (CTRL_EXEC_LOG=stderr)
+so tests can check log lines. Processes started through a Root are stopped by PID at cleanup.
+Nothing here touches /etc or a fixed port.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+BINARY = os.environ.get("CX_BINARY") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "applets", "ctrl-exec")
+BINARY = os.path.abspath(BINARY)
+SOURCE_ROOT = os.environ.get("CX_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class Result:
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self):
+        return "Result(rc=%r, out=%r, err=%r)" % (self.rc, self.out, self.err)
+
+
+def free_port(host="127.0.0.1"):
+    """A port the OS says is free right now (bind 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Polls `predicate` until it returns something truthy; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Proc:
+    """A background process whose stdout/stderr go to files in the root."""
+
+    def __init__(self, popen, out_path, err_path):
+        self.popen, self.out_path, self.err_path = popen, out_path, err_path
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def out(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def err(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout=10):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=5):
+        """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit status."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait(timeout=timeout)
+
+    def wait_for_log(self, needle, timeout=10):
+        return wait_until(lambda: needle in self.err(), timeout, what="log line %r" % needle)
+
+
+class Root:
+    """A temp CTRL_EXEC_ROOT with the applet symlinks installed in <root>/bin."""
+
+    def __init__(self, name="root"):
+        self.dir = tempfile.mkdtemp(prefix="cx-e2e-%s-" % name)
+        self.bin = os.path.join(self.dir, "bin")
+        os.makedirs(self.bin)
+        shutil.copy(BINARY, os.path.join(self.bin, "ctrl-exec"))
+        subprocess.run([os.path.join(self.bin, "ctrl-exec"), "--install", self.bin], check=True)
+        self.env = dict(os.environ)
+        self.env.update({
+            "CTRL_EXEC_ROOT": self.dir,
+            "CTRL_EXEC_LOG": "stderr",
+            "PATH": self.bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        })
+        self.env.pop("ENVEXEC_TOKEN", None)
+        self.procs = []
+        self._n = 0
+
+    def path(self, rel):
+        """<root>/<rel>, for an absolute default path such as /etc/ctrl-exec/ca.crt."""
+        return os.path.join(self.dir, rel.lstrip("/"))
+
+    def write(self, rel, content, mode=0o644):
+        p = self.path(rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(content)
+        os.chmod(p, mode)
+        return p
+
+    def read(self, rel):
+        with open(self.path(rel)) as f:
+            return f.read()
+
+    def exists(self, rel):
+        return os.path.exists(self.path(rel))
+
+    def run(self, args, input=None, timeout=60, env=None):
+        """Runs an applet (args[0] is an applet name in <root>/bin) to completion."""
+        e = dict(self.env)
+        e.update(env or {})
+        cmd = [os.path.join(self.bin, args[0])] + list(args[1:])
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                           env=e, cwd=self.dir)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def spawn(self, args, env=None, stdin=subprocess.DEVNULL):
+        """Starts an applet in the background; it is stopped at cleanup."""
+        e = dict(self.env)
+        e.update(env or {})
+        self._n += 1
+        out = os.path.join(self.dir, "proc-%d-%s.out" % (self._n, args[0]))
+        err = os.path.join(self.dir, "proc-%d-%s.err" % (self._n, args[0]))
+        cmd = [os.path.join(self.bin, args[0])] + list(args[1:])
+        popen = subprocess.Popen(cmd, stdin=stdin, stdout=open(out, "w"), stderr=open(err, "w"),
+                                 env=e, cwd=self.dir, text=True)
+        proc = Proc(popen, out, err)
+        self.procs.append(proc)
+        return proc
+
+    def cleanup(self):
+        for p in self.procs:
+            try:
+                p.stop(timeout=3)
+            except Exception:
+                pass
+        if os.environ.get("CX_KEEP_ROOT"):
+            print("kept root:", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sh(cmd, cwd=None, check=True):
+    """Runs a fixture command (never the code under test) through /bin/sh."""
+    p = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError("fixture command failed: %s\n%s%s" % (cmd, p.stdout, p.stderr))
+    return p
+
+
+def openssl_ca(directory, name="ca", cn="ctrl-exec CA"):
+    """A throw-away EC P-256 CA made with the openssl CLI: <name>.crt/.key in `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    sh("openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout %s.key "
+       "-out %s.crt -days 30 -subj '/CN=%s'" % (name, name, cn), cwd=directory)
+
+
+def openssl_leaf(directory, name, cn, serial_hex, ca="ca", days=30):
+    """A leaf cert <name>.crt/.key signed by <ca>, with the given hex serial."""
+    sh("openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout %s.key "
+       "-out %s.csr -subj '/CN=%s' && openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key "
+       "-set_serial 0x%s -days %d -out %s.crt"
+       % (name, name, cn, name, ca, ca, serial_hex, days, name), cwd=directory)
+
+
+def curl(url, cert=None, key=None, cacert=None, method=None, data=None, headers=(),
+         timeout=30, extra=()):
+    """An HTTP(S) request with Debian's curl (built on OpenSSL, like the original's peers).
+
+    Returns (status, body, raw_headers); status is 0 when curl could not get a response.
+    Without `cacert`, the server certificate is not verified (-k); the client cert is still
+    sent when given.
+    """
+    cmd = ["curl", "-sS", "-D", "-", "--max-time", str(timeout)]
+    if cert:
+        cmd += ["--cert", cert, "--key", key]
+    if cacert:
+        cmd += ["--cacert", cacert]
+    else:
+        cmd += ["-k"]
+    if method:
+        cmd += ["-X", method]
+    if data is not None:
+        cmd += ["--data-binary", data if isinstance(data, str) else json.dumps(data),
+                "-H", "Content-Type: application/json"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd += list(extra) + [url]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
+    raw = p.stdout
+    if "\r\n\r\n" not in raw:
+        return 0, "", raw + p.stderr
+    head, body = raw.split("\r\n\r\n", 1)
+    status = int(head.split()[1]) if head.startswith("HTTP/") else 0
+    return status, body, head
+
+
+class TestCase(unittest.TestCase):
+    """A unittest.TestCase with a fresh Root per test (self.root) and cleanup."""
+
+    def setUp(self):
+        self.root = Root(self.id().split(".")[-1][:40])
+        self.addCleanup(self.root.cleanup)
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,1 @@
+// Tests for src/proto/agent_wire.cpp (tag [proto]); placeholder until it lands.

@@ -1,0 +1,1 @@
+// Tests for src/state/locks.cpp (tag [state]); placeholder until it lands.

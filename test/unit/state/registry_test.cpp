@@ -1,0 +1,1 @@
+// Tests for src/state/registry.cpp (tag [state]); placeholder until it lands.

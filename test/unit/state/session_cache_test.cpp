@@ -1,0 +1,1 @@
+// Tests for src/state/session_cache.cpp (tag [state]); placeholder until it lands.
