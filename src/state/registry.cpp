@@ -1,1 +1,388 @@
-// src/state/registry: placeholder; implemented with its issue.
+// The agent registry; see registry.hpp.
+#include "state/registry.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/files.hpp"
+#include "base/strings.hpp"
+#include "json/json.hpp"
+#include "json/writer.hpp"
+
+namespace cx::state {
+namespace {
+
+constexpr std::string_view kJsonSuffix = ".json";
+constexpr const char* kKnownFields[] = {
+    "hostname",
+    "ip",
+    "paired",
+    "expiry",
+    "reqid",
+    "lookup_by",
+    "port",
+    "tags",
+    "dispatcher_serial",
+    "serial_status",
+    "serial_broadcast",
+    "serial_confirmed",
+};
+
+bool is_known_field(std::string_view k) {
+  for (const char* f : kKnownFields)
+    if (k == f) return true;
+  return false;
+}
+
+// A string member, or `fallback` when absent or not a string (numbers are stringified, as a
+// Perl reader would see them).
+std::string string_member(const json::Value& obj, const char* field, std::string fallback = {}) {
+  const json::Value* v = json::find(obj, field);
+  if (!v) return fallback;
+  if (auto s = json::scalar_string(*v)) return *s;
+  return fallback;
+}
+
+int port_member(const json::Value& obj) {
+  const json::Value* v = json::find(obj, "port");
+  if (!v) return kDefaultAgentPort;
+  if (v->IsInt64()) return normalize_port(v->GetInt64());
+  if (v->IsString()) {
+    if (auto n = parse_uint(v->GetString()); n && *n <= 65535) return normalize_port(int64_t(*n));
+  }
+  return kDefaultAgentPort;
+}
+
+// `name` or `name:<digits>`: the name and the port override, if any.
+std::pair<std::string_view, std::optional<int>> split_ref(std::string_view ref) {
+  size_t colon = ref.rfind(':');
+  if (colon == std::string_view::npos) return {ref, std::nullopt};
+  std::string_view digits = ref.substr(colon + 1);
+  if (digits.empty() || !is_digits(digits)) return {ref, std::nullopt};
+  auto n = parse_uint(digits);
+  int port = (n && *n <= 65535) ? normalize_port(int64_t(*n)) : kDefaultAgentPort;
+  return {ref.substr(0, colon), port};
+}
+
+std::string target_of(const AgentRecord& rec, std::optional<int> port_override) {
+  std::string addr = (rec.lookup_by == "ip" && !rec.ip.empty()) ? rec.ip : rec.hostname;
+  int port = port_override.value_or(rec.port);
+  return port == kDefaultAgentPort ? addr : addr + ":" + std::to_string(port);
+}
+
+void apply_serial(AgentRecord& rec, const SerialUpdate& u) {
+  if (u.dispatcher_serial) rec.dispatcher_serial = *u.dispatcher_serial;
+  if (u.serial_status) rec.serial_status = *u.serial_status;
+  if (u.serial_broadcast) rec.serial_broadcast = *u.serial_broadcast;
+  if (u.serial_confirmed) rec.serial_confirmed = *u.serial_confirmed;
+}
+
+} // namespace
+
+std::string normalize_lookup_by(std::string_view v) {
+  return v == "ip" ? "ip" : "hostname";
+}
+
+int normalize_port(int64_t v) {
+  return (v >= 1 && v <= 65535) ? static_cast<int>(v) : kDefaultAgentPort;
+}
+
+Result<AgentRecord> parse_agent_record(std::string_view text, std::string_view name) {
+  auto doc = json::parse(text);
+  if (!doc.ok()) return error(std::string(name) + ".json: " + doc.message());
+  const json::Value& o = *doc;
+  if (!o.IsObject()) return error(std::string(name) + ".json: not a JSON object");
+  AgentRecord r;
+  r.hostname = string_member(o, "hostname");
+  if (r.hostname.empty()) r.hostname = std::string(name);
+  r.ip = string_member(o, "ip");
+  r.paired = string_member(o, "paired");
+  r.expiry = string_member(o, "expiry");
+  r.reqid = string_member(o, "reqid");
+  r.lookup_by = normalize_lookup_by(string_member(o, "lookup_by"));
+  r.port = port_member(o);
+  if (const json::Value* t = json::find(o, "tags"); t && t->IsObject()) {
+    for (auto it = t->MemberBegin(); it != t->MemberEnd(); ++it)
+      if (auto s = json::scalar_string(it->value))
+        r.tags[std::string(it->name.GetString(), it->name.GetStringLength())] = *s;
+  }
+  r.dispatcher_serial = string_member(o, "dispatcher_serial");
+  r.serial_status = string_member(o, "serial_status");
+  if (r.serial_status.empty()) r.serial_status = std::string(kSerialUnknown);
+  r.serial_broadcast = string_member(o, "serial_broadcast");
+  r.serial_confirmed = string_member(o, "serial_confirmed");
+  for (auto it = o.MemberBegin(); it != o.MemberEnd(); ++it) {
+    std::string key(it->name.GetString(), it->name.GetStringLength());
+    if (!is_known_field(key)) r.extra.emplace_back(std::move(key), json::to_string(it->value));
+  }
+  return r;
+}
+
+std::string agent_record_json(const AgentRecord& rec) {
+  json::Writer w;
+  w.begin_object()
+      .member("hostname", rec.hostname)
+      .member("ip", rec.ip)
+      .member("paired", rec.paired)
+      .member("expiry", rec.expiry)
+      .member("reqid", rec.reqid)
+      .member("lookup_by", rec.lookup_by)
+      .member("port", rec.port)
+      .key("tags")
+      .begin_object();
+  for (const auto& [k, v] : rec.tags)
+    w.member(k, v);
+  w.end_object()
+      .member("dispatcher_serial", rec.dispatcher_serial)
+      .member("serial_status", rec.serial_status)
+      .member("serial_broadcast", rec.serial_broadcast)
+      .member("serial_confirmed", rec.serial_confirmed);
+  for (const auto& [k, v] : rec.extra)
+    w.key(k).raw(v);
+  w.end_object();
+  return w.str();
+}
+
+Result<TagFilter> parse_tag_filter(std::string_view text) {
+  TagFilter out;
+  for (const std::string& piece : split(text, ',')) {
+    std::string_view p = trim(piece);
+    if (p.empty()) continue;
+    size_t eq = p.find('=');
+    if (eq == std::string_view::npos || trim(p.substr(0, eq)).empty())
+      return error("invalid tag filter '" + std::string(p) + "' (expected key=value)");
+    out.emplace_back(std::string(trim(p.substr(0, eq))), std::string(trim(p.substr(eq + 1))));
+  }
+  if (out.empty()) return error("empty tag filter (expected key=value[,key=value...])");
+  return out;
+}
+
+bool tags_match(const std::map<std::string, std::string>& tags, const TagFilter& filter) {
+  for (const auto& [k, v] : filter) {
+    auto it = tags.find(k);
+    if (it == tags.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+Status make_state_dir(const std::string& path) {
+  if (is_directory(path)) return {};
+  CX_TRY(make_dirs(dirname(path), 0755));
+  if (::mkdir(path.c_str(), 0770) != 0) {
+    if (errno == EEXIST && is_directory(path)) return {}; // another process made it first
+    return error("cannot create directory '" + path + "': " + errno_text(errno));
+  }
+  // mkdir(2) applies the umask and never sets the setgid bit from its mode argument.
+  if (auto gid = lookup_group("ctrl-exec")) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+      // Not permitted (an unprivileged user not in the group): the directory still works.
+    }
+  }
+  if (::chmod(path.c_str(), 02770) != 0)
+    return error("cannot set the mode of '" + path + "': " + errno_text(errno));
+  return {};
+}
+
+Registry::Registry(std::string dir) : dir_(std::move(dir)) {}
+
+std::string Registry::record_path(std::string_view name) const {
+  return dir_ + "/" + std::string(name) + std::string(kJsonSuffix);
+}
+
+std::string Registry::lock_path() const {
+  return dir_ + "/.registry.lock";
+}
+
+template <typename F> auto Registry::locked(F&& fn) -> decltype(fn()) {
+  FileLock lock;
+  // The lock file lives in the directory, so make it first. If either fails the update goes
+  // ahead unlocked, as in the original; the write itself reports any real problem.
+  if (make_state_dir(dir_).ok()) (void)lock.lock(lock_path(), true, 0660);
+  return fn();
+}
+
+Status Registry::write_record(const AgentRecord& rec) const {
+  CX_TRY(make_state_dir(dir_));
+  WriteOptions opts;
+  opts.mode = 0644;
+  return write_file_atomic(record_path(rec.hostname), agent_record_json(rec) + "\n", opts);
+}
+
+Status Registry::register_agent(const AgentRecord& rec) {
+  if (!is_agent_name(rec.hostname))
+    return error("invalid hostname '" + rec.hostname + "' - refusing to use as a registry key");
+  AgentRecord copy = rec;
+  copy.lookup_by = normalize_lookup_by(copy.lookup_by);
+  copy.port = normalize_port(copy.port);
+  return locked([&] { return write_record(copy); });
+}
+
+std::optional<AgentRecord> Registry::get(std::string_view name) const {
+  if (!is_agent_name(name)) return std::nullopt;
+  auto text = read_file(record_path(name), 1u << 20);
+  if (!text.ok()) return std::nullopt;
+  auto rec = parse_agent_record(*text, name);
+  if (!rec.ok()) return std::nullopt;
+  return std::move(rec).value();
+}
+
+Result<std::vector<AgentRecord>> Registry::list() const {
+  std::vector<AgentRecord> out;
+  if (!path_exists(dir_)) return out;
+  auto names = list_dir(dir_);
+  if (!names.ok()) {
+    if (::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
+      return error("permission denied");
+    return names.status();
+  }
+  for (const std::string& file : *names) {
+    std::string_view f = file;
+    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
+    if (auto rec = get(f.substr(0, f.size() - kJsonSuffix.size()))) out.push_back(std::move(*rec));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const AgentRecord& a, const AgentRecord& b) {
+    return a.hostname < b.hostname;
+  });
+  return out;
+}
+
+std::vector<std::string> Registry::list_hostnames() const {
+  std::vector<std::string> out;
+  auto names = list_dir(dir_);
+  if (!names.ok()) return out;
+  for (const std::string& file : *names) {
+    std::string_view f = file;
+    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
+    std::string_view name = f.substr(0, f.size() - kJsonSuffix.size());
+    if (is_agent_name(name)) out.emplace_back(name);
+  }
+  return out; // list_dir sorts
+}
+
+Result<AgentRecord> Registry::remove(std::string_view name) {
+  return locked([&]() -> Result<AgentRecord> {
+    std::string missing = "No registry entry for '" + std::string(name) + "'";
+    if (!is_agent_name(name) || !is_regular_file(record_path(name))) return error(missing);
+    AgentRecord rec;
+    if (auto got = get(name))
+      rec = std::move(*got);
+    else
+      rec.hostname = std::string(name); // corrupt: still removable
+    if (::unlink(record_path(name).c_str()) != 0)
+      return error("cannot remove '" + record_path(name) + "': " + errno_text(errno));
+    return rec;
+  });
+}
+
+Result<EditResult> Registry::edit(std::string_view name, const AgentEdit& change) {
+  return locked([&]() -> Result<EditResult> {
+    auto cur = get(name);
+    if (!cur) return error("No registry entry for '" + std::string(name) + "'");
+    EditResult res{std::move(*cur), {}};
+    AgentRecord& rec = res.record;
+    if (change.ip) rec.ip = *change.ip;
+    if (change.port) rec.port = normalize_port(*change.port);
+    if (change.lookup_by) rec.lookup_by = normalize_lookup_by(*change.lookup_by);
+    if (change.rename) {
+      const std::string& to = *change.rename;
+      if (!is_agent_name(to))
+        return error("invalid agent name '" + to + "' (use letters, digits, '.', '-', '_')");
+      if (path_exists(record_path(to))) return error("agent '" + to + "' already exists");
+      res.renamed_from = std::string(name);
+      rec.hostname = to;
+      CX_TRY(write_record(rec));
+      if (::unlink(record_path(name).c_str()) != 0 && errno != ENOENT)
+        return error("cannot remove '" + record_path(name) + "': " + errno_text(errno));
+      return res;
+    }
+    rec.hostname = std::string(name); // the file name is the registry key
+    CX_TRY(write_record(rec));
+    return res;
+  });
+}
+
+Result<bool> Registry::update_expiry(std::string_view name, std::string_view expiry) {
+  return locked([&]() -> Result<bool> {
+    auto rec = get(name);
+    if (!rec) return false;
+    rec->expiry = std::string(expiry);
+    CX_TRY(write_record(*rec));
+    return true;
+  });
+}
+
+Result<bool> Registry::update_tags(std::string_view name,
+                                   const std::map<std::string, std::string>& tags) {
+  return locked([&]() -> Result<bool> {
+    auto rec = get(name);
+    if (!rec) return false;
+    rec->tags = tags;
+    CX_TRY(write_record(*rec));
+    return true;
+  });
+}
+
+Status Registry::update_serial(std::string_view name, const SerialUpdate& update) {
+  if (!is_agent_name(name))
+    return error("invalid hostname '" + std::string(name) +
+                 "' - refusing to use as a registry key");
+  return locked([&]() -> Status {
+    AgentRecord rec;
+    if (auto cur = get(name))
+      rec = std::move(*cur);
+    else
+      rec.hostname = std::string(name);
+    apply_serial(rec, update);
+    return write_record(rec);
+  });
+}
+
+Result<size_t>
+Registry::bulk_update_serial(const std::vector<std::pair<std::string, SerialUpdate>>& updates) {
+  if (updates.empty()) return size_t{0};
+  return locked([&]() -> Result<size_t> {
+    size_t n = 0;
+    for (const auto& [name, update] : updates) {
+      if (!is_agent_name(name)) continue;
+      AgentRecord rec;
+      if (auto cur = get(name))
+        rec = std::move(*cur);
+      else
+        rec.hostname = name;
+      apply_serial(rec, update);
+      CX_TRY(write_record(rec));
+      ++n;
+    }
+    return n;
+  });
+}
+
+DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& refs) const {
+  DispatchResolution res;
+  for (const std::string& ref : refs) {
+    auto [name, port] = split_ref(ref);
+    auto rec = get(name);
+    if (!rec) {
+      res.unknown.push_back(ref);
+      continue;
+    }
+    res.hosts.push_back({std::string(name), target_of(*rec, port)});
+  }
+  if (!res.unknown.empty()) {
+    res.ok = false;
+    res.hosts.clear();
+  }
+  return res;
+}
+
+std::string Registry::resolve_target(std::string_view ref) const {
+  auto [name, port] = split_ref(ref);
+  auto rec = get(name);
+  if (!rec) return std::string(ref);
+  return target_of(*rec, port);
+}
+
+} // namespace cx::state

@@ -1,1 +1,446 @@
-// Tests for src/state/registry.cpp (tag [state]); placeholder until it lands.
+// Tests for src/state/registry.cpp (tag [state]): records, names, resolution, edits, serial
+// updates and tag filters (dispatcher-and-api §3.1; acceptance rows 22-24 of §12).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include "base/files.hpp"
+#include "state/registry.hpp"
+#include "testutil.hpp"
+
+using namespace cx;
+using namespace cx::state;
+
+namespace {
+
+AgentRecord make_record(const std::string& name, const std::string& ip = "",
+                        const std::string& lookup_by = "hostname", int port = 7443) {
+  AgentRecord r;
+  r.hostname = name;
+  r.ip = ip;
+  r.paired = "2026-11-25T04:17:27Z";
+  r.expiry = "Feb 27 04:17:27 2029 GMT";
+  r.reqid = "54f730cdc9e94690";
+  r.lookup_by = lookup_by;
+  r.port = port;
+  r.dispatcher_serial = "7f3a9c";
+  r.serial_status = "current";
+  r.serial_confirmed = "2026-11-25T04:17:27Z";
+  return r;
+}
+
+void put_file(const test::TempDir& dir, const std::string& name, const std::string& text) {
+  REQUIRE(make_dirs(dir / "agents").ok());
+  REQUIRE(write_file_atomic(dir / ("agents/" + name), text).ok());
+}
+
+} // namespace
+
+TEST_CASE("registry: register, overwrite, get and list", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  CHECK(reg.list()->empty()); // missing directory: empty registry
+  CHECK_FALSE(reg.get("web-01"));
+
+  REQUIRE(reg.register_agent(make_record("web-02", "10.0.0.2")).ok());
+  REQUIRE(reg.register_agent(make_record("db-01", "10.0.0.9")).ok());
+  auto got = reg.get("web-02");
+  REQUIRE(got);
+  CHECK(*got == make_record("web-02", "10.0.0.2"));
+
+  // Overwrite replaces the whole record.
+  REQUIRE(reg.register_agent(make_record("web-02", "10.0.0.3", "ip", 7450)).ok());
+  got = reg.get("web-02");
+  REQUIRE(got);
+  CHECK(got->ip == "10.0.0.3");
+  CHECK(got->lookup_by == "ip");
+  CHECK(got->port == 7450);
+
+  auto all = reg.list();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0].hostname == "db-01");
+  CHECK((*all)[1].hostname == "web-02");
+
+  // Files are 0644 and end in a newline; the lock file exists after a write.
+  struct stat st;
+  REQUIRE(::stat(reg.record_path("web-02").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  CHECK(path_exists(reg.lock_path()));
+  // The directory is created 2770 (setgid, group-shared) when the registry makes it.
+  REQUIRE(::stat(reg.dir().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02770);
+}
+
+TEST_CASE("registry: the record on disk has every field of 3.1 in order", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  AgentRecord r = make_record("vm", "127.0.0.1");
+  r.tags = {{"env", "prod"}};
+  REQUIRE(reg.register_agent(r).ok());
+  CHECK(test::slurp(reg.record_path("vm")) ==
+        "{\"hostname\":\"vm\",\"ip\":\"127.0.0.1\",\"paired\":\"2026-11-25T04:17:27Z\","
+        "\"expiry\":\"Feb 27 04:17:27 2029 GMT\",\"reqid\":\"54f730cdc9e94690\","
+        "\"lookup_by\":\"hostname\",\"port\":7443,\"tags\":{\"env\":\"prod\"},"
+        "\"dispatcher_serial\":\"7f3a9c\",\"serial_status\":\"current\","
+        "\"serial_broadcast\":\"\",\"serial_confirmed\":\"2026-11-25T04:17:27Z\"}\n");
+}
+
+TEST_CASE("registry: defaults and normalisation when reading records", "[state]") {
+  struct Row {
+    const char* json;
+    const char* lookup_by;
+    int port;
+    const char* serial_status;
+  };
+  const Row rows[] = {
+      {R"({"hostname":"a"})", "hostname", 7443, "unknown"},
+      {R"({"hostname":"a","lookup_by":"ip","port":7450})", "ip", 7450, "unknown"},
+      {R"({"hostname":"a","lookup_by":"IP","port":0})", "hostname", 7443, "unknown"},
+      {R"({"hostname":"a","lookup_by":"dns","port":70000})", "hostname", 7443, "unknown"},
+      {R"({"hostname":"a","port":"7460"})", "hostname", 7460, "unknown"},
+      {R"({"hostname":"a","port":"x","serial_status":"stale"})", "hostname", 7443, "stale"},
+      {R"({"hostname":"a","port":-1,"serial_status":""})", "hostname", 7443, "unknown"},
+      {R"({"hostname":"a","lookup_by":null,"port":null})", "hostname", 7443, "unknown"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.json);
+    auto rec = parse_agent_record(row.json, "a");
+    REQUIRE(rec.ok());
+    CHECK(rec->lookup_by == row.lookup_by);
+    CHECK(rec->port == row.port);
+    CHECK(rec->serial_status == row.serial_status);
+    CHECK(rec->tags.empty());
+    CHECK(rec->ip.empty());
+    CHECK(rec->dispatcher_serial.empty());
+    CHECK(rec->serial_broadcast.empty());
+    CHECK(rec->serial_confirmed.empty());
+  }
+  // The file name fills a missing hostname; unknown members survive a rewrite.
+  auto rec = parse_agent_record(R"({"ip":"10.1.1.1","note":{"x":[1,2]}})", "web-09");
+  REQUIRE(rec.ok());
+  CHECK(rec->hostname == "web-09");
+  REQUIRE(rec->extra.size() == 1);
+  CHECK(agent_record_json(*rec).find(R"("note":{"x":[1,2]})") != std::string::npos);
+  // Not an object, or not JSON: an error naming the file.
+  CHECK(parse_agent_record("[1]", "x").message() == "x.json: not a JSON object");
+  CHECK(parse_agent_record("{", "x").message().rfind("x.json: invalid JSON", 0) == 0);
+}
+
+TEST_CASE("registry: name validity guards every path", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  const char* bad[] = {"../etc", "a/b", ".hidden", "", "-lead", "a b", "x:1"};
+  for (const char* name : bad) {
+    INFO("name '" << name << "'");
+    CHECK(reg.register_agent(make_record(name)).message() ==
+          "invalid hostname '" + std::string(name) + "' - refusing to use as a registry key");
+    CHECK_FALSE(reg.get(name));
+    CHECK(reg.remove(name).message() == "No registry entry for '" + std::string(name) + "'");
+  }
+  const char* good[] = {"a", "web-01", "web_01.example.com", "9x", "A.b-c_d"};
+  for (const char* name : good) {
+    INFO("name '" << name << "'");
+    CHECK(reg.register_agent(make_record(name)).ok());
+    CHECK(reg.get(name));
+  }
+}
+
+TEST_CASE("registry: corrupt files are skipped by list, counted by list_hostnames", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("good")).ok());
+  put_file(tmp, "broken.json", "{not json");
+  put_file(tmp, "notes.txt", "ignored");
+  put_file(tmp, ".json", "{}");
+  auto all = reg.list();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 1);
+  CHECK((*all)[0].hostname == "good");
+  CHECK(reg.list_hostnames() == std::vector<std::string>{"broken", "good"});
+  CHECK_FALSE(reg.get("broken"));
+}
+
+TEST_CASE("registry: list sorts by the hostname field", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  for (const char* n : {"zeta", "alpha", "Mid", "beta"})
+    REQUIRE(reg.register_agent(make_record(n)).ok());
+  std::vector<std::string> names;
+  auto all = reg.list();
+  REQUIRE(all.ok());
+  for (const auto& r : *all)
+    names.push_back(r.hostname);
+  CHECK(names == std::vector<std::string>{"Mid", "alpha", "beta", "zeta"});
+  CHECK(reg.list_hostnames() == names);
+}
+
+TEST_CASE("registry: remove returns the record and errors for an unknown name", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web-01", "10.0.0.1")).ok());
+  auto gone = reg.remove("web-01");
+  REQUIRE(gone.ok());
+  CHECK(gone->ip == "10.0.0.1");
+  CHECK(gone->expiry == "Feb 27 04:17:27 2029 GMT");
+  CHECK_FALSE(path_exists(reg.record_path("web-01")));
+  CHECK(reg.remove("web-01").message() == "No registry entry for 'web-01'");
+  // A corrupt record can still be removed.
+  put_file(tmp, "junk.json", "garbage");
+  CHECK(reg.remove("junk").ok());
+  CHECK_FALSE(path_exists(reg.record_path("junk")));
+}
+
+TEST_CASE("registry: resolve_dispatch (acceptance row 22)", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("by-ip", "10.0.0.5", "ip")).ok());
+  REQUIRE(reg.register_agent(make_record("by-name", "10.0.0.6", "hostname")).ok());
+  REQUIRE(reg.register_agent(make_record("odd-port", "10.0.0.7", "ip", 7450)).ok());
+  REQUIRE(reg.register_agent(make_record("ip-empty", "", "ip")).ok());
+
+  struct Row {
+    std::vector<std::string> refs;
+    bool ok;
+    std::vector<DispatchTarget> hosts;
+    std::vector<std::string> unknown;
+  };
+  const Row rows[] = {
+      {{"by-ip"}, true, {{"by-ip", "10.0.0.5"}}, {}},
+      {{"by-name"}, true, {{"by-name", "by-name"}}, {}},
+      {{"odd-port"}, true, {{"odd-port", "10.0.0.7:7450"}}, {}},
+      {{"by-name:7460"}, true, {{"by-name", "by-name:7460"}}, {}},
+      {{"odd-port:7443"}, true, {{"odd-port", "10.0.0.7"}}, {}},
+      {{"by-ip:99999"}, true, {{"by-ip", "10.0.0.5"}}, {}}, // invalid override -> 7443
+      {{"ip-empty"}, true, {{"ip-empty", "ip-empty"}}, {}}, // lookup_by=ip without an ip
+      {{"nope"}, false, {}, {"nope"}},
+      {{"by-ip", "nope:7450", "by-name"}, false, {}, {"nope:7450"}},
+      {{"../etc", "by-ip"}, false, {}, {"../etc"}},
+      {{"by-ip:abc"}, false, {}, {"by-ip:abc"}},
+      {{"by-ip", "by-name"}, true, {{"by-ip", "10.0.0.5"}, {"by-name", "by-name"}}, {}},
+  };
+  for (const auto& row : rows) {
+    INFO("refs[0] = " << row.refs[0] << " (" << row.refs.size() << " refs)");
+    auto res = reg.resolve_dispatch(row.refs);
+    CHECK(res.ok == row.ok);
+    CHECK(res.hosts == row.hosts);
+    CHECK(res.unknown == row.unknown);
+  }
+}
+
+TEST_CASE("registry: resolve_target passes unknown names through", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web", "10.0.0.5", "ip")).ok());
+  REQUIRE(reg.register_agent(make_record("db")).ok());
+  struct Row {
+    const char* ref;
+    const char* target;
+  };
+  const Row rows[] = {
+      {"web", "10.0.0.5"}, {"web:7450", "10.0.0.5:7450"}, {"db", "db"}, {"db:7450", "db:7450"},
+      {"ghost", "ghost"},  {"ghost:7450", "ghost:7450"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.ref);
+    CHECK(reg.resolve_target(r.ref) == r.target);
+  }
+}
+
+TEST_CASE("registry: edit-agent field edits and renames", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web", "10.0.0.5")).ok());
+  REQUIRE(reg.register_agent(make_record("db")).ok());
+
+  AgentEdit e;
+  e.ip = "192.168.1.9";
+  e.port = 7450;
+  e.lookup_by = "ip";
+  auto r = reg.edit("web", e);
+  REQUIRE(r.ok());
+  CHECK(r->renamed_from.empty());
+  CHECK(r->record.ip == "192.168.1.9");
+  CHECK(r->record.port == 7450);
+  CHECK(r->record.lookup_by == "ip");
+  CHECK(r->record.dispatcher_serial == "7f3a9c"); // serial kept
+  CHECK(*reg.get("web") == r->record);
+
+  AgentEdit norm;
+  norm.port = 0;
+  norm.lookup_by = "bogus";
+  r = reg.edit("web", norm);
+  REQUIRE(r.ok());
+  CHECK(r->record.port == 7443);
+  CHECK(r->record.lookup_by == "hostname");
+
+  AgentEdit ren;
+  ren.rename = "web-renamed";
+  r = reg.edit("web", ren);
+  REQUIRE(r.ok());
+  CHECK(r->renamed_from == "web");
+  CHECK(r->record.hostname == "web-renamed");
+  CHECK_FALSE(path_exists(reg.record_path("web")));
+  auto moved = reg.get("web-renamed");
+  REQUIRE(moved);
+  CHECK(moved->ip == "192.168.1.9");
+  CHECK(moved->dispatcher_serial == "7f3a9c");
+
+  struct Bad {
+    const char* name;
+    const char* rename;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {"missing", "x", "No registry entry for 'missing'"},
+      {"web-renamed", "db", "agent 'db' already exists"},
+      {"web-renamed", "../x", "invalid agent name '../x' (use letters, digits, '.', '-', '_')"},
+      {"web-renamed", "", "invalid agent name '' (use letters, digits, '.', '-', '_')"},
+  };
+  for (const auto& b : bad) {
+    INFO(b.name << " -> " << b.rename);
+    AgentEdit x;
+    x.rename = b.rename;
+    CHECK(reg.edit(b.name, x).message() == b.message);
+  }
+  CHECK(reg.get("web-renamed")); // failed renames change nothing
+  CHECK(reg.get("db"));
+}
+
+TEST_CASE("registry: expiry and tags updates keep the other fields", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web", "10.0.0.5")).ok());
+  auto u = reg.update_expiry("web", "Jan  1 00:00:00 2030 GMT");
+  REQUIRE(u.ok());
+  CHECK(*u);
+  AgentRecord want = make_record("web", "10.0.0.5");
+  want.expiry = "Jan  1 00:00:00 2030 GMT";
+  CHECK(*reg.get("web") == want);
+
+  CHECK(reg.get("web")->tags.empty()); // tags default to {}
+  u = reg.update_tags("web", {{"env", "prod"}, {"role", "db"}});
+  REQUIRE(u.ok());
+  CHECK(*u);
+  want.tags = {{"env", "prod"}, {"role", "db"}};
+  CHECK(*reg.get("web") == want);
+
+  // An unknown agent: 0, and nothing is created.
+  CHECK_FALSE(*reg.update_expiry("ghost", "x"));
+  CHECK_FALSE(*reg.update_tags("ghost", {{"a", "b"}}));
+  CHECK_FALSE(path_exists(reg.record_path("ghost")));
+}
+
+TEST_CASE("registry: serial fields merge, create minimal records, bulk (row 24)", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web", "10.0.0.5")).ok());
+
+  SerialUpdate u;
+  u.serial_status = "pending";
+  u.serial_broadcast = "2027-01-01T00:00:00Z";
+  REQUIRE(reg.update_serial("web", u).ok());
+  auto rec = reg.get("web");
+  REQUIRE(rec);
+  CHECK(rec->serial_status == "pending");
+  CHECK(rec->serial_broadcast == "2027-01-01T00:00:00Z");
+  CHECK(rec->dispatcher_serial == "7f3a9c");              // omitted: not overwritten
+  CHECK(rec->serial_confirmed == "2026-11-25T04:17:27Z"); // omitted: not overwritten
+  CHECK(rec->ip == "10.0.0.5");
+
+  // An absent agent gets a created record with defaults.
+  SerialUpdate s;
+  s.serial_status = "stale";
+  REQUIRE(reg.update_serial("gone", s).ok());
+  rec = reg.get("gone");
+  REQUIRE(rec);
+  CHECK(rec->hostname == "gone");
+  CHECK(rec->serial_status == "stale");
+  CHECK(rec->port == 7443);
+  CHECK(rec->lookup_by == "hostname");
+  CHECK(rec->dispatcher_serial.empty());
+  CHECK(reg.update_serial("../x", s).message() ==
+        "invalid hostname '../x' - refusing to use as a registry key");
+
+  // Bulk: applies N, creates missing records, skips invalid names.
+  SerialUpdate c;
+  c.serial_status = "current";
+  c.dispatcher_serial = "abc123";
+  auto n = reg.bulk_update_serial({{"web", c}, {"new-one", c}, {"../bad", c}});
+  REQUIRE(n.ok());
+  CHECK(*n == 2);
+  CHECK(reg.get("web")->dispatcher_serial == "abc123");
+  CHECK(reg.get("web")->ip == "10.0.0.5");
+  CHECK(reg.get("new-one")->serial_status == "current");
+
+  // An empty bulk list touches nothing, not even the lock file.
+  test::TempDir other;
+  Registry empty(other / "agents");
+  auto zero = empty.bulk_update_serial({});
+  REQUIRE(zero.ok());
+  CHECK(*zero == 0);
+  CHECK_FALSE(path_exists(empty.dir()));
+}
+
+TEST_CASE("registry: a held registry lock serialises writers", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web")).ok());
+  FileLock held;
+  REQUIRE(held.lock(reg.lock_path(), true).ok());
+  // Another process would block; here a non-blocking probe shows the lock is the one used.
+  FileLock probe;
+  CHECK_FALSE(probe.lock(reg.lock_path(), false).ok());
+  CHECK(probe.busy());
+  held.unlock();
+  CHECK(probe.lock(reg.lock_path(), false).ok());
+}
+
+TEST_CASE("registry: tag filter parsing and matching", "[state]") {
+  struct Row {
+    const char* text;
+    const char* error; // nullptr: parses
+    TagFilter filter;
+  };
+  const Row rows[] = {
+      {"env=prod", nullptr, {{"env", "prod"}}},
+      {"env=prod,role=db", nullptr, {{"env", "prod"}, {"role", "db"}}},
+      {"env=", nullptr, {{"env", ""}}},
+      {"k=a=b", nullptr, {{"k", "a=b"}}},
+      {" env = prod , role=db,", nullptr, {{"env", "prod"}, {"role", "db"}}},
+      {"env", "invalid tag filter 'env' (expected key=value)", {}},
+      {"=prod", "invalid tag filter '=prod' (expected key=value)", {}},
+      {"env=prod,oops", "invalid tag filter 'oops' (expected key=value)", {}},
+      {"", "empty tag filter (expected key=value[,key=value...])", {}},
+      {" , ,", "empty tag filter (expected key=value[,key=value...])", {}},
+  };
+  for (const auto& r : rows) {
+    INFO("filter '" << r.text << "'");
+    auto f = parse_tag_filter(r.text);
+    if (r.error) {
+      CHECK(f.message() == r.error);
+    } else {
+      REQUIRE(f.ok());
+      CHECK(*f == r.filter);
+    }
+  }
+
+  const std::map<std::string, std::string> tags{{"env", "prod"}, {"role", "db"}, {"note", ""}};
+  struct Match {
+    TagFilter filter;
+    bool match;
+  };
+  const Match matches[] = {
+      {{{"env", "prod"}}, true},
+      {{{"env", "prod"}, {"role", "db"}}, true},
+      {{{"env", "prod"}, {"role", "web"}}, false},
+      {{{"env", "Prod"}}, false},
+      {{{"note", ""}}, true},
+      {{{"missing", ""}}, false},
+      {{}, true},
+  };
+  for (const auto& m : matches) {
+    INFO("filter of " << m.filter.size());
+    CHECK(tags_match(tags, m.filter) == m.match);
+  }
+}
