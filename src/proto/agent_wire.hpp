@@ -1,0 +1,271 @@
+// The JSON messages of the agent's port 7443 (agent-and-wire §3.4, §3.7, §3.9): request and
+// response bodies of /run, /ping, /capabilities, /result, /rotate-serial, /renew and
+// /renew-complete, as structs with to_json() and from_json(). The agent (server) and the
+// dispatcher engine (client) both use them, so the wire is defined once.
+//
+// Key order on the wire is unspecified (the original's Perl hashes are randomised); we write a
+// fixed order and never depend on one when reading. `exit` is always a JSON integer.
+//
+// Reading follows two rules:
+//  * the agent reads requests as the original does: loose scalars (a number where a string is
+//    expected is read as Perl would stringify it, anything else as ""), flags by Perl truth;
+//  * the dispatcher reads replies leniently: absent fields take their defaults, a field of the
+//    wrong type is an error naming the field. Extra keys are not kept here: a caller that
+//    passes unknown agent keys through keeps the parsed json::Document itself.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.hpp"
+#include "json/json.hpp"
+
+namespace cx::proto {
+
+// --- Bodies shared by several endpoints ---------------------------------------------------
+
+// 4xx bodies: {"error":E} or, for the map gate, {"error":"serial mismatch","status":"forbidden"}.
+struct ErrorReply {
+  std::string error;
+  std::optional<std::string> status;
+
+  std::string to_json() const;
+  static Result<ErrorReply> from_json(const json::Value& v);
+};
+
+// The fixed error bodies of the agent, exactly as the original sends them.
+namespace body {
+std::string not_found();         // 404 {"error":"not found"}
+std::string empty_request();     // 400 {"error":"empty request"}
+std::string too_many_headers();  // 431 {"error":"too many headers"}
+std::string request_too_large(); // 413 {"error":"request too large"}
+std::string bad_request();       // 400 {"error":"bad request"} (our parser's other refusals)
+std::string revoked();           // 403 {"error":"certificate revoked"}
+std::string serial_mismatch();   // 403 {"error":"serial mismatch","status":"forbidden"}
+std::string forbidden();         // 403 {"error":"forbidden"} (/capabilities map gate)
+std::string not_authorised();    // 403 {"error":"not authorised"} (/capabilities hook deny)
+std::string not_authorised(std::string_view reason); // 403 {"error":"not authorised: R"}
+} // namespace body
+
+// --- POST /run ------------------------------------------------------------------------------
+
+struct RunRequest {
+  std::string script;
+  std::vector<std::string> args;
+  std::string reqid;
+  std::string username;
+  std::string token;
+  bool async = false;
+
+  // The dispatcher's body: {"script","args","reqid","username","token"} plus "async":true
+  // only for an async submission.
+  std::string to_json() const;
+};
+
+// Why a /run body could not be read. Each maps to its own reply (agent-and-wire §3.4.1).
+enum class RunRequestError {
+  none,
+  invalid_json,     // not JSON, or JSON that is not an object: {"exit":-1,"error":"invalid JSON"}
+  args_not_array,   // {"exit":-1,"error":"args must be an array","reqid":R}
+  args_not_strings, // an element of args is an array or object (ours; same reply shape)
+};
+
+struct RunRequestParse {
+  RunRequest request; // as much as was read (reqid is set for args errors)
+  RunRequestError error = RunRequestError::none;
+};
+
+// The agent's reading of a /run body. Loose like the original: script, reqid, username and
+// token are read as Perl scalars ("" when absent, null or not a scalar), `async` by Perl truth,
+// and an args element that is a number or boolean is stringified as Perl would ("1"/"0" for
+// booleans, "" for null).
+RunRequestParse parse_run_request(std::string_view body);
+
+// The error text for a RunRequestError ("" for none).
+std::string_view run_request_error_text(RunRequestError e);
+
+// The sync result of a run, and the HTTP-200 refusals that share its shape:
+//   {"script":S,"exit":N,"stdout":"…","stderr":"…","reqid":R}
+//   {"script":S,"exit":-1,"error":"script not permitted","reqid":R}
+//   {"exit":-1,"error":"invalid JSON"}
+// Fields that are absent are not written.
+struct RunResult {
+  std::optional<std::string> script;
+  int64_t exit = -1;
+  std::optional<std::string> out; // "stdout"
+  std::optional<std::string> err; // "stderr"
+  std::optional<std::string> reqid;
+  std::optional<std::string> error;
+  // Our additions (docs/COMPATIBILITY.md), written only when true: an output stream hit
+  // script_output_limit; the script was killed by script_timeout.
+  bool truncated = false;
+  bool timed_out = false;
+  // Agents never send it; the Perl dispatcher keeps it as reported_hostname when present.
+  std::optional<std::string> host;
+
+  std::string to_json() const;
+  static Result<RunResult> from_json(const json::Value& v);
+};
+
+// Async submission replies: 202 {"script":S,"status":"accepted","reqid":R} and 409
+// {"script":S,"status":"busy","reqid":R,"error":"script already running"}.
+struct AsyncReply {
+  std::string script;
+  std::string status; // "accepted" or "busy"
+  std::string reqid;
+  std::optional<std::string> error;
+
+  std::string to_json() const;
+  static Result<AsyncReply> from_json(const json::Value& v);
+};
+
+// The async refusals that are HTTP 200 with exit -1 (RunResult shape).
+inline constexpr std::string_view kAsyncExecutorRefusal =
+    "async runs are not yet supported with the executor (privilege separation); run "
+    "synchronously";
+inline constexpr std::string_view kAsyncNeedsReqid = "async run requires a valid reqid";
+inline constexpr std::string_view kAsyncStartFailed = "could not start async job";
+inline constexpr std::string_view kAsyncBusy = "script already running";
+
+// --- GET /result/<reqid> ----------------------------------------------------------------
+
+// The stored async record, returned verbatim by /result:
+//   running: {"reqid","status":"running","script","owner","started"}
+//   done:    ... plus "finished","exit","stdout","stderr"
+// and the 404 body {"status":"unknown","reqid":R} (status "unknown", nothing else).
+struct ResultRecord {
+  std::string reqid;
+  std::string status; // "running", "done" or "unknown"
+  std::string script;
+  std::string owner;
+  std::string started; // ISO-8601 UTC
+  std::optional<std::string> finished;
+  std::optional<int64_t> exit;
+  std::optional<std::string> out;
+  std::optional<std::string> err;
+  std::optional<std::string> error; // a dispatcher-side error (never written by an agent)
+  bool truncated = false;           // ours, as in RunResult
+  bool timed_out = false;
+
+  std::string to_json() const;
+  static Result<ResultRecord> from_json(const json::Value& v);
+};
+
+std::string result_unknown_json(std::string_view reqid);
+
+// --- POST /ping ----------------------------------------------------------------------------
+
+struct PingRequest {
+  std::string reqid;
+  std::string to_json() const;
+  // Lenient as the agent is: invalid JSON or a missing reqid gives "".
+  static PingRequest parse(std::string_view body);
+};
+
+// {"status":"ok","host":H,"version":V,"expiry":E,"staged":false,"reqid":R}
+struct PingReply {
+  std::string status = "ok";
+  std::string host;
+  std::string version;
+  std::string expiry; // OpenSSL notAfter text, or "unknown"
+  bool staged = false;
+  std::string reqid;
+
+  std::string to_json() const;
+  static Result<PingReply> from_json(const json::Value& v);
+};
+
+// --- GET /capabilities -----------------------------------------------------------------------
+
+struct ScriptInfo {
+  std::string name;
+  std::string path;
+  bool executable = false;
+  std::string profile = "default";
+  std::optional<std::string> schema_json; // the sidecar object, compact JSON text
+  std::optional<std::string> schema_version;
+};
+
+// {"status":"ok","host","version","tags":{…},"scripts":[…]} (scripts sorted by name).
+struct CapabilitiesReply {
+  std::string status = "ok";
+  std::string host;
+  std::string version;
+  std::map<std::string, std::string> tags;
+  std::vector<ScriptInfo> scripts;
+
+  std::string to_json() const;
+  static Result<CapabilitiesReply> from_json(const json::Value& v);
+};
+
+// --- POST /rotate-serial -------------------------------------------------------------------
+
+struct RotateRequest {
+  std::string serial;
+  std::string action = "add";
+  std::string token;
+
+  // {"serial":S,"action":A}, plus "token" when not empty (the dispatcher sends none).
+  std::string to_json() const;
+  // The agent's reading: invalid JSON reads as an empty request (then "serial required");
+  // serial, action and token are loose scalars; an absent or empty action is "add".
+  static RotateRequest parse(std::string_view body);
+};
+
+// Success {"status":"ok","action":A,"serial":S,"dispatcher":D}, or {"status":"error","error":E}.
+struct RotateReply {
+  std::string status;
+  std::optional<std::string> action, serial, dispatcher;
+  std::optional<std::string> error;
+
+  std::string to_json() const;
+  static Result<RotateReply> from_json(const json::Value& v);
+};
+
+// --- POST /renew and /renew-complete -------------------------------------------------------
+
+struct RenewRequest {
+  std::string reqid;
+  std::string to_json() const;
+  static RenewRequest parse(std::string_view body); // lenient, as PingRequest
+};
+
+// {"status":"ok","csr":PEM,"reqid":R} or {"status":"error","error":E}.
+struct RenewReply {
+  std::string status;
+  std::optional<std::string> csr, reqid, error;
+
+  std::string to_json() const;
+  static Result<RenewReply> from_json(const json::Value& v);
+};
+
+struct RenewCompleteRequest {
+  std::string cert;
+  std::string ca; // sent by the dispatcher; the agent ignores it (its CA is never replaced)
+  std::string reqid;
+  std::string to_json() const;
+  static RenewCompleteRequest parse(std::string_view body); // lenient
+};
+
+// {"status":"ok","reqid":R,"staged":true} or {"status":"error","error":E}.
+struct RenewCompleteReply {
+  std::string status;
+  std::optional<std::string> reqid;
+  bool staged = false;
+  std::optional<std::string> error;
+
+  std::string to_json() const;
+  static Result<RenewCompleteReply> from_json(const json::Value& v);
+};
+
+// --- Helpers ------------------------------------------------------------------------------
+
+// A member read as the original reads a scalar: a string as is, a number as Perl prints it,
+// a boolean as "1"/"0" (JSON::XS booleans), "" when absent, null, an array or an object.
+std::string loose_string(const json::Value& obj, const char* field);
+
+} // namespace cx::proto
