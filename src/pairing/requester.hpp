@@ -15,6 +15,10 @@ struct RequestPairingOptions {
   int timeout = 30;                     // --timeout (background only, at most 600)
 };
 
+// The hidden flag of the ctrl-exec-pairing applet that runs the detached half of
+// --background (re-executed, never typed by a user).
+inline constexpr const char* kRequestChildFlag = "--request-child";
+
 // Runs the whole request-pairing mode and returns the exit status (interactive: 0 or a fatal
 // error; background parent: 0; background child: 0, 2 or 3).
 int request_pairing(const RequestPairingOptions& opts);
