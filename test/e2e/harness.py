@@ -221,10 +221,11 @@ def curl(url, cert=None, key=None, cacert=None, method=None, data=None, headers=
     for h in headers:
         cmd += ["-H", h]
     cmd += list(extra) + [url]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
-    raw = p.stdout
+    # Bytes, decoded by hand: text mode would turn the CRLFs of the head into LFs.
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout + 5)
+    raw = p.stdout.decode("utf-8", "replace")
     if "\r\n\r\n" not in raw:
-        return 0, "", raw + p.stderr
+        return 0, "", raw + p.stderr.decode("utf-8", "replace")
     head, body = raw.split("\r\n\r\n", 1)
     status = int(head.split()[1]) if head.startswith("HTTP/") else 0
     return status, body, head
