@@ -1,0 +1,160 @@
+// ctrl-exec-api: the HTTP JSON API server (dispatcher-and-api §6), one process on one event
+// loop. Api owns the listener, the auth gate, the engine and the requests in progress; an
+// Exchange is one request from the moment it is read until it is answered.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.hpp"
+#include "conf/dispatcher.hpp"
+#include "event/loop.hpp"
+#include "hook/hook.hpp"
+#include "http/server.hpp"
+#include "state/registry.hpp"
+
+namespace cx::api {
+
+class Api;
+
+// Exit status for a config that cannot be used (a missing key, a TLS key that does not load).
+// Other startup failures (the port is taken) exit 1.
+inline constexpr int kExitConfig = 78;
+
+// Limits and timeouts of the server itself. The keys api_request_timeout,
+// api_keepalive_timeout and api_shutdown_grace are ours (the original has no such bounds);
+// a Perl dispatcher ignores them. See docs/COMPATIBILITY.md.
+struct Tuning {
+  size_t max_busy = 64;                // api_max_children: requests in progress at once
+  size_t max_connections = 256;        // open connections, idle keep-alive ones included
+  uint64_t request_timeout_ms = 30000; // to receive a whole request
+  uint64_t keep_alive_idle_ms = 10000; // idle time between keep-alive requests
+  uint64_t shutdown_grace_ms = 10000;  // to finish requests in progress after SIGTERM
+};
+
+// The tuning a config asks for; bad values keep the default and add a warning.
+Tuning tuning_from(const conf::DispatcherConfig& config,
+                   std::vector<conf::ConfigWarning>& warnings);
+
+class Exchange : public std::enable_shared_from_this<Exchange> {
+public:
+  Exchange(Api& api, uint64_t id, std::shared_ptr<http::Connection> conn, http::Request& req);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  Api& api;
+  const uint64_t id;
+  std::string method; // upper case
+  std::string path;   // as sent, query string included
+  std::string body;
+  std::string peer_ip;
+  std::string bearer; // the Authorization: Bearer token
+  std::string param;  // the route's path parameter
+
+  // Answers once; later calls do nothing. The Exchange is released afterwards.
+  void respond(int code, std::string_view body);
+  // {"ok":false,"error":E,"detail":D}
+  void fail(int code, std::string_view error, std::string_view detail = {});
+  bool answered() const { return answered_; }
+
+  // Asks the auth policy (hook or api_auth_default) with `req`, whose source_ip is set here.
+  // `then` runs from the loop, and only while this Exchange is alive.
+  using DecisionFn = std::function<void(Exchange&, const hook::Decision&)>;
+  void authorize(hook::Request req, DecisionFn then);
+  // A 403 with the denial body (or the generic one).
+  void deny(const hook::Decision& d);
+
+  // A callback for asynchronous work that runs only while this Exchange is alive: if the
+  // client goes away first, the work's outcome is dropped.
+  template <typename F> auto guard(F fn) {
+    std::weak_ptr<Exchange> weak = weak_from_this();
+    return [weak, fn = std::move(fn)](auto&&... a) {
+      if (auto self = weak.lock()) fn(*self, std::forward<decltype(a)>(a)...);
+    };
+  }
+
+  // Keep this Exchange when the client disconnects, so that work with lasting effects (a run
+  // and its run-store record) completes; the answer is then dropped.
+  void survive_disconnect() { survive_disconnect_ = true; }
+  bool survives_disconnect() const { return survive_disconnect_; }
+
+private:
+  std::shared_ptr<http::Connection> conn_;
+  std::vector<std::unique_ptr<hook::Check>> checks_; // kept until the end: never freed in
+                                                     // their own callbacks
+  bool answered_ = false;
+  bool survive_disconnect_ = false;
+};
+
+class Api {
+public:
+  Api(event::Loop& loop, conf::DispatcherConfig config, Tuning tuning);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // Sets up TLS (when api_cert and api_key exist), the engine and the listener, and installs
+  // the SIGTERM/SIGINT handlers. Failures are the startup messages of §6.1.
+  Status start();
+  // The exit status that fits the failure start() returned.
+  int start_exit_code() const { return start_exit_code_; }
+  // The port actually bound (for api_port 0 in tests).
+  int port() const;
+  bool tls() const { return tls_ != nullptr; }
+  // Stop accepting, let requests in progress finish within the grace period, then close
+  // everything, log api-stop and leave the loop. A second call stops at once.
+  void begin_stop();
+  // Runs once the server has fully stopped.
+  void on_stopped(std::function<void()> fn) { on_stopped_ = std::move(fn); }
+
+  const conf::DispatcherConfig& config() const { return config_; }
+  const Tuning& tuning() const { return tuning_; }
+  event::Loop& loop() { return loop_; }
+  hook::Policy policy() const;
+  state::Registry& registry() { return registry_; }
+  bool stopping() const { return stopping_; }
+
+  // Requests being handled, and connections open (for tests and figures).
+  size_t exchanges() const { return exchanges_.size(); }
+  size_t open_connections() const { return server_ ? server_->open_connections() : 0; }
+
+  // Called by an Exchange once it is answered, or by the server when its client is gone.
+  void release(uint64_t id);
+
+private:
+  bool on_ready(const std::shared_ptr<http::Connection>& conn);
+  void on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req);
+  void on_bad_request(const std::shared_ptr<http::Connection>& conn,
+                      const http::RequestParser& parser);
+  void route(Exchange& ex);
+  void check_drained();
+  void finish_stop();
+
+  event::Loop& loop_;
+  conf::DispatcherConfig config_;
+  Tuning tuning_;
+  state::Registry registry_;
+  std::shared_ptr<tls::Config> tls_;
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
+  std::unique_ptr<event::Timer> grace_timer_;
+  event::Timer reaper_;
+  event::Timer drain_timer_;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::shared_ptr<Exchange>> exchanges_;
+  std::vector<std::shared_ptr<Exchange>> graveyard_; // freed on the next loop iteration
+  int start_exit_code_ = 1;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  std::function<void()> on_stopped_;
+};
+
+// The applet: loads the config, serves until SIGTERM/SIGINT, returns the exit status.
+int run(const std::string& config_path);
+
+} // namespace cx::api

@@ -1,0 +1,157 @@
+// Request reading and error bodies; see request.hpp.
+#include "api/request.hpp"
+
+#include "base/strings.hpp"
+#include "json/writer.hpp"
+
+namespace cx::api {
+
+std::string error_body(std::string_view error, std::string_view detail) {
+  json::Writer w;
+  w.begin_object().member("ok", false).member("error", error);
+  if (!detail.empty()) w.member("detail", detail);
+  w.end_object();
+  return w.str();
+}
+
+std::string denial_body(std::string_view reason, int code, bool generic) {
+  json::Writer w;
+  w.begin_object().member("ok", false);
+  if (generic)
+    w.member("error", "forbidden");
+  else
+    w.member("error", reason).member("code", code);
+  w.end_object();
+  return w.str();
+}
+
+std::string overload_body() {
+  return error_body("service unavailable", "too many concurrent requests");
+}
+
+std::string no_route_body(std::string_view method, std::string_view path) {
+  return error_body("not found", "no route for " + std::string(method) + " " + std::string(path));
+}
+
+std::pair<int, std::string> framing_error(const http::RequestParser& parser) {
+  const http::RequestLimits limits;
+  switch (parser.error()) {
+  case http::ParseError::too_many_headers:
+    return {431,
+            error_body("request header fields too large",
+                       "more than " + std::to_string(limits.max_header_lines) + " header lines")};
+  case http::ParseError::headers_too_large:
+    return {431, error_body("request header fields too large",
+                            "header section exceeds " + std::to_string(limits.max_header_bytes) +
+                                " bytes")};
+  case http::ParseError::body_too_large:
+    return {413, error_body("payload too large",
+                            "body exceeds " + std::to_string(limits.max_body) + " bytes")};
+  default:
+    return {400, error_body("bad request", parser.error_message())};
+  }
+}
+
+std::string gate_token(std::string_view body) {
+  if (body.empty() || body.front() != '{') return "";
+  auto doc = json::parse(body);
+  if (!doc.ok() || !doc->IsObject()) return "";
+  const json::Value* t = json::find(*doc, "token");
+  if (!t) return "";
+  return json::scalar_string(*t).value_or("");
+}
+
+std::string bearer_token(const http::Request& req) {
+  const std::string* h = req.header("authorization");
+  if (!h) return "";
+  std::string_view v = trim(*h);
+  constexpr std::string_view kScheme = "bearer";
+  if (v.size() <= kScheme.size() || to_lower(v.substr(0, kScheme.size())) != kScheme) return "";
+  std::string_view rest = v.substr(kScheme.size());
+  if (rest.front() != ' ' && rest.front() != '\t') return "";
+  auto words = split_ws(rest);
+  return words.empty() ? std::string() : words.front();
+}
+
+namespace {
+
+// A loose scalar as the original reads it: strings as they are, numbers in Perl's form; other
+// types (and absence) give "".
+std::string scalar_or_empty(const json::Value& obj, const char* field) {
+  const json::Value* v = json::find(obj, field);
+  if (!v) return "";
+  return json::scalar_string(*v).value_or("");
+}
+
+// Elements of a JSON array that must all be strings (numbers are read as Perl would).
+Result<std::vector<std::string>> string_elements(const json::Value& arr, const char* what) {
+  std::vector<std::string> out;
+  out.reserve(arr.Size());
+  for (const auto& e : arr.GetArray()) {
+    auto s = json::scalar_string(e);
+    if (!s) return error(std::string(what) + " must be an array of strings");
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> required_hosts(const json::Value& body) {
+  const json::Value* h = json::find(body, "hosts");
+  if (!h || !h->IsArray() || h->Empty()) return error("hosts must be a non-empty array");
+  if (h->Size() > kMaxHosts) return error("too many hosts (max " + std::to_string(kMaxHosts) + ")");
+  return string_elements(*h, "hosts");
+}
+
+} // namespace
+
+Result<json::Document> parse_body_object(std::string_view body) {
+  if (body.empty()) return error("request body required");
+  auto doc = json::parse(body);
+  if (!doc.ok() || !doc->IsObject()) return error("invalid JSON body");
+  return std::move(doc).value();
+}
+
+Result<PingInput> read_ping(const json::Value& body) {
+  PingInput in;
+  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body));
+  in.username = scalar_or_empty(body, "username");
+  in.token = scalar_or_empty(body, "token");
+  return in;
+}
+
+Result<RunInput> read_run(const json::Value& body) {
+  RunInput in;
+  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body));
+  const json::Value* s = json::find(body, "script");
+  auto script = s ? json::scalar_string(*s) : std::nullopt;
+  if (!script || !is_script_name(*script))
+    return error("script name required (alphanumeric and hyphens only)");
+  in.script = std::move(*script);
+  if (const json::Value* a = json::find(body, "args"); a && !a->IsNull()) {
+    if (!a->IsArray()) return error("args must be an array");
+    CX_ASSIGN_OR_RETURN(in.args, string_elements(*a, "args"));
+  }
+  in.username = scalar_or_empty(body, "username");
+  in.token = scalar_or_empty(body, "token");
+  const json::Value* async = json::find(body, "async");
+  in.async = async && json::is_truthy(*async);
+  return in;
+}
+
+Result<DiscoveryInput> read_discovery(std::string_view body) {
+  DiscoveryInput in;
+  if (body.empty()) return in;
+  auto doc = json::parse(body);
+  if (!doc.ok() || !doc->IsObject()) return in;
+  if (const json::Value* h = json::find(*doc, "hosts"); h && !h->IsNull()) {
+    if (!h->IsArray()) return error("hosts must be an array of strings");
+    if (h->Size() > kMaxHosts)
+      return error("too many hosts (max " + std::to_string(kMaxHosts) + ")");
+    CX_ASSIGN_OR_RETURN(in.hosts, string_elements(*h, "hosts"));
+  }
+  in.username = scalar_or_empty(*doc, "username");
+  in.token = scalar_or_empty(*doc, "token");
+  return in;
+}
+
+} // namespace cx::api
