@@ -1,0 +1,314 @@
+"""`ctrl-exec-agent request-pairing` against our dispatcher, and against scripted dispatchers for
+the failures (agent-and-wire §5.4; transcript 04): the interactive flow with pairing-mode
+answered through stdin, --background with approve, deny and the timeout, the files and the
+trusted map, two dispatchers, and every failure message."""
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import harness  # noqa: E402
+import pairlib  # noqa: E402
+
+
+class AgentCase(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.agent = harness.Root("agent")
+        self.addCleanup(self.agent.cleanup)
+        pairlib.write_agent_conf(self.agent, port=harness.free_port())
+        probe = self.agent.run(["ctrl-exec-agent", "request-pairing"])
+        if "not built yet" in probe.err:
+            self.skipTest("the ctrl-exec-agent applet is not on main yet")
+
+    def dispatcher(self, root=None, extra="pairing_rate_limit_disable = 1\n"):
+        root = root or self.root
+        pairlib.setup_dispatcher(root, extra)
+        return harness.free_port()
+
+    def pair_args(self, port, *extra):
+        return ["ctrl-exec-agent", "request-pairing", "--dispatcher", "127.0.0.1", "--port",
+                str(port), "--lookup-by", "ip"] + list(extra)
+
+    def trusted(self):
+        path = self.agent.path("/var/lib/ctrl-exec-agent/ctrl-exec-dispatchers")
+        if not os.path.exists(path):
+            return {}
+        out = {}
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                serial, ident = line.split(None, 1)
+                out[serial] = ident
+        return out
+
+
+class Interactive(AgentCase):
+    def test_pairs_with_the_code_the_dispatcher_shows(self):
+        port = self.dispatcher()
+        pm = pairlib.spawn_pairing_mode(self.root, port, stdin=subprocess.PIPE)
+        agent = self.agent.spawn(self.pair_args(port))
+        harness.wait_until(lambda: "Accept, Deny, or Skip? [a/d/s]: " in pm.out(),
+                           what="the prompt")
+        shown = re.search(r"  Code:     (\d{6})   \(verify", pm.out()).group(1)
+        printed = re.search(r"Pairing code: (\d{6})\n", agent.out()).group(1)
+        self.assertEqual(shown, printed)
+        pm.popen.stdin.write("a\n")
+        pm.popen.stdin.flush()
+        self.assertEqual(agent.wait(30), 0, agent.err())
+        name = re.search(r"Generating key and CSR for '([^']+)'", agent.out()).group(1)
+        self.assertEqual(agent.out(),
+                         "Generating key and CSR for '%s'...\n"
+                         "Pairing code: %s\n"
+                         "  Verify this code matches the ctrl-exec display before approving.\n\n"
+                         "Connecting to ctrl-exec at 127.0.0.1 for pairing...\n"
+                         "Pairing complete. Certificates stored.\n\n" % (name, printed)
+                         + agent.out().split("Certificates stored.\n\n", 1)[1])
+        self.assertTrue(agent.out().endswith("Then verify with: ctrl-exec-agent self-ping\n"))
+        self.assertIn("ACTION=pair-complete DISPATCHER=%s DISPATCHER_HOST=127.0.0.1 "
+                      "STATUS=approved" % self.dispatcher_id(), agent.err())
+        if "." not in name:
+            self.assertIn("Warning: could not determine a fully-qualified domain name", agent.err())
+
+        # The files, their modes, and what they hold.
+        etc = self.agent.path("/etc/ctrl-exec-agent")
+        self.assertEqual(pairlib.mode(etc + "/agent.crt"), 0o640)
+        self.assertEqual(pairlib.mode(etc + "/agent.key"), 0o640)
+        self.assertEqual(pairlib.mode(etc + "/ca.crt"), 0o644)
+        self.assertEqual(self.agent.read("/etc/ctrl-exec-agent/ca.crt"),
+                         self.root.read("/etc/ctrl-exec/ca.crt"))
+        v = harness.sh("openssl verify -CAfile %s/ca.crt %s/agent.crt" % (etc, etc))
+        self.assertIn(": OK", v.stdout)
+        mod = lambda f: harness.sh("openssl pkey -pubout -in %s" % f).stdout  # noqa: E731
+        self.assertEqual(mod(etc + "/agent.key"),
+                         harness.sh("openssl x509 -pubkey -noout -in %s/agent.crt" % etc).stdout)
+        self.assertIn("ASN1 OID: prime256v1",
+                      harness.sh("openssl pkey -text -noout -in %s/agent.key" % etc).stdout)
+        mapfile = self.agent.path("/var/lib/ctrl-exec-agent/ctrl-exec-dispatchers")
+        self.assertEqual(pairlib.mode(mapfile), 0o644)
+        self.assertEqual(self.trusted(), {pairlib.dispatcher_serial(self.root):
+                                          self.dispatcher_id()})
+        rec = json.loads(self.root.read("/var/lib/ctrl-exec/agents/%s.json" % name))
+        self.assertEqual((rec["lookup_by"], rec["ip"]), ("ip", "127.0.0.1"))
+        self.assertEqual(rec["port"], int(re.search(r"port = (\d+)", self.agent.read(
+            "/etc/ctrl-exec-agent/agent.conf")).group(1)))
+        pm.popen.stdin.write("quit\n")
+        pm.popen.stdin.flush()
+        self.assertEqual(pm.wait(10), 0)
+
+    def dispatcher_id(self):
+        return re.search(r"dispatcher_id = (\S+)",
+                         self.root.read("/etc/ctrl-exec/ctrl-exec.conf")).group(1)
+
+    def test_denied(self):
+        port = self.dispatcher()
+        pm = pairlib.spawn_pairing_mode(self.root, port, stdin=subprocess.PIPE)
+        agent = self.agent.spawn(self.pair_args(port))
+        harness.wait_until(lambda: "Accept, Deny, or Skip?" in pm.out(), what="prompt")
+        pm.popen.stdin.write("d\n")
+        pm.popen.stdin.flush()
+        self.assertEqual(agent.wait(30), 255)
+        self.assertIn("Pairing denied: rejected by operator\n", agent.err())
+        self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        self.assertEqual(self.trusted(), {})
+
+
+class Background(AgentCase):
+    def run_bg(self, port, timeout=30):
+        r = self.agent.run(self.pair_args(port, "--background", "--timeout", str(timeout)))
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.out, r"^[0-9a-f]{16}\n$")  # only the reqid
+        return r.out.strip()
+
+    def test_background_approve_deny_and_timeout(self):
+        port = self.dispatcher()
+        pairlib.spawn_pairing_mode(self.root, port)
+        # Approved: the detached half stores the files.
+        reqid = self.run_bg(port)
+        listing = self.root.run(["ced", "list-requests"]).out
+        self.assertIn(reqid, listing)
+        self.assertEqual(self.root.run(["ced", "approve", reqid]).rc, 0)
+        crt = self.agent.path("/etc/ctrl-exec-agent/agent.crt")
+        harness.wait_until(lambda: os.path.exists(crt), what="the agent cert")
+        harness.wait_until(lambda: self.trusted(), what="the trusted map")
+        self.assertEqual(list(self.trusted()), [pairlib.dispatcher_serial(self.root)])
+
+        # Denied: nothing changes on the agent.
+        before = self.agent.read("/etc/ctrl-exec-agent/agent.crt")
+        reqid = self.run_bg(port)
+        self.assertEqual(self.root.run(["ced", "deny", reqid]).rc, 0)
+        harness.wait_until(lambda: not self.child_running(reqid), what="the child to exit")
+        self.assertEqual(self.agent.read("/etc/ctrl-exec-agent/agent.crt"), before)
+
+        # No answer within --timeout: the child gives up; the request stays queued.
+        t0 = time.monotonic()
+        reqid = self.run_bg(port, timeout=1)
+        harness.wait_until(lambda: not self.child_running(reqid), timeout=10,
+                           what="the timed-out child to exit")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn(reqid, self.root.run(["ced", "list-requests"]).out)
+        self.assertEqual(self.agent.read("/etc/ctrl-exec-agent/agent.crt"), before)
+
+    def child_running(self, reqid):
+        # The detached half runs as `ctrl-exec ctrl-exec-pairing --request-child ...` with this
+        # agent's config; it has no reqid on its command line, so match on the config path.
+        conf = self.agent.path("/etc/ctrl-exec-agent/agent.conf")
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmd = f.read().split(b"\0")
+                with open("/proc/%s/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue
+            except OSError:
+                continue
+            if b"--request-child" in cmd and conf.encode() in cmd:
+                return True
+        return False
+
+    def test_background_failure_is_reported_by_the_foreground(self):
+        port = harness.free_port()
+        r = self.agent.run(self.pair_args(port, "--background"))
+        self.assertEqual(r.rc, 255)
+        self.assertEqual(r.out, "")
+        self.assertIn("Cannot connect to ctrl-exec at 127.0.0.1:%d: connection refused" % port,
+                      r.err)
+
+
+class TwoDispatchers(AgentCase):
+    def test_both_serials_end_up_in_the_map(self):
+        other = harness.Root("dispatcher-b")
+        self.addCleanup(other.cleanup)
+        port_a = self.dispatcher(self.root)
+        port_b = self.dispatcher(other)
+        self.agent.write("/var/lib/ctrl-exec-agent/ctrl-exec-dispatchers",
+                         "# kept\nabc123 legacy-dispatcher\n")
+        for root, port in ((self.root, port_a), (other, port_b)):
+            pairlib.spawn_pairing_mode(root, port)
+            reqid = self.run_bg(port)
+            self.assertEqual(root.run(["ced", "approve", reqid]).rc, 0)
+            serial = pairlib.dispatcher_serial(root)
+            harness.wait_until(lambda: serial in self.trusted(), what="serial of " + root.dir)
+        ids = [re.search(r"dispatcher_id = (\S+)", r.read("/etc/ctrl-exec/ctrl-exec.conf"))
+               .group(1) for r in (self.root, other)]
+        self.assertEqual(self.trusted(), {
+            "abc123": "legacy-dispatcher",
+            pairlib.dispatcher_serial(self.root): ids[0],
+            pairlib.dispatcher_serial(other): ids[1],
+        })
+
+    run_bg = Background.run_bg
+
+
+class Failures(AgentCase):
+    def test_connection_refused(self):
+        port = harness.free_port()
+        r = self.agent.run(self.pair_args(port))
+        self.assertEqual(r.rc, 255)
+        self.assertIn("Cannot connect to ctrl-exec at 127.0.0.1:%d: connection refused - is "
+                      "pairing mode running?\n" % port, r.err)
+        self.assertEqual(r.out, "")  # nothing generated before the probe
+
+    def test_not_in_pairing_mode(self):
+        # Something listens but does not speak TLS (e.g. the API on the wrong port).
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.addCleanup(srv.close)
+        port = srv.getsockname()[1]
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.0 404 Not Found\r\n\r\n")
+                conn.close()
+        threading.Thread(target=serve, daemon=True).start()
+        r = self.agent.run(self.pair_args(port))
+        self.assertEqual(r.rc, 255, r)
+        self.assertIn("ctrl-exec at 127.0.0.1:%d is not in pairing mode" % port, r.err)
+
+    def test_nonce_mismatch_and_other_answers(self):
+        d = os.path.join(self.root.dir, "fake")
+        harness.openssl_ca(d)
+        harness.openssl_leaf(d, "srv", "ctrl-exec-dispatcher", "1a2b")
+        rows = [
+            ({"status": "approved", "cert": "x", "ca": "y", "nonce": "0" * 32,
+              "dispatcher_serial": "1a2b", "dispatcher_id": "fake"},
+             "Pairing failed: nonce mismatch in pairing result\n"),
+            ({"status": "denied", "reason": "approval timeout"},
+             "Pairing denied: approval timeout\n"),
+        ]
+        for second, message in rows:
+            port = fake_dispatcher(self, d, [{"status": "pending", "reqid": "0123456789abcdef"},
+                                             second])
+            r = self.agent.run(self.pair_args(port))
+            self.assertEqual(r.rc, 255, r)
+            self.assertTrue(r.err.endswith(message), r.err)
+            self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        port = fake_dispatcher(self, d, [{"status": "error", "reason": "pairing queue full"}])
+        r = self.agent.run(self.pair_args(port))
+        self.assertEqual(r.rc, 255, r)
+        self.assertTrue(r.err.endswith("Pairing failed: pairing queue full\n"), r.err)
+
+    def test_option_errors(self):
+        r = self.agent.run(["ctrl-exec-agent", "request-pairing"])
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("--dispatcher", r.err)
+        r = self.agent.run(["ctrl-exec-agent", "request-pairing", "--dispatcher", "x",
+                            "--lookup-by", "dns"])
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("must be 'ip' or 'hostname'", r.err)
+
+
+def fake_dispatcher(case, certdir, answers):
+    """A scripted pairing server: reads one request, then sends `answers` as framed responses."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certdir, "srv.crt"), os.path.join(certdir, "srv.key"))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    case.addCleanup(srv.close)
+
+    def serve():
+        while True:
+            try:
+                raw, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn = ctx.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError):
+                raw.close()  # the agent's reachability probe
+                continue
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65536)
+            head, body = buf.split(b"\r\n\r\n", 1)
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            while len(body) < length:
+                body += conn.recv(65536)
+            for a in answers:
+                b = json.dumps(a).encode()
+                conn.sendall((pairlib.FRAME % len(b)).encode() + b)
+            conn.close()
+            return
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+if __name__ == "__main__":
+    harness.main()
