@@ -129,6 +129,28 @@ class Exchange(Listener):
         self.assertEqual((rec["tags"], rec["serial_broadcast"]), ({}, ""))
         self.assertEqual(os.listdir(self.root.path("/var/lib/ctrl-exec/pairing")), [])
 
+    def test_an_rsa_csr_as_the_original_agent_makes_it(self):
+        # A Perl agent sends an RSA key's CSR made by the openssl CLI (4096 bits there; 2048
+        # here to keep the test fast: the rule is "at least 2048").
+        csr = pairlib.make_csr(self.root.dir, "perl-agent.example.com", key="rsa:2048",
+                               name="perl")
+        self.start()
+        c = self.client(pairlib.request("perl-agent.example.com", csr, port=7443,
+                                        ip="127.0.0.1"))
+        reqid = c.response()["reqid"]
+        self.assertEqual(self.root.run(["ced", "approve", reqid]).rc, 0)
+        second = c.response()
+        cert = os.path.join(self.root.dir, "perl.crt")
+        with open(cert, "w") as f:
+            f.write(second["cert"])
+        v = harness.sh("openssl verify -CAfile %s %s" % (
+            self.root.path("/etc/ctrl-exec/ca.crt"), cert))
+        self.assertIn(": OK", v.stdout)
+        # The agent's key and the issued cert match, as the Perl agent will use them together.
+        self.assertEqual(harness.sh("openssl x509 -noout -pubkey -in " + cert).stdout,
+                         harness.sh("openssl pkey -pubout -in %s/perl.key"
+                                    % self.root.dir).stdout)
+
     def test_deny_and_unknown_requests(self):
         self.start()
         c = self.client(pairlib.request("db-01", self.csr))

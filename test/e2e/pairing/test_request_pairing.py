@@ -264,6 +264,39 @@ class Failures(AgentCase):
         self.assertEqual(r.rc, 255, r)
         self.assertTrue(r.err.endswith("Pairing failed: pairing queue full\n"), r.err)
 
+    def test_pairs_with_a_dispatcher_that_signs_like_the_original(self):
+        # The original signs with the openssl CLI: an RSA CA, X.509 v1 certificates without
+        # extensions, sequential serials from ca.serial, and it sends canon() of its own serial.
+        d = os.path.join(self.root.dir, "perl-like")
+        os.makedirs(d)
+        harness.sh("openssl req -x509 -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt "
+                   "-days 30 -subj '/CN=ctrl-exec CA' 2>/dev/null && echo 01 > ca.serial && "
+                   "openssl req -new -nodes -newkey rsa:2048 -keyout srv.key -out srv.csr "
+                   "-subj '/CN=ctrl-exec-dispatcher' 2>/dev/null && openssl x509 -req -in "
+                   "srv.csr -CA ca.crt -CAkey ca.key -CAserial ca.serial -days 825 -out srv.crt "
+                   "2>/dev/null", cwd=d)
+
+        def sign(request):
+            with open(os.path.join(d, "agent.csr"), "w") as f:
+                f.write(request["csr"])
+            harness.sh("openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAserial "
+                       "ca.serial -days 825 -out agent.crt 2>/dev/null", cwd=d)
+            with open(os.path.join(d, "agent.crt")) as f:
+                cert = f.read()
+            with open(os.path.join(d, "ca.crt")) as f:
+                ca = f.read()
+            return [{"reqid": "64dbe4662559d086", "status": "pending"},
+                    {"dispatcher_id": "vm", "nonce": request["nonce"], "status": "approved",
+                     "cert": cert, "dispatcher_serial": "2", "ca": ca}]
+        port = fake_dispatcher(self, d, sign)
+        r = self.agent.run(self.pair_args(port))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("Pairing complete. Certificates stored.\n", r.out)
+        self.assertEqual(self.trusted(), {"2": "vm"})
+        crt = self.agent.path("/etc/ctrl-exec-agent/agent.crt")
+        self.assertIn("Version: 1 (0x0)", harness.sh("openssl x509 -noout -text -in " + crt).stdout)
+        self.assertEqual(pairlib.mode(crt), 0o640)
+
     def test_option_errors(self):
         r = self.agent.run(["ctrl-exec-agent", "request-pairing"])
         self.assertNotEqual(r.rc, 0)
@@ -301,7 +334,7 @@ def fake_dispatcher(case, certdir, answers):
             length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
             while len(body) < length:
                 body += conn.recv(65536)
-            for a in answers:
+            for a in (answers(json.loads(body)) if callable(answers) else answers):
                 b = json.dumps(a).encode()
                 conn.sendall((pairlib.FRAME % len(b)).encode() + b)
             conn.close()
