@@ -481,7 +481,8 @@ class Container:
             cmd = [tool("nsenter"), "--target", str(self.current.pid1()), "--mount", "--uts",
                    "--ipc", "--net", "--pid", "--root", "--wd", "--"] + list(argv)
         else:
-            prepare_runtime(self.image.root, self.hostname, self.hosts, fresh_dev=True)
+            # One-off containers share the root (and so /dev) with each other here.
+            prepare_runtime(self.image.root, self.hostname, self.hosts)
             cmd = launch_argv(self.image.root, self.hostname, argv, self.netns)
         return self._spawn(cmd, e, stdin, "exec-" + os.path.basename(argv[0]))
 

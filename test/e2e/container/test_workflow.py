@@ -152,10 +152,7 @@ class Workflow(harness.TestCase):
                 if name in old:  # the named volume, reattached to the new container
                     dst = image.path(target)
                     shutil.rmtree(dst)
-                    shutil.copytree(old[name].path(target), dst, symlinks=True)
-                    shutil.copystat(old[name].path(target), dst)
-                    st = os.stat(old[name].path(target))
-                    os.chown(dst, st.st_uid, st.st_gid)
+                    subprocess.run(["cp", "-a", old[name].path(target), dst], check=True)
             self.images[name] = image
             c = rootfs.Container(image, name, self.root.dir, hostname=self.compose[name]["hostname"],
                                  netns=self.net.netns[name], env=self.compose[name]["environment"],
