@@ -414,10 +414,20 @@ class Running:
         return self.popen.wait(timeout=timeout)
 
     def wait_for(self, needle, timeout=20, stream="out"):
+        """Waits until `needle` is in the process's stdout (or stderr); fails at the deadline
+        or as soon as the process has exited without printing it."""
         get = self.out if stream == "out" else self.err
-        return harness.wait_until(lambda: needle in get() or (not self.alive() and needle in get()),
-                                  timeout, what="%r in %s of a container process\nout: %s\nerr: %s"
-                                  % (needle, stream, self.out()[-2000:], self.err()[-2000:]))
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = not self.alive()
+            if needle in get():
+                return True
+            if exited or time.monotonic() > deadline:
+                raise AssertionError("%s waiting for %r in the %s of a container process\n"
+                                     "out: %s\nerr: %s" % (
+                                         "exited" if exited else "timed out after %ss" % timeout,
+                                         needle, stream, self.out()[-3000:], self.err()[-3000:]))
+            time.sleep(0.05)
 
     def kill(self):
         if self.alive():
