@@ -137,6 +137,12 @@ class Workflow(harness.TestCase):
             rootfs.wait_port(self.net.netns["dispatcher"], 7445)
             self.assertTrue(run.alive(), run.err())
             self.assert_pid1_is_ctrl_exec(run, d)
+            # The generated conf is in force: API_AUTH_DEFAULT=deny and no hook deny everything.
+            p = subprocess.run([rootfs.tool("ip"), "netns", "exec", self.net.netns["dispatcher"],
+                                "curl", "-sS", "--max-time", "10", "-w", " %{http_code}",
+                                "http://127.0.0.1:7445/health"], capture_output=True, text=True)
+            self.assertEqual(p.stdout, '{"ok":false,"error":"no auth hook configured","code":1} 403',
+                             p.stderr)
         else:
             # Until the API lands, PID 1 says "not built yet" and the container stops; the
             # guide's other steps use `docker exec`, which then runs one-off containers.
