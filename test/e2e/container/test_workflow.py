@@ -26,11 +26,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rootfs  # noqa: E402
 import harness  # noqa: E402
 
-NEEDED = [  # what the workflow runs, as probes of the binary (see rootfs.applet_gaps)
+# What the tests run, as probes of the binary (see rootfs.applet_gaps).
+DISPATCHER_SIDE = [
     ["ctrl-exec-dispatcher", "setup-ca"],
     ["ctrl-exec-dispatcher", "setup-ctrl-exec"],
     ["ctrl-exec-dispatcher", "pairing-mode", "--timeout", "1"],
     ["ctrl-exec-dispatcher", "list-requests"],
+]
+NEEDED = DISPATCHER_SIDE + [
     ["ctrl-exec-dispatcher", "approve"],
     ["ctrl-exec-dispatcher", "ping"],
     ["ctrl-exec-dispatcher", "run"],
@@ -88,7 +91,9 @@ class Workflow(harness.TestCase):
         why = rootfs.missing_prerequisites()
         if why:
             self.skipTest(why)
-        gaps = rootfs.applet_gaps(NEEDED)
+        needed = NEEDED if self._testMethodName == "test_pairing_workflow_of_the_guide" \
+            else DISPATCHER_SIDE
+        gaps = rootfs.applet_gaps(needed)
         if gaps:
             self.skipTest("waiting for applets that answer 'not built yet': " + "; ".join(gaps))
         self.api_built = not rootfs.applet_gaps(API)
@@ -181,6 +186,31 @@ class Workflow(harness.TestCase):
         return ping, run
 
     # --- the workflow ------------------------------------------------------------------
+
+    def test_dispatcher_container(self):
+        """Steps 1-3 and `docker stop`, which need only the dispatcher side."""
+        d, dimg = self.containers["dispatcher"], self.images["dispatcher"]
+        self.start_dispatcher(expect_first=True)
+        before = tree_digest(dimg.root, "/etc/ctrl-exec")
+        self.assertEqual(sorted(os.path.basename(p) for p in before), [
+            "auth-hook.example", "ca.crt", "ca.key", "ca.serial", "ctrl-exec.conf",
+            "dispatcher.crt", "dispatcher.key"])
+        uid = int(dimg.passwd("ctrl-exec")[2])
+        self.assertEqual(before["etc/ctrl-exec/dispatcher.key"][1], uid,
+                         "setup-ctrl-exec gives the key to service_user (the image's ctrl-exec)")
+        if d.running():
+            self.assertEqual(d.stop(timeout=10), (0, True), "docker stop: SIGTERM to PID 1")
+        self.start_dispatcher()
+        self.assertEqual(tree_digest(dimg.root, "/etc/ctrl-exec"), before)
+        pairing = d.spawn_exec(["ctrl-exec-dispatcher", "pairing-mode", "--timeout", "60"],
+                               stdin=subprocess.PIPE)
+        rootfs.wait_port(self.net.netns["dispatcher"], 7444, host=self.net.ip["dispatcher"])
+        self.assertEqual(self.ced("list-requests").out, "No pending pairing requests.\n")
+        os.kill(pairing.pid1(), signal.SIGINT)
+        self.assertEqual(pairing.wait(15), 0, pairing.out() + pairing.err())
+        self.assertIn("Pairing mode stopped.", pairing.out())
+        if d.running():
+            self.assertEqual(d.stop(timeout=10), (0, True), "docker stop: SIGTERM to PID 1")
 
     def test_pairing_workflow_of_the_guide(self):
         d, a = self.containers["dispatcher"], self.containers["agent"]
