@@ -38,7 +38,7 @@ CONTAINER_DIR = os.path.join(CONTEXT, "container")
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 DOCKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILD_ARTIFACT_LINE = "strip -o /out/ctrl-exec /build/applets/ctrl-exec"
-HOST_TOOLS = ("unshare", "nsenter", "chroot", "ip", "hostname")
+HOST_TOOLS = ("unshare", "nsenter", "chroot", "ip")
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
 
@@ -367,8 +367,8 @@ def launch_argv(root, hostname, argv, netns=None):
             "--mount-proc=" + os.path.join(root, "proc")]
     if not netns:
         cmd += ["--net"]
-    cmd += ["/bin/sh", "-c", 'root=$1 name=$2; shift 2; %s "$name" && exec %s "$root" "$@"'
-            % (tool("hostname"), tool("chroot")), "cx-container", root, hostname] + list(argv)
+    cmd += ["/bin/sh", "-c", 'root=$1 name=$2; shift 2; %s hostname "$name" && exec %s "$root" "$@"'
+            % (busybox_path(), tool("chroot")), "cx-container", root, hostname] + list(argv)
     return cmd
 
 
