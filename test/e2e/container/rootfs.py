@@ -525,6 +525,8 @@ class Container:
     def cleanup(self):
         for r in self.processes:
             r.kill()
+            if r.popen.stdin:
+                r.popen.stdin.close()
 
 
 class Network:

@@ -187,6 +187,27 @@ class Workflow(harness.TestCase):
 
     # --- the workflow ------------------------------------------------------------------
 
+    def test_example_conf_on_the_dispatcher_volume(self):
+        """An operator's ctrl-exec.conf (here conf/ctrl-exec.conf) is used as is."""
+        d, dimg = self.containers["dispatcher"], self.images["dispatcher"]
+        example = rootfs.read_text(os.path.join(harness.SOURCE_ROOT, "conf", "ctrl-exec.conf"))
+        dimg.write("/etc/ctrl-exec/ctrl-exec.conf", example, 0o640)
+        run = d.start()
+        run.wait_for("[entrypoint] Starting ctrl-exec-api...", timeout=120)
+        self.assertEqual(entrypoint_lines(run.out()), ENTRY_FIRST[2:])
+        self.assertEqual(dimg.read("/etc/ctrl-exec/ctrl-exec.conf"), example)
+        for f in ("ca.crt", "ca.key", "dispatcher.crt", "dispatcher.key"):
+            self.assertTrue(dimg.exists("/etc/ctrl-exec/" + f), f)
+        if self.api_built:
+            rootfs.wait_port(self.net.netns["dispatcher"], 7445)
+            # The example names /etc/ctrl-exec/auth-hook, which is not installed: deny.
+            p = subprocess.run([rootfs.tool("ip"), "netns", "exec", self.net.netns["dispatcher"],
+                                "curl", "-sS", "--max-time", "10", "-w", " %{http_code}",
+                                "http://127.0.0.1:7445/health"], capture_output=True, text=True)
+            self.assertEqual(p.stdout, '{"ok":false,"error":"auth hook not found or not '
+                                       'executable: /etc/ctrl-exec/auth-hook","code":1} 403', p.stderr)
+            self.assertEqual(d.stop(timeout=10), (0, True))
+
     def test_dispatcher_container(self):
         """Steps 1-3 and `docker stop`, which need only the dispatcher side."""
         d, dimg = self.containers["dispatcher"], self.images["dispatcher"]
