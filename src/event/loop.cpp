@@ -40,8 +40,10 @@ void Timer::start(uint64_t timeout_ms, std::function<void()> fn, uint64_t repeat
       h_,
       [](uv_timer_t* t) {
         if (auto* self = static_cast<Timer*>(t->data)) {
-          // Copy first: the callback may destroy this timer.
-          auto fn = self->fn_;
+          // A one-shot timer lets go of its callback once fired, so a callback that captured
+          // shared owners (even of this timer) forms no cycle. Take it out first: the
+          // callback may restart or destroy this timer.
+          auto fn = uv_timer_get_repeat(t) == 0 ? std::move(self->fn_) : self->fn_;
           fn();
         }
       },
