@@ -64,6 +64,8 @@ public:
   Status lock(const std::string& path, bool wait, mode_t create_mode = 0660);
   void unlock();
   bool held() const { return fd_ >= 0; }
+  // The locked descriptor (-1 when not held), e.g. to hand the lock to a child process.
+  int fd() const { return fd_; }
   bool busy() const { return busy_; }
 
 private:

@@ -141,7 +141,11 @@ std::unique_ptr<Process> Process::start(Loop& loop, ProcessOptions opts, DoneFn 
   im->in = new uv_pipe_t;
   uv_pipe_init(loop.get(), im->in, 0);
   im->in->data = im;
-  uv_stdio_container_t stdio[3];
+  std::vector<uv_stdio_container_t> stdio(3 + o.inherit_fds.size());
+  for (size_t i = 0; i < o.inherit_fds.size(); ++i) {
+    stdio[3 + i].flags = UV_INHERIT_FD;
+    stdio[3 + i].data.fd = o.inherit_fds[i];
+  }
   stdio[0].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_READABLE_PIPE);
   stdio[0].data.stream = reinterpret_cast<uv_stream_t*>(im->in);
   if (o.capture_output) {
@@ -164,8 +168,8 @@ std::unique_ptr<Process> Process::start(Loop& loop, ProcessOptions opts, DoneFn 
   uo.args = argv.data();
   uo.env = o.env ? envp.data() : nullptr;
   uo.cwd = o.cwd.empty() ? nullptr : o.cwd.c_str();
-  uo.stdio_count = 3;
-  uo.stdio = stdio;
+  uo.stdio_count = static_cast<int>(stdio.size());
+  uo.stdio = stdio.data();
   // A new session for every child: the deadline kill reaches its whole process group.
   uo.flags = UV_PROCESS_DETACHED;
   if (o.uid) {

@@ -29,6 +29,8 @@ struct ProcessOptions {
   bool detached = false;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  // Open descriptors handed to the child as fds 3, 4, ... in this order (e.g. a held lock).
+  std::vector<int> inherit_fds;
 };
 
 struct ProcessResult {

@@ -1,0 +1,61 @@
+// The executor's unix-socket frames (agent-and-wire §4.8), big-endian:
+//   request  = u32 total_len, then total_len bytes: field reqid, field dispatcher_id,
+//              field script_name, field stdin_bytes, u32 argc, argc x field arg
+//   response = i32 exit, field stdout, field stderr
+//   field    = u32 len, len bytes
+// The agent front-end encodes requests and decodes responses; the executor (a later issue)
+// does the reverse with the same functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.hpp"
+
+namespace cx::agent {
+
+inline constexpr uint32_t kMaxFrameBytes = 16u << 20; // a request's total_len: 1..16 MiB
+inline constexpr uint32_t kMaxFrameArgs = 256;
+// A response field (script output) above this is refused rather than buffered.
+inline constexpr uint32_t kMaxResponseField = 64u << 20;
+
+struct ExecRequest {
+  std::string reqid;
+  std::string dispatcher_id;
+  std::string script;
+  std::string stdin_bytes;
+  std::vector<std::string> args;
+};
+
+struct ExecResponse {
+  int32_t exit = -1;
+  std::string out, err;
+};
+
+// Fails if the frame would exceed kMaxFrameBytes or kMaxFrameArgs.
+Result<std::string> encode_request(const ExecRequest& req);
+std::string encode_response(const ExecResponse& resp);
+
+// Incremental decoding from a byte stream. need_more: feed more bytes; error: the bytes can
+// never form a valid frame (the message says why: "malformed request", "frame too large").
+enum class FrameStatus { need_more, complete, error };
+struct RequestDecode {
+  FrameStatus status;
+  ExecRequest request;
+  size_t consumed = 0;
+  std::string error;
+};
+RequestDecode decode_request(std::string_view bytes);
+
+struct ResponseDecode {
+  FrameStatus status;
+  ExecResponse response;
+  size_t consumed = 0;
+  std::string error;
+};
+ResponseDecode decode_response(std::string_view bytes);
+
+} // namespace cx::agent

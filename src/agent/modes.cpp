@@ -1,0 +1,230 @@
+// The agent's small modes; see modes.hpp.
+#include "agent/modes.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "base/files.hpp"
+#include "base/paths.hpp"
+#include "base/random.hpp"
+#include "base/time.hpp"
+#include "conf/allowlist.hpp"
+#include "event/loop.hpp"
+#include "http/client.hpp"
+#include "http/writer.hpp"
+#include "log/log.hpp"
+#include "pki/cert.hpp"
+#include "proto/agent_wire.hpp"
+#include "tls/tls.hpp"
+
+namespace cx::agent {
+
+namespace {
+
+// "missing file: <p>" or "cannot parse cert: <p>" for the pairing state of cert, key and ca;
+// on success, the certificate's notAfter in OpenSSL's text form.
+Result<std::string> pairing_state(const std::string& cert, const std::string& key,
+                                  const std::string& ca) {
+  for (const std::string* p : {&cert, &key, &ca})
+    if (!path_exists(*p)) return error("missing file: " + *p);
+  auto pem = read_file(cert, 1u << 20);
+  if (!pem.ok()) return error("cannot parse cert: " + cert);
+  auto info = pki::cert_info(*pem);
+  if (!info.ok()) return error("cannot parse cert: " + cert);
+  return openssl_time(info->not_after);
+}
+
+struct TlsFiles {
+  std::string cert, key, ca;
+};
+
+// The configured TLS paths, or the defaults when agent.conf cannot be read (the original read
+// only the defaults; docs/COMPATIBILITY.md).
+TlsFiles tls_files(const Paths& paths) {
+  auto cfg = conf::load_agent_config(paths.config);
+  if (cfg.ok()) return {cfg->config.cert, cfg->config.key, cfg->config.ca};
+  return {paths::agent_cert(), paths::agent_key(), paths::agent_ca()};
+}
+
+} // namespace
+
+int pairing_status(const Paths& paths) {
+  TlsFiles f = tls_files(paths);
+  auto st = pairing_state(f.cert, f.key, f.ca);
+  if (!st.ok()) {
+    std::printf("Not paired. Reason: %s\n", st.message().c_str());
+    return 1;
+  }
+  std::printf("Paired. Certificate expires: %s\n", st->c_str());
+  return 0;
+}
+
+int self_check(const Paths& paths) {
+  std::printf("Checking config...\n");
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) {
+    std::printf("  Config error: %s\n", cfg.message().c_str());
+    return 1;
+  }
+  const conf::AgentConfig& c = cfg->config;
+  std::printf("  Config OK (port %d)\n", c.port);
+  auto al = conf::load_allowlist(paths.allowlist);
+  if (!al.ok()) {
+    std::printf("  Allowlist error: %s\n", al.message().c_str());
+    return 1;
+  }
+  for (const auto& w : al->warnings)
+    std::fprintf(stderr, "ctrl-exec-agent: %s\n", w.c_str());
+  conf::Allowlist scripts = std::move(al->scripts);
+  for (const auto& w : conf::drop_outside_script_dirs(scripts, c.script_dirs))
+    std::fprintf(stderr, "ctrl-exec-agent: %s\n", w.c_str());
+  std::printf("  Allowlist OK (%zu scripts)\n", scripts.size());
+  auto certs = pairing_state(c.cert, c.key, c.ca);
+  if (certs.ok())
+    std::printf("  Certs OK (expires %s)\n", certs->c_str());
+  else
+    std::printf("  Certs: NOT paired - %s\n", certs.message().c_str());
+  for (const auto& [name, e] : scripts)
+    std::printf("  Script '%s': %s  (profile: %s) [%s]\n", name.c_str(), e.path.c_str(),
+                e.profile.c_str(), is_executable_file(e.path) ? "ok" : "NOT EXECUTABLE");
+  auto undefined = conf::undefined_profiles(scripts, c.profiles);
+  if (!undefined.empty()) {
+    std::string list;
+    for (const auto& [s, p] : undefined)
+      list += (list.empty() ? "" : ", ") + s + " -> " + p;
+    std::printf("  Profile error: undefined profile(s) referenced: %s\n", list.c_str());
+  }
+  std::printf("Self-check complete.\n");
+  return 0;
+}
+
+int self_ping(const Paths& paths) {
+  std::printf("Checking config...\n");
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) {
+    std::printf("  Config error: %s\n", cfg.message().c_str());
+    return 1;
+  }
+  const conf::AgentConfig& c = cfg->config;
+  std::printf("  Config OK (port %d)\n", c.port);
+  auto certs = pairing_state(c.cert, c.key, c.ca);
+  if (!certs.ok()) {
+    std::printf("  Paired: no - %s\n  Cannot self-ping: agent not paired.\n",
+                certs.message().c_str());
+    return 1;
+  }
+  std::printf("  Paired: yes (cert expires %s)\n", certs->c_str());
+  std::printf("Connecting to 127.0.0.1:%d...\n", c.port);
+  std::fflush(stdout);
+
+  auto creds = tls::Credentials::load(c.cert, c.key, c.ca);
+  if (!creds.ok()) {
+    std::printf("  mTLS handshake failed: %s\n", creds.message().c_str());
+    return 1;
+  }
+  auto tls_conf = tls::Config::client(*creds, tls::PeerCheck::required);
+  if (!tls_conf.ok()) {
+    std::printf("  mTLS handshake failed: %s\n", tls_conf.message().c_str());
+    return 1;
+  }
+  event::Loop loop;
+  http::ClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = c.port;
+  o.tls = *tls_conf;
+  o.connect_timeout_ms = 5000;
+  o.read_timeout_ms = 5000;
+  proto::PingRequest ping{random_hex(4)};
+  http::ClientResult result;
+  auto call = http::ClientCall::start(loop, std::move(o),
+                                      http::format_http10_request("POST", "/ping", ping.to_json()),
+                                      [&](http::ClientResult r) { result = std::move(r); });
+  loop.run();
+
+  const std::string& err = result.status.message();
+  if (!result.status.ok() && err.find("refused") != std::string::npos) {
+    std::printf("  Port %d: not listening - is the agent running?\n", c.port);
+    return 1;
+  }
+  if (!result.status.ok() &&
+      (err.rfind("TLS handshake failed", 0) == 0 || err.find("connect") != std::string::npos ||
+       err.find("resolve") != std::string::npos)) {
+    std::printf("  mTLS handshake failed: %s\n", err.c_str());
+    return 1;
+  }
+  std::printf("  Port %d: listening\n", c.port);
+  std::printf("  mTLS handshake: OK\n");
+  const http::Response* resp = result.response();
+  std::string body = resp ? resp->body : "";
+  if (body.find("\"status\":\"ok\"") != std::string::npos) {
+    std::printf("  Ping response: OK\n");
+  } else if (body.find("serial mismatch") != std::string::npos) {
+    std::printf("  Ping response: 403 serial mismatch (expected - agent is running and "
+                "enforcing policy)\n");
+  } else {
+    std::printf("  Ping response: unexpected - %s\n", resp ? body.c_str() : err.c_str());
+    return 1;
+  }
+  std::printf("Self-ping complete.\n");
+  return 0;
+}
+
+int promote_cert(const Paths& paths) {
+  // Runs as ExecStartPre: whatever happens, it must not stop the agent from starting.
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "ctrl-exec-agent: promote-cert: %s\n", cfg.message().c_str());
+    return 0;
+  }
+  const conf::AgentConfig& c = cfg->config;
+  const std::string& staged = c.cert_staging_path;
+  if (!path_exists(staged)) return 0;
+  auto drop = [&](const std::string& why) {
+    (void)remove_file(staged);
+    log::warning("cert-promote", {{"ERROR", why}});
+    return 0;
+  };
+  auto pem = read_file(staged, 1u << 20);
+  if (!pem.ok()) return drop(pem.message());
+  auto ca = read_file(c.ca, 1u << 20);
+  if (!ca.ok()) {
+    // Without the CA we cannot judge the staged cert; keep it for a later attempt.
+    log::warning("cert-promote", {{"ERROR", ca.message()}});
+    return 0;
+  }
+  auto key = read_file(c.key, 1u << 20);
+  if (!key.ok()) {
+    log::warning("cert-promote", {{"ERROR", key.message()}});
+    return 0;
+  }
+  if (Status v = pki::check_renewed_cert(*pem, *ca, *key); !v.ok()) return drop(v.message());
+  WriteOptions o;
+  o.mode = 0640;
+  struct stat st;
+  if (::stat(c.cert.c_str(), &st) == 0) {
+    o.uid = st.st_uid;
+    o.gid = st.st_gid;
+  }
+  if (Status w = write_file_atomic(c.cert, *pem, o); !w.ok()) {
+    log::warning("cert-promote", {{"ERROR", w.message()}}); // staged file kept for a retry
+    return 0;
+  }
+  (void)remove_file(staged);
+  log::info("cert-promote", {{"STATUS", "installed"}});
+  return 0;
+}
+
+int cert_staged(const Paths& paths) {
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) return 1;
+  return path_exists(cfg->config.cert_staging_path) ? 0 : 1;
+}
+
+int paired(const Paths& paths) {
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) return 1;
+  return first_missing_tls_file(cfg->config).empty() ? 0 : 1;
+}
+
+} // namespace cx::agent
