@@ -783,7 +783,7 @@ void AgentServer::run_async(std::shared_ptr<Job> job) {
   *pid_slot = proc->pid();
   supervisors_[proc->pid()] = std::move(proc);
   // The supervisor holds the lock through its copy of the descriptor; ours can go.
-  lock.unlock();
+  lock.close_keep_lock();
   log::info("run-async", {{"SCRIPT", job->req.script},
                           {"PEER", job->peer.ip},
                           {"DISPATCHER", job->dispatcher},

@@ -198,6 +198,13 @@ Status FileLock::lock(const std::string& path, bool wait, mode_t create_mode) {
   return {};
 }
 
+void FileLock::close_keep_lock() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
 void FileLock::unlock() {
   if (fd_ >= 0) {
     ::flock(fd_, LOCK_UN);

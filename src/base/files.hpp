@@ -66,6 +66,9 @@ public:
   bool held() const { return fd_ >= 0; }
   // The locked descriptor (-1 when not held), e.g. to hand the lock to a child process.
   int fd() const { return fd_; }
+  // Closes our descriptor without unlocking: the lock stays held by whoever shares the open
+  // file (a child that inherited it) until they close it. unlock() would release it for all.
+  void close_keep_lock();
   bool busy() const { return busy_; }
 
 private:

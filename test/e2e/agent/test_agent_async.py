@@ -1,0 +1,139 @@
+"""Async runs: 202 then /result running -> done, 409 while the script runs, owner-gated
+records, the reqid rule, and a job that survives an agent restart."""
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import agentlib  # noqa: E402
+from agentlib import STATE  # noqa: E402
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class Async(agentlib.AgentTestCase):
+    def submit(self, script, args=(), reqid="a1", who="disp"):
+        return self.agent.run(script, args, reqid=reqid, who=who, extra={"async": True})
+
+    def result(self, reqid, who="disp"):
+        return self.agent.get("/result/" + reqid, who=who)
+
+    def wait_done(self, reqid, timeout=15):
+        def done():
+            status, body, _ = self.result(reqid)
+            return body if status == 200 and body.get("status") == "done" else None
+        return agentlib.wait(done, timeout, "async %s done" % reqid)
+
+    def test_accept_then_result(self):
+        self.agent.start()
+        status, body, head = self.submit("echo-args", ["x y"], reqid="asyncr1")
+        self.assertEqual((status, body), (202, {"script": "echo-args", "status": "accepted",
+                                                "reqid": "asyncr1"}))
+        self.assertTrue(head.startswith("HTTP/1.0 202 Accepted"))
+        self.agent.wait_log("ACTION=run-async DISPATCHER=disp-1 PEER=127.0.0.1 REQID=asyncr1 "
+                            "SCRIPT=echo-args")
+        rec = self.wait_done("asyncr1")
+        self.assertEqual(set(rec), {"reqid", "status", "script", "owner", "started", "finished",
+                                    "exit", "stdout", "stderr"})
+        self.assertEqual((rec["owner"], rec["exit"], rec["stdout"], rec["stderr"]),
+                         ("disp-1", 0, "argc: 1\n[x y]\n", ""))
+        self.assertRegex(rec["started"], ISO)
+        self.assertRegex(rec["finished"], ISO)
+        path = self.root.path(STATE + "/runs/disp-1/asyncr1.json")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o750)
+        self.agent.wait_log("ACTION=result DISPATCHER=disp-1 PEER=127.0.0.1 REQID=asyncr1 "
+                            "STATUS=done")
+
+    def test_running_record_busy_and_other_scripts(self):
+        self.agent.start()
+        self.assertEqual(self.submit("sleeper", ["3"], reqid="long1")[0], 202)
+        status, body, _ = self.result("long1")
+        self.assertEqual((status, body["status"], body["script"]), (200, "running", "sleeper"))
+        self.assertNotIn("exit", body)
+        status, body, _ = self.submit("sleeper", ["1"], reqid="long2")
+        self.assertEqual((status, body), (409, {"script": "sleeper", "status": "busy",
+                                                "reqid": "long2",
+                                                "error": "script already running"}))
+        self.agent.wait_log("ACTION=run-async-busy PEER=127.0.0.1 REQID=long2 SCRIPT=sleeper")
+        self.assertEqual(self.result("long2")[0], 404, "no record for a busy submission")
+        # Another script is not held up, and sync runs of the same script still work.
+        self.assertEqual(self.submit("noop", reqid="other")[0], 202)
+        self.assertEqual(self.agent.run("sleeper", ["0"])[1]["stdout"], "slept\n")
+        self.assertEqual(self.wait_done("long1")["stdout"], "slept\n")
+        # The lock is released with the job.
+        self.assertEqual(self.submit("sleeper", ["0"], reqid="long3")[0], 202)
+
+    def test_results_are_owner_gated(self):
+        self.agent.start()
+        self.submit("noop", reqid="mine1")
+        self.wait_done("mine1")
+        status, body, _ = self.result("mine1", who="disp2")
+        self.assertEqual((status, body), (404, {"status": "unknown", "reqid": "mine1"}))
+        # A legacy flat record of another dispatcher is refused as not-owner.
+        self.root.write(STATE + "/runs/flat1.json",
+                        json.dumps({"reqid": "flat1", "status": "done", "owner": "disp-1"}))
+        self.assertEqual(self.result("flat1", who="disp2")[0], 404)
+        self.agent.wait_log("ACTION=result-deny DISPATCHER=disp-2 PEER=127.0.0.1 "
+                            "REASON=not-owner REQID=flat1")
+        self.assertEqual(self.result("flat1")[0], 200)
+
+    def test_async_needs_a_valid_reqid(self):
+        self.agent.start()
+        for reqid in ("", "../x", "a b"):
+            status, body, _ = self.submit("noop", reqid=reqid)
+            self.assertEqual((status, body), (200, {"script": "noop", "exit": -1, "reqid": reqid,
+                                                    "error": "async run requires a valid reqid"}))
+
+    def test_async_is_refused_with_an_executor(self):
+        self.agent.write_conf("executor_socket = %s\n" % self.root.path("/run/exec.sock"))
+        self.agent.start()
+        status, body, _ = self.submit("noop")
+        self.assertEqual((status, body["exit"], body["error"]),
+                         (200, -1, "async runs are not yet supported with the executor "
+                                   "(privilege separation); run synchronously"))
+
+    def test_old_records_are_purged_on_the_next_submission(self):
+        self.agent.start()
+        old = self.root.write(STATE + "/runs/disp-1/old.json", "{}")
+        flat = self.root.write(STATE + "/runs/old-flat.json", "{}")
+        fresh = self.root.write(STATE + "/runs/disp-2/fresh.json", "{}")
+        for p in (old, flat):
+            os.utime(p, (0, 0))
+        self.submit("noop", reqid="p1")
+        self.assertFalse(os.path.exists(old))
+        self.assertFalse(os.path.exists(flat))
+        self.assertTrue(os.path.exists(fresh))
+
+    def test_a_job_survives_an_agent_restart(self):
+        self.agent.start()
+        self.assertEqual(self.submit("sleeper", ["2"], reqid="survive1")[0], 202)
+        self.assertEqual(self.agent.stop(), 0)
+        self.agent.start()
+        # The supervisor still holds the script's lock across the restart.
+        self.assertEqual(self.submit("sleeper", ["0"], reqid="survive2")[0], 409)
+        rec = self.wait_done("survive1")
+        self.assertEqual((rec["exit"], rec["stdout"]), (0, "slept\n"))
+        self.assertEqual(self.submit("sleeper", ["0"], reqid="survive3")[0], 202)
+
+
+class AsyncLimits(agentlib.AgentTestCase):
+    conf_extra = "script_timeout = 1\nscript_output_limit = 5\n"
+
+    def test_timeout_and_output_cap_apply_to_async_jobs(self):
+        self.agent.start()
+        self.agent.run("sleeper", ["30"], reqid="to1", extra={"async": True})
+        self.agent.run("echo-args", ["abcdefgh"], reqid="cap1", extra={"async": True})
+
+        def done(reqid):
+            body = self.agent.get("/result/" + reqid)[1]
+            return body if body.get("status") == "done" else None
+        rec = agentlib.wait(lambda: done("to1"), 10, "timed-out job")
+        self.assertEqual((rec["exit"], rec["timed_out"]), (126, True))
+        rec = agentlib.wait(lambda: done("cap1"), 10, "capped job")
+        self.assertEqual((rec["stdout"], rec["truncated"]), ("argc:", True))
+
+
+if __name__ == "__main__":
+    agentlib.harness.main()
