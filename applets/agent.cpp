@@ -119,7 +119,7 @@ int agent_main(int argc, char** argv) {
   app.add_option("--port", pairing.port);
   app.add_flag("--background", pairing.background);
   app.add_option("--timeout", pairing.timeout);
-  app.add_option("--lookup-by", lookup_by);
+  CLI::Option* lookup_opt = app.add_option("--lookup-by", lookup_by);
   app.add_flag("--version", show_version);
   app.add_flag("--help", show_help);
   app.add_option("words", words);
@@ -155,26 +155,9 @@ int agent_main(int argc, char** argv) {
   if (mode == "cert-staged") return cx::agent::cert_staged(paths);
   if (mode == "paired") return cx::agent::paired(paths);
   if (mode == "request-pairing") {
-    if (pairing.dispatcher.empty()) {
-      std::fprintf(stderr, "ctrl-exec-agent: --dispatcher is required for request-pairing\n");
-      return kExitUsage;
-    }
-    if (!lookup_by.empty()) {
-      if (lookup_by != "ip" && lookup_by != "hostname") {
-        std::fprintf(stderr, "ctrl-exec-agent: --lookup-by must be 'ip' or 'hostname'\n");
-        return kExitUsage;
-      }
-      pairing.lookup_by = lookup_by;
-    }
-    if (pairing.port < 1 || pairing.port > 65535) {
-      std::fprintf(stderr, "ctrl-exec-agent: --port must be a port number (1-65535)\n");
-      return kExitUsage;
-    }
-    if (pairing.background && (pairing.timeout < 1 || pairing.timeout > 600)) {
-      std::fprintf(stderr, "ctrl-exec-agent: --timeout must be between 1 and 600 seconds with "
-                           "--background\n");
-      return kExitUsage;
-    }
+    // The values (--dispatcher required, --lookup-by ip|hostname, --timeout at most 600 with
+    // --background, the port range) are checked by request_pairing, with its fatal messages.
+    if (lookup_opt->count() > 0) pairing.lookup_by = lookup_by;
     pairing.config_path = paths.config;
     return cx::pairing::request_pairing(pairing);
   }

@@ -34,12 +34,16 @@ class Cli(agentlib.AgentTestCase):
         self.assertIn("Unknown mode 'frobnicate'", r.err)
         self.assertIn("Usage:", r.err)
         for args in (["serve", "--bogus"], ["--port", "x", "serve"], ["serve", "extra"],
-                     ["request-pairing", "--dispatcher", "d", "--lookup-by", "dns"],
-                     ["request-pairing"],
-                     ["request-pairing", "--dispatcher", "d", "--background", "--timeout", "601"]):
+                     ["--timeout"]):
             r = self.root.run(["ctrl-exec-agent"] + args)
             self.assertEqual(r.rc, 2, args)
             self.assertEqual(r.out, "", args)
+            self.assertIn("Usage:", r.err)
+        for args in (["request-pairing", "--dispatcher", "d", "--lookup-by", "dns"],
+                     ["request-pairing"],
+                     ["request-pairing", "--dispatcher", "d", "--background", "--timeout", "601"]):
+            r = self.root.run(["ctrl-exec-agent"] + args)
+            self.assertEqual(r.rc, 255, args)  # fatal, as the original's die
         r = self.root.run(["ctrl-exec-agent", "request-pairing", "--dispatcher", "d",
                            "--lookup-by", "dns"])
         self.assertIn("must be 'ip' or 'hostname'", r.err)
