@@ -77,6 +77,24 @@ class Agent:
         os.chmod(p, 0o755)
         return p
 
+    def add_gate_script(self, name, then="echo released"):
+        """A script that marks that it started, then waits until the test releases it.
+
+        Returns a Gate; once released (or after 60 s, so a failing test never leaves it
+        behind) the script runs the shell line `then`. Tests wait on the marker, never on a
+        sleep.
+        """
+        gate = Gate(self.root.path("/gates"), name)
+        body = ("#!/bin/sh\n"
+                ": > '%s.started.'$$\n"
+                "i=0\n"
+                "while [ ! -e '%s' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                "%s\n" % (gate.base, gate.release_path, then))
+        self.add_script_file(name, body)
+        self.scripts[name] = body
+        self.write_allowlist(self.scripts)  # a running agent needs a SIGHUP to see it
+        return gate
+
     def write_allowlist(self, names, extra=""):
         lines = ["%s = %s" % (n, self.script_path(n)) for n in sorted(names)]
         self.root.write(ETC + "/scripts.conf", "\n".join(lines) + "\n" + extra)
@@ -189,6 +207,32 @@ class Agent:
             return out
         finally:
             s.close()
+
+
+class Gate:
+    """The test's side of add_gate_script: how many runs started, and their release."""
+
+    def __init__(self, directory, name):
+        os.makedirs(directory, exist_ok=True)
+        self.dir = directory
+        self.base = os.path.join(directory, name)
+        self.release_path = self.base + ".go"
+
+    def started(self):
+        prefix = os.path.basename(self.base) + ".started."
+        return len([f for f in os.listdir(self.dir) if f.startswith(prefix)])
+
+    def pids(self):
+        prefix = os.path.basename(self.base) + ".started."
+        return [int(f[len(prefix):]) for f in os.listdir(self.dir) if f.startswith(prefix)]
+
+    def wait_started(self, count=1, timeout=15):
+        return harness.wait_until(lambda: self.started() >= count, timeout,
+                                  what="%d run(s) of %s started" % (count, self.base))
+
+    def release(self):
+        with open(self.release_path, "w"):
+            pass
 
 
 def perl_request(method, path, body=b"", host="agent:7443"):

@@ -3,7 +3,9 @@ records, the reqid rule, and a job that survives an agent restart."""
 import json
 import os
 import re
+import signal
 import sys
+import unittest.mock
 
 sys.path.insert(0, os.path.dirname(__file__))
 import agentlib  # noqa: E402
@@ -94,6 +96,20 @@ class Async(agentlib.AgentTestCase):
                          (200, -1, "async runs are not yet supported with the executor "
                                    "(privilege separation); run synchronously"))
 
+    def test_a_runs_dir_that_cannot_be_made_refuses_the_job(self):
+        # A path below a regular file: no user, root included, can create it.
+        self.agent.write_conf("async_runs_dir = %s/runs\n" % self.root.path(
+            "/etc/ctrl-exec-agent/agent.crt"))
+        self.agent.start()
+        status, body, _ = self.submit("noop", reqid="nostore1")
+        self.assertEqual((status, body), (200, {"script": "noop", "exit": -1, "reqid": "nostore1",
+                                                "error": "could not start async job"}))
+        self.agent.wait_log("ACTION=async-store-fail ERROR=")
+        self.assertIn("REQID=nostore1", self.agent.log_lines("async-store-fail")[0])
+        self.assertEqual(self.result("nostore1")[0], 404)
+        # Sync runs are unaffected.
+        self.assertEqual(self.agent.run("noop")[1]["stdout"], "ok\n")
+
     def test_old_records_are_purged_on_the_next_submission(self):
         self.agent.start()
         old = self.root.write(STATE + "/runs/disp-1/old.json", "{}")
@@ -106,16 +122,39 @@ class Async(agentlib.AgentTestCase):
         self.assertFalse(os.path.exists(flat))
         self.assertTrue(os.path.exists(fresh))
 
-    def test_a_job_survives_an_agent_restart(self):
+    def survive(self, stop):
+        gate = self.agent.add_gate_script("long", then="echo survived; echo on-stderr >&2")
         self.agent.start()
-        self.assertEqual(self.submit("sleeper", ["2"], reqid="survive1")[0], 202)
-        self.assertEqual(self.agent.stop(), 0)
+        self.assertEqual(self.submit("long", reqid="survive1")[0], 202)
+        gate.wait_started()
+        stop()
+        self.assertEqual(self.result("survive1")[0], 0, "the agent is down")
         self.agent.start()
-        # The supervisor still holds the script's lock across the restart.
-        self.assertEqual(self.submit("sleeper", ["0"], reqid="survive2")[0], 409)
+        # The job is still running, and its supervisor still holds the script's lock.
+        status, body, _ = self.result("survive1")
+        self.assertEqual((status, body["status"]), (200, "running"))
+        self.assertEqual(self.submit("long", reqid="survive2")[0], 409)
+        gate.release()
         rec = self.wait_done("survive1")
-        self.assertEqual((rec["exit"], rec["stdout"]), (0, "slept\n"))
-        self.assertEqual(self.submit("sleeper", ["0"], reqid="survive3")[0], 202)
+        self.assertEqual((rec["exit"], rec["stdout"], rec["stderr"], rec["owner"]),
+                         (0, "survived\n", "on-stderr\n", "disp-1"))
+        # The record written after the restart is still owner-gated.
+        self.assertEqual(self.result("survive1", who="disp2"),
+                         (404, {"status": "unknown", "reqid": "survive1"}, unittest.mock.ANY))
+        self.agent.wait_log("ACTION=result-miss DISPATCHER=disp-2 PEER=127.0.0.1 REQID=survive1")
+        # The lock went with the job.
+        self.assertEqual(self.submit("long", reqid="survive3")[0], 202)
+        gate.wait_started(2)
+
+    def test_a_job_survives_an_agent_restart(self):
+        self.survive(lambda: self.assertEqual(self.agent.stop(), 0))
+
+    def test_a_job_survives_the_agent_being_killed(self):
+        def kill():
+            self.agent.proc.signal(signal.SIGKILL)
+            self.agent.proc.wait()
+            self.agent.proc = None
+        self.survive(kill)
 
 
 class AsyncLimits(agentlib.AgentTestCase):

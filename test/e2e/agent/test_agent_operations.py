@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest.mock
 
 sys.path.insert(0, os.path.dirname(__file__))
 import agentlib  # noqa: E402
@@ -18,14 +19,13 @@ MAP = STATE + "/ctrl-exec-dispatchers"
 
 class Reload(agentlib.AgentTestCase):
     def test_sighup_picks_up_a_new_script_mid_traffic_while_a_long_run_completes(self):
+        gate = self.agent.add_gate_script("long")
         self.agent.start()
         long_run = {}
         t = threading.Thread(target=lambda: long_run.update(
-            r=self.agent.run("sleeper", ["2"], reqid="long")))
+            r=self.agent.run("long", reqid="long")))
         t.start()
-        agentlib.wait(lambda: "sleep 2" in subprocess.run(["ps", "-eo", "args"],
-                                                          capture_output=True, text=True).stdout,
-                      what="long run started")
+        gate.wait_started()
         stop = threading.Event()
         statuses = []
 
@@ -38,19 +38,58 @@ class Reload(agentlib.AgentTestCase):
             self.assertEqual(self.agent.run("late")[1]["error"], "script not permitted")
             self.agent.add_script_file("late", "#!/bin/sh\necho late\n")
             self.agent.write_allowlist(list(self.agent.scripts) + ["late"])
+            before = len(statuses)
             self.agent.proc.signal(1)
             self.agent.wait_log("ACTION=reload DISPATCHERS=2 SCRIPTS=%d STATUS=ok"
                                 % (len(self.agent.scripts) + 1))
             self.assertEqual(self.agent.run("late")[1]["stdout"], "late\n")
+            # Traffic went on across the reload, and the long run is still waiting.
+            agentlib.wait(lambda: len(statuses) > before + 2, what="pings after the reload")
+            self.assertTrue(t.is_alive(), "the long run ended before it was released")
+            names = [x["name"] for x in self.agent.get("/capabilities")[1]["scripts"]]
+            self.assertIn("late", names)
         finally:
+            gate.release()
             stop.set()
             pinger.join()
             t.join()
-        self.assertEqual(long_run["r"][1]["stdout"], "slept\n")
+        self.assertEqual(long_run["r"][0], 200)
+        self.assertEqual(long_run["r"][1]["stdout"], "released\n")
         self.assertEqual(long_run["r"][1]["exit"], 0)
         self.assertTrue(statuses)
         self.assertEqual(set(statuses), {200})
         self.assertTrue(self.agent.proc.alive())
+        self.agent.wait_log("ACTION=run DISPATCHER=disp-1 EXIT=0 PEER=127.0.0.1 REQID=long "
+                            "SCRIPT=long")
+
+    def test_sighup_reloads_the_revocation_list_and_agent_conf(self):
+        self.agent.start()
+        self.assertIn("ACTION=revoked-serials-absent PATH=%s"
+                      % self.root.path(ETC + "/revoked-serials"), self.agent.log())
+        self.assertEqual(self.agent.post("/ping", {})[0], 200)
+        # The revocation list.
+        self.root.write(ETC + "/revoked-serials", "7f3a9c\n")
+        self.agent.proc.signal(1)
+        agentlib.wait(lambda: len(self.agent.log_lines("reload")) == 1, what="reload 1")
+        self.assertEqual(self.agent.post("/ping", {}),
+                         (403, {"error": "certificate revoked"}, unittest.mock.ANY))
+        self.assertEqual(self.agent.post("/ping", {}, who="disp2")[0], 200)
+        os.unlink(self.root.path(ETC + "/revoked-serials"))
+        # agent.conf: allowed_ips now shuts out loopback ...
+        self.agent.write_conf("allowed_ips = 10.0.0.0/8\n")
+        self.agent.proc.signal(1)
+        agentlib.wait(lambda: len(self.agent.log_lines("reload")) == 2, what="reload 2")
+        self.assertEqual(self.agent.post("/ping", {})[0], 0)
+        self.agent.wait_log("ACTION=ip-block PEER=127.0.0.1")
+        # ... and an auth hook is picked up without a restart.
+        hook = self.root.write("/hook.sh", "#!/bin/sh\nexit 3\n", 0o755)
+        self.agent.write_conf("auth_hook = %s\n" % hook)
+        self.agent.proc.signal(1)
+        agentlib.wait(lambda: len(self.agent.log_lines("reload")) == 3, what="reload 3")
+        self.assertEqual(self.agent.post("/ping", {})[0], 200)
+        self.assertEqual(self.agent.run("noop")[1]["error"],
+                         "not authorised: insufficient privilege")
+        self.assertEqual(len([l for l in self.agent.log_lines("reload") if "STATUS=ok" in l]), 3)
 
     def test_a_failed_reload_keeps_the_previous_state(self):
         self.agent.start()
@@ -155,6 +194,29 @@ class RateLimits(agentlib.AgentTestCase):
         self.assertEqual(self.agent.post("/ping", {}, who="stranger")[0], 0)
         self.assertEqual(self.agent.run("noop")[1]["exit"], 0)
 
+    def test_the_exemption_holds_above_the_volume_limit_while_failures_are_counted(self):
+        self.agent.write_conf("rate_limit_volume = 3/60/300\nrate_limit_probe = 0/600/3600\n")
+        self.agent.start()
+        # Four times the volume limit of trusted connections, none throttled.
+        for i in range(12):
+            self.assertEqual(self.agent.post("/ping", {"reqid": "t%d" % i})[0], 200, i)
+        self.assertEqual(self.agent.run("noop")[1]["exit"], 0)
+        self.assertEqual(self.agent.log_lines("rate-block"), [])
+        # Failed handshakes from the same IP are counted: the third one starts a block.
+        for _ in range(2):
+            self.assertEqual(self.agent.post("/ping", {}, who=None)[0], 0)
+        self.assertEqual(self.agent.log_lines("rate-block"), [])
+        self.assertEqual(self.agent.post("/ping", {}, who="foreign")[0], 0)
+        self.agent.wait_log("ACTION=rate-block PEER=127.0.0.1 REASON=volume")
+        # Blocked: a certificate of the right CA that is not in the map gets no answer at all
+        # (not the 403 it got before) ...
+        self.assertEqual(self.agent.post("/ping", {}, who="stranger")[0], 0)
+        # ... while both trusted dispatchers carry on, as often as they like.
+        for i in range(6):
+            self.assertEqual(self.agent.post("/ping", {}, who=("disp", "disp2")[i % 2])[0], 200)
+        self.assertEqual(len(self.agent.log_lines("rate-block")), 1)
+        self.assertIn("ACTION=ping DISPATCHER=disp-2", self.agent.log())
+
     def test_map_refusals_count_toward_the_volume_limit(self):
         self.agent.write_conf("rate_limit_volume = 3/60/300\nrate_limit_probe = 0/600/3600\n")
         self.agent.start()
@@ -168,11 +230,138 @@ class RateLimits(agentlib.AgentTestCase):
         self.assertEqual(self.agent.post("/ping", {}, who="stranger")[0], 403)
 
 
+class Resilience(agentlib.AgentTestCase):
+    """Bad connections of every kind, all at once: none may stop or wedge the server."""
+
+    def bad_connection(self, kind):
+        port = self.agent.port
+        try:
+            if kind == "scan":  # connect and close
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            elif kind == "reset":  # connect, then RST
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            elif kind == "garbage":  # plain HTTP on the TLS port
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    s.recv(100)
+            elif kind == "half-hello":  # the start of a ClientHello, then silence and close
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            elif kind == "no-cert":
+                self.agent.post("/ping", {}, who=None, timeout=10)
+            elif kind == "foreign":
+                self.agent.post("/ping", {}, who="foreign", timeout=10)
+        except OSError:
+            pass
+
+    def test_a_concurrent_burst_of_bad_connections_then_good_requests(self):
+        self.agent.start()
+        kinds = ["scan", "reset", "garbage", "half-hello", "no-cert", "foreign"] * 6
+        threads = [threading.Thread(target=self.bad_connection, args=(k,)) for k in kinds]
+        good = []
+        threads.append(threading.Thread(target=lambda: good.append(
+            self.agent.run("echo-args", ["mid-burst"])[1])))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertTrue(self.agent.proc.alive(), self.agent.log())
+        self.assertEqual(good[0]["stdout"], "argc: 1\n[mid-burst]\n")
+        status, body, _ = self.agent.post("/ping", {"reqid": "after-burst"})
+        self.assertEqual((status, body["reqid"]), (200, "after-burst"))
+        self.assertEqual(self.agent.run("noop")[1]["stdout"], "ok\n")
+        self.agent.wait_log("ACTION=tls-failure PEER=127.0.0.1")
+        self.assertNotIn("accept-fatal", self.agent.log())
+        # A Perl dispatcher's request after all that is answered byte for byte as usual.
+        head, _ = agentlib.split_response(self.agent.raw(
+            agentlib.perl_request("POST", "/ping", b'{"reqid":"x"}')))
+        self.assertTrue(head.startswith("HTTP/1.0 200 OK\r\n"), head)
+
+
+class Overload(agentlib.AgentTestCase):
+    conf_extra = "max_children = 2\n"
+
+    def test_requests_above_max_children_are_dropped_until_a_slot_frees(self):
+        gate = self.agent.add_gate_script("hold")
+        self.agent.start()
+        results = []
+        runs = [threading.Thread(target=lambda i=i: results.append(
+            self.agent.run("hold", reqid="hold%d" % i))) for i in range(2)]
+        for t in runs:
+            t.start()
+        try:
+            gate.wait_started(2)
+            status, _, _ = self.agent.post("/ping", {"reqid": "third"})
+            self.assertEqual(status, 0, "closed without an answer")
+            self.agent.wait_log("ACTION=overload LIVE=2 PEER=127.0.0.1")
+            self.assertNotIn("REQID=third", self.agent.log())
+        finally:
+            gate.release()
+            for t in runs:
+                t.join()
+        self.assertEqual(sorted(r[1]["stdout"] for r in results), ["released\n"] * 2)
+        # The slots are free again.
+        self.assertEqual(self.agent.post("/ping", {"reqid": "fourth"})[0], 200)
+        self.assertTrue(self.agent.proc.alive())
+
+
+class StdinTimeout(agentlib.AgentTestCase):
+    conf_extra = "stdin_timeout = 1\n"
+
+    def test_a_script_that_does_not_read_stdin_gets_eof_after_stdin_timeout(self):
+        # Reads nothing until released, then counts what it can still read before EOF.
+        gate = self.agent.add_gate_script("deaf", then="wc -c | tr -d ' '")
+        self.agent.start()
+        args = ["%d" % i + "x" * 80000 for i in range(4)]  # a context far above a pipe buffer
+        body = json.dumps({"script": "deaf", "args": args, "reqid": "deaf1"}).encode()
+        result = {}
+        # Too large for a curl command line: sent over a TLS socket instead.
+        t = threading.Thread(target=lambda: result.update(r=agentlib.split_response(
+            self.agent.raw(agentlib.perl_request("POST", "/run", body), timeout=60))))
+        t.start()
+        try:
+            gate.wait_started()
+
+            def agent_sockets():
+                d = "/proc/%d/fd" % self.agent.proc.pid
+                links = set()
+                for fd in os.listdir(d):
+                    try:
+                        links.add(os.readlink(os.path.join(d, fd)))
+                    except OSError:
+                        pass
+                return {l for l in links if l.startswith(("socket:", "pipe:"))}
+            # Nothing else talks to the agent now: the only descriptor it can close while the
+            # script sits there is its end of the script's stdin, at the stdin_timeout.
+            before = agent_sockets()
+            agentlib.wait(lambda: before - agent_sockets(),
+                          what="the agent to give up on the script's stdin")
+        finally:
+            gate.release()
+            t.join()
+        head, payload = result["r"]
+        self.assertTrue(head.startswith("HTTP/1.0 200 OK"), head)
+        reply = json.loads(payload)
+        # Not killed: the script carried on, read what had been written, then saw EOF.
+        self.assertEqual((reply["exit"], reply["reqid"]), (0, "deaf1"))
+        read = int(reply["stdout"])
+        context = len(json.dumps({"script": "deaf", "args": args, "reqid": "deaf1",
+                                  "peer_ip": "127.0.0.1", "username": "", "token": "",
+                                  "dispatcher": "disp-1", "timestamp": "2000-01-01T00:00:00Z"},
+                                 separators=(",", ":")))
+        self.assertLess(read, context)
+        self.agent.wait_log("ACTION=stdin-timeout BYTES=%d" % (context - read))
+
+
 class Limits(agentlib.AgentTestCase):
     conf_extra = "script_timeout = 1\nscript_output_limit = 5\n"
 
     def test_script_timeout_kills_the_process_group(self):
-        self.agent.add_script_file("forker", "#!/bin/sh\nsleep 30 &\nsleep 30\n")
+        pidfile = self.root.path("/forker.pid")
+        self.agent.add_script_file("forker", "#!/bin/sh\nsleep 30 &\necho $! > %s\nsleep 30\n"
+                                   % pidfile)
         self.agent.write_allowlist(list(self.agent.scripts) + ["forker"])
         self.agent.start()
         t0 = time.monotonic()
@@ -183,12 +372,37 @@ class Limits(agentlib.AgentTestCase):
                          (126, True, "script timed out after 1s"))
         self.agent.wait_log("ACTION=script-timeout REQID=slow SCRIPT=forker TIMEOUT=1")
         self.agent.wait_log("ACTION=run DISPATCHER=disp-1 EXIT=126")
+        # The script's own child went with it: the whole process group was killed.
+        with open(pidfile) as f:
+            child = int(f.read())
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % child) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except OSError:
+                return True
+        agentlib.wait(gone, what="the background child of the timed-out script to die")
 
     def test_output_cap(self):
         self.agent.start()
         body = self.agent.run("echo-args", ["abcdefgh"])[1]
         self.assertEqual((body["stdout"], body["truncated"], body["exit"]), ("argc:", True, 0))
         self.assertNotIn("truncated", self.agent.run("noop")[1])
+        self.assertNotIn("timed_out", self.agent.run("noop")[1])
+        # Per stream: 10 MiB on stderr is read and discarded beyond the cap, and the script
+        # is not held up by it.
+        body = self.agent.run("big-stderr")[1]
+        self.assertEqual((body["stdout"], body["stderr"], body["truncated"], body["exit"]),
+                         ("done\n", "eeeee", True, 0))
+        # Exactly at the cap is not truncated.
+        self.agent.add_script_file("five", "#!/bin/sh\nprintf 12345\nprintf abcde >&2\n")
+        self.agent.write_allowlist(list(self.agent.scripts) + ["five"])
+        self.agent.proc.signal(1)
+        self.agent.wait_log("ACTION=reload")
+        body = self.agent.run("five")[1]
+        self.assertEqual((body["stdout"], body["stderr"]), ("12345", "abcde"))
+        self.assertNotIn("truncated", body)
 
 
 class Concurrency(agentlib.AgentTestCase):

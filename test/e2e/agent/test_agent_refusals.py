@@ -146,20 +146,58 @@ class Hook(agentlib.AgentTestCase):
         self.assertEqual(self.agent.run("noop")[1]["error"], "not authorised: hook exited 13")
 
     def test_hook_timeout_denies(self):
-        self.install_hook("sleep 30\n", timeout=1)
+        marker = self.root.path("/script-ran")
+        self.agent.add_script_file("touch", "#!/bin/sh\n: > %s\n" % marker)
+        self.agent.write_allowlist(list(self.agent.scripts) + ["touch"])
+        hook_pid = self.root.path("/hook.pid")
+        self.install_hook("echo $$ > %s\nexec sleep 30\n" % hook_pid, timeout=1)
         self.agent.start()
         t0 = time.monotonic()
-        body = self.agent.run("noop")[1]
+        status, body, _ = self.agent.run("touch", reqid="slow1")
         self.assertLess(time.monotonic() - t0, 8)
-        self.assertEqual(body["error"], "not authorised: denied")
+        self.assertEqual((status, body), (200, {"script": "touch", "exit": -1, "reqid": "slow1",
+                                                "error": "not authorised: denied"}))
+        self.assertFalse(os.path.exists(marker), "the script must not run")
         self.agent.wait_log("ACTION=auth-hook-timeout TIMEOUT=1")
+        self.agent.wait_log('ACTION=deny DISPATCHER=disp-1 PEER=127.0.0.1 REASON=denied '
+                            'REQID=slow1 SCRIPT=touch')
+        # The hook was killed, not left behind.
+        with open(hook_pid) as f:
+            pid = int(f.read())
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except OSError:
+                return True
+        agentlib.wait(gone, what="the timed-out hook to be killed")
+        # A prompt hook still allows afterwards.
+        self.install_hook("exit 0\n", timeout=1)
+        self.agent.proc.signal(1)
+        self.agent.wait_log("ACTION=reload")
+        self.assertEqual(self.agent.run("noop")[1]["stdout"], "ok\n")
 
     def test_hook_killed_by_a_signal_denies(self):
+        # The original reads a signalled hook's status as exit 0 and allows (A§4.7 QUIRK).
+        marker = self.root.path("/script-ran")
+        self.agent.add_script_file("touch", "#!/bin/sh\n: > %s\n" % marker)
+        self.agent.write_allowlist(list(self.agent.scripts) + ["touch"])
         self.install_hook("kill -TERM $$\nsleep 5\n")
         self.agent.start()
-        body = self.agent.run("noop")[1]
-        self.assertEqual(body["exit"], -1)
-        self.assertTrue(body["error"].startswith("not authorised: "), body)
+        status, body, _ = self.agent.run("touch", reqid="sig1")
+        self.assertEqual((status, body), (200, {"script": "touch", "exit": -1, "reqid": "sig1",
+                                                "error": "not authorised: hook killed by "
+                                                         "signal 15"}))
+        self.assertFalse(os.path.exists(marker), "the script must not run")
+        self.agent.wait_log('ACTION=auth AUTHACTION=run IP=127.0.0.1 '
+                            'REASON="hook killed by signal 15" RESULT=deny USER=alice')
+        self.agent.wait_log('ACTION=deny DISPATCHER=disp-1 PEER=127.0.0.1 '
+                            'REASON="hook killed by signal 15" REQID=sig1 SCRIPT=touch')
+        # Discovery and rotation fail closed the same way.
+        self.assertEqual(self.agent.get("/capabilities")[:2], (403, {"error": "not authorised"}))
+        self.assertEqual(self.agent.post("/rotate-serial", {"serial": "abcd"})[:2],
+                         (403, {"error": "not authorised: hook killed by signal 15"}))
 
     def test_hook_not_executable_at_call_time(self):
         self.install_hook("exit 0\n")
