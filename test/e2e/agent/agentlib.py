@@ -261,7 +261,42 @@ class AgentTestCase(harness.TestCase):
     def setUp(self):
         super().setUp()
         self.agent = Agent(self.root, self.conf_extra, rate_limit_disable=self.rate_limit_disable)
+        self.addCleanup(wait_for_jobs, self.root)
         self.addCleanup(self.agent.stop)
+
+
+def root_processes(root):
+    """PIDs of processes running this root's copy of the binary (e.g. async job supervisors)."""
+    prefix = (root.bin + "/").encode()
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0]
+            with open("/proc/%s/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue
+        except OSError:
+            continue
+        if argv0.startswith(prefix):
+            pids.append(int(pid))
+    return pids
+
+
+def wait_for_jobs(root, timeout=30):
+    """Lets async jobs a test left running finish before its root is removed (a job that
+    ends later would write its record into a fresh copy of the deleted tree); kills them at
+    the deadline."""
+    deadline = time.monotonic() + timeout
+    while root_processes(root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in root_processes(root):
+        try:
+            os.killpg(pid, 9)
+        except OSError:
+            pass
 
 
 def wait(predicate, timeout=10, what="condition"):

@@ -211,6 +211,27 @@ class Refusals(Listener):
         self.assertEqual(self.root.run(["ced", "list-requests"]).out,
                          "No pending pairing requests.\n")
 
+    def test_the_64_kib_body_limit_boundary(self):
+        self.start()
+        head = '{"hostname":"edge-01","csr":"'
+        tail = '"}'
+        at_limit = (head + "x" * (65536 - len(head) - len(tail)) + tail).encode()
+        self.assertEqual(len(at_limit), 65536)
+        # Exactly 64 KiB is read and queued (the CSR itself is judged at approval) ...
+        c = self.client(at_limit)
+        first = c.response()
+        self.assertEqual(first["status"], "pending", first)
+        self.assertEqual(self.queued(first["reqid"])["csr"], "x" * (65536 - len(head) - len(tail)))
+        # ... one byte more is refused, also when the client sends all of it.
+        over = at_limit[:-2] + b'x"}'
+        c = self.client(over)
+        self.assertEqual(c.response(), {"status": "error", "reason": "request too large"})
+        self.assertTrue(c.closed())
+        self.proc.wait_for_log("ACTION=pair-reject IP=127.0.0.1 REASON=body-too-large")
+        # The listener carries on.
+        c = self.client(pairlib.request("after-01", self.csr))
+        self.assertEqual(c.response()["status"], "pending")
+
     def test_bad_csrs_are_refused_at_approval(self):
         self.start()
         d = self.root.dir
@@ -218,7 +239,7 @@ class Refusals(Listener):
             ("sha1", pairlib.make_csr(d, "sha1-agent", digest="sha1", name="a1"),
              "CSR signature algorithm is too weak"),
             ("md5", pairlib.make_csr(d, "md5-agent", key="rsa:2048", digest="md5", name="a2"),
-             "CSR"),
+             "CSR signature algorithm is too weak"),
             ("rsa1024", pairlib.make_csr(d, "small-agent", key="rsa:1024", name="a3"),
              "CSR public key is too small: RSA 1024 bits"),
             ("oversized", "-----BEGIN CERTIFICATE REQUEST-----\n" + "A" * 11000 +
@@ -249,6 +270,45 @@ class Refusals(Listener):
         self.assertEqual(self.root.run(["ced", "approve", reqid]).rc, 0)
         self.assertEqual(c.response()["status"], "approved")
         stalled.close()
+
+    def test_clients_stalled_at_every_stage_do_not_block_others(self):
+        import socket
+        self.start()
+        stalled = []
+        # TCP only: no ClientHello.
+        s = socket.create_connection(("127.0.0.1", self.port))
+        stalled.append(s)
+        # Half a ClientHello.
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        stalled.append(s)
+        # TLS done, nothing sent.
+        stalled.append(pairlib.tls_connect(self.port))
+        # Half the request line.
+        s = pairlib.tls_connect(self.port)
+        s.sendall(b"POST /pa")
+        stalled.append(s)
+        # Headers without the blank line.
+        s = pairlib.tls_connect(self.port)
+        s.sendall(b"POST /pair HTTP/1.0\r\nContent-Length: 40\r\n")
+        stalled.append(s)
+        # Half the body.
+        s = pairlib.tls_connect(self.port)
+        s.sendall(b"POST /pair HTTP/1.0\r\nContent-Length: 500\r\n\r\n{\"hostname\":")
+        stalled.append(s)
+        for s in stalled:
+            self.addCleanup(s.close)
+        # Three agents are queued and answered at once while all of those sit there.
+        t0 = time.monotonic()
+        clients = [self.client(pairlib.request("fast-%02d" % i, self.csr)) for i in range(3)]
+        reqids = [c.response()["reqid"] for c in clients]
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(self.root.run(["ced", "approve", reqids[1]]).rc, 0)
+        self.assertEqual(self.root.run(["ced", "deny", reqids[2]]).rc, 0)
+        self.assertEqual(clients[1].response()["status"], "approved")
+        self.assertEqual(clients[2].response()["status"], "denied")
+        self.assertIn(reqids[0], self.root.run(["ced", "list-requests"]).out)
+        self.assertTrue(self.proc.alive())
 
     def test_a_client_that_never_speaks_tls_is_dropped(self):
         self.start()

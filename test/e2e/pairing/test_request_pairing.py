@@ -61,6 +61,11 @@ class Interactive(AgentCase):
         shown = re.search(r"  Code:     (\d{6})   \(verify", pm.out()).group(1)
         printed = re.search(r"Pairing code: (\d{6})\n", agent.out()).group(1)
         self.assertEqual(shown, printed)
+        # Both equal the code of §5.3 computed here, over the CSR exactly as it arrived.
+        reqid = re.search(r"- ID: ([0-9a-f]{16})\n", pm.out()).group(1)
+        queued = json.loads(self.root.read("/var/lib/ctrl-exec/pairing/%s.json" % reqid))
+        self.assertEqual(pairlib.pairing_code(queued["csr"]), printed)
+        self.assertEqual(queued["code"], printed)
         pm.popen.stdin.write("a\n")
         pm.popen.stdin.flush()
         self.assertEqual(agent.wait(30), 0, agent.err())
@@ -209,6 +214,130 @@ class TwoDispatchers(AgentCase):
 
     run_bg = Background.run_bg
 
+    def test_two_dispatchers_under_one_ca_are_both_accepted(self):
+        # agent-and-wire §9.3 "native multi-dispatcher": each its own cert, serial and id,
+        # under one shared CA. Pairing with either must not lock the other one out.
+        other = harness.Root("dispatcher-b")
+        self.addCleanup(other.cleanup)
+        port_a = self.dispatcher(self.root)
+        pairlib.write_dispatcher_conf(other, "pairing_rate_limit_disable = 1\n")
+        for f in ("ca.key", "ca.crt", "ca.serial"):
+            other.write("/etc/ctrl-exec/" + f, self.root.read("/etc/ctrl-exec/" + f), 0o600)
+        r = other.run(["ced", "setup-ctrl-exec"])
+        self.assertEqual(r.rc, 0, r)
+        port_b = harness.free_port()
+        serials = [pairlib.dispatcher_serial(r) for r in (self.root, other)]
+        self.assertNotEqual(serials[0], serials[1])
+        for root, port in ((self.root, port_a), (other, port_b)):
+            pairlib.spawn_pairing_mode(root, port)
+            reqid = self.run_bg(port)
+            self.assertEqual(root.run(["ced", "approve", reqid]).rc, 0)
+            serial = pairlib.dispatcher_serial(root)
+            harness.wait_until(lambda: serial in self.trusted(), what="serial of " + root.dir)
+        ids = [re.search(r"dispatcher_id = (\S+)", r.read("/etc/ctrl-exec/ctrl-exec.conf"))
+               .group(1) for r in (self.root, other)]
+        self.assertEqual(self.trusted(), dict(zip(serials, ids)))
+
+        # The agent serves; each dispatcher's own certificate is accepted, as itself.
+        serve_port = int(re.search(r"port = (\d+)", self.agent.read(
+            "/etc/ctrl-exec-agent/agent.conf")).group(1))
+        pairlib.write_agent_conf(self.agent, port=serve_port, extra="\n[profile default]\n")
+        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
+        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
+        harness.wait_until(lambda: harness.port_open(serve_port) or not serve.alive(),
+                           what="the agent to listen")
+        self.assertTrue(serve.alive(), serve.err())
+        for root, ident in zip((self.root, other), ids):
+            etc = root.path("/etc/ctrl-exec")
+            st, body, _ = harness.curl("https://127.0.0.1:%d/ping" % serve_port,
+                                       cert=etc + "/dispatcher.crt", key=etc + "/dispatcher.key",
+                                       method="POST",
+                                       data={"reqid": "0123456789abcdef"})
+            self.assertEqual((st, json.loads(body)["status"]), (200, "ok"), body)
+            harness.wait_until(lambda: "ACTION=ping DISPATCHER=%s PEER=127.0.0.1" % ident
+                               in serve.err(), what="ping logged as " + ident)
+        serve.stop()
+
+
+class BackgroundChild(AgentCase):
+    """The detached half of --background, run here in the foreground so that its exit status
+    can be read: 0 stored, 2 no answer within --timeout, 3 denied or a nonce mismatch
+    (agent-and-wire §5.4 step 9). It is started exactly as the foreground starts it."""
+
+    def child(self, port, timeout=30):
+        rfd, wfd = os.pipe()
+        env = dict(self.agent.env)
+        env["CTRL_EXEC_PAIRING_HANDOFF"] = str(wfd)
+        proc = subprocess.Popen(
+            [os.path.join(self.agent.bin, "ctrl-exec"), "ctrl-exec-pairing", "--request-child",
+             "--config", self.agent.path("/etc/ctrl-exec-agent/agent.conf"),
+             "--dispatcher", "127.0.0.1", "--port", str(port), "--timeout", str(timeout),
+             "--lookup-by", "ip"],
+            env=env, pass_fds=(wfd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        os.close(wfd)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        with os.fdopen(rfd) as f:  # the child closes its end once it has reported
+            report = f.read()
+        return proc, report.strip()
+
+    def finish(self, proc):
+        out, err = proc.communicate(timeout=30)
+        return proc.returncode, out, err
+
+    def test_exit_codes_0_2_3(self):
+        port = self.dispatcher()
+        pairlib.spawn_pairing_mode(self.root, port)
+        # 3: denied by the operator.
+        proc, reqid = self.child(port)
+        self.assertRegex(reqid, r"^[0-9a-f]{16}$")
+        self.assertEqual(self.root.run(["ced", "deny", reqid]).rc, 0)
+        rc, out, err = self.finish(proc)
+        self.assertEqual((rc, out), (3, ""), err)
+        self.assertIn('ACTION=pair-denied REASON="rejected by operator" REQID=%s' % reqid, err)
+        self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        # 2: no answer within --timeout; the request stays queued for the operator.
+        t0 = time.monotonic()
+        proc, reqid = self.child(port, timeout=1)
+        rc, out, err = self.finish(proc)
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual((rc, out), (2, ""), err)
+        self.assertIn("ACTION=pair-timeout REQID=%s" % reqid, err)
+        self.assertIn(reqid, self.root.run(["ced", "list-requests"]).out)
+        self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        # 0: approved and stored.
+        proc, reqid = self.child(port)
+        self.assertEqual(self.root.run(["ced", "approve", reqid]).rc, 0)
+        rc, out, err = self.finish(proc)
+        self.assertEqual((rc, out), (0, ""), err)
+        self.assertIn("ACTION=pair-complete", err)
+        self.assertTrue(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        self.assertEqual(list(self.trusted()), [pairlib.dispatcher_serial(self.root)])
+
+    def test_a_nonce_mismatch_exits_3(self):
+        d = os.path.join(self.root.dir, "fake")
+        harness.openssl_ca(d)
+        harness.openssl_leaf(d, "srv", "ctrl-exec-dispatcher", "1a2b")
+        port = fake_dispatcher(self, d, [
+            {"status": "pending", "reqid": "0123456789abcdef"},
+            {"status": "approved", "cert": "x", "ca": "y", "nonce": "0" * 32,
+             "dispatcher_serial": "1a2b", "dispatcher_id": "fake"}])
+        proc, reqid = self.child(port)
+        self.assertEqual(reqid, "0123456789abcdef")
+        rc, out, err = self.finish(proc)
+        self.assertEqual(rc, 3, err)
+        self.assertIn('ACTION=pair-denied REASON="nonce mismatch in pairing result" '
+                      'REQID=0123456789abcdef', err)
+        self.assertEqual(self.trusted(), {})
+
+    def test_a_failure_before_the_reqid_is_reported_to_the_foreground(self):
+        port = harness.free_port()
+        proc, report = self.child(port)
+        self.assertTrue(report.startswith("!Cannot connect to ctrl-exec at 127.0.0.1:%d: "
+                                          "connection refused" % port), report)
+        rc, _, _ = self.finish(proc)
+        self.assertEqual(rc, 255)
+
 
 class Failures(AgentCase):
     def test_connection_refused(self):
@@ -264,6 +393,33 @@ class Failures(AgentCase):
         self.assertEqual(r.rc, 255, r)
         self.assertTrue(r.err.endswith("Pairing failed: pairing queue full\n"), r.err)
 
+    def test_responses_are_read_by_content_length_on_a_connection_left_open(self):
+        # The dispatcher does not close after its answers (a Perl child may linger): the agent
+        # must not wait for EOF. Both responses may also arrive in one segment.
+        d = os.path.join(self.root.dir, "open")
+        harness.openssl_ca(d)
+        harness.openssl_leaf(d, "srv", "ctrl-exec-dispatcher", "1a2b")
+
+        def sign(request):
+            with open(os.path.join(d, "agent.csr"), "w") as f:
+                f.write(request["csr"])
+            harness.sh("openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -set_serial "
+                       "0x0b0c -days 30 -out agent.crt 2>/dev/null", cwd=d)
+            with open(os.path.join(d, "agent.crt")) as f:
+                cert = f.read()
+            with open(os.path.join(d, "ca.crt")) as f:
+                ca = f.read()
+            return [{"status": "pending", "reqid": "00000000000000aa"},
+                    {"status": "approved", "cert": cert, "ca": ca, "nonce": request["nonce"],
+                     "dispatcher_serial": "1a2b", "dispatcher_id": "held-open"}]
+        release = threading.Event()
+        self.addCleanup(release.set)
+        port = fake_dispatcher(self, d, sign, hold=release)
+        r = self.agent.run(self.pair_args(port), timeout=30)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("Pairing complete. Certificates stored.\n", r.out)
+        self.assertEqual(self.trusted(), {"1a2b": "held-open"})
+
     def test_pairs_with_a_dispatcher_that_signs_like_the_original(self):
         # The original signs with the openssl CLI: an RSA CA, X.509 v1 certificates without
         # extensions, sequential serials from ca.serial, and it sends canon() of its own serial.
@@ -307,8 +463,9 @@ class Failures(AgentCase):
         self.assertIn("must be 'ip' or 'hostname'", r.err)
 
 
-def fake_dispatcher(case, certdir, answers):
-    """A scripted pairing server: reads one request, then sends `answers` as framed responses."""
+def fake_dispatcher(case, certdir, answers, hold=None):
+    """A scripted pairing server: reads one request, then sends `answers` as framed responses.
+    With `hold` (a threading.Event) the connection stays open until it is set."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(certdir, "srv.crt"), os.path.join(certdir, "srv.key"))
     srv = socket.socket()
@@ -334,9 +491,13 @@ def fake_dispatcher(case, certdir, answers):
             length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
             while len(body) < length:
                 body += conn.recv(65536)
+            framed = b""
             for a in (answers(json.loads(body)) if callable(answers) else answers):
                 b = json.dumps(a).encode()
-                conn.sendall((pairlib.FRAME % len(b)).encode() + b)
+                framed += (pairlib.FRAME % len(b)).encode() + b
+            conn.sendall(framed)
+            if hold is not None:
+                hold.wait(60)
             conn.close()
             return
     threading.Thread(target=serve, daemon=True).start()
