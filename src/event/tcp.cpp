@@ -162,6 +162,9 @@ void TcpStream::end(std::function<void()> done) {
     }
     linger_ = std::make_unique<Timer>(h_->loop);
     linger_->start(2000, [finish] { finish(UV_ETIMEDOUT); });
+    // The stream is usually still reading (a TLS stream always is), and libuv refuses a
+    // second uv_read_start with EALREADY, which would close at once: stop, then discard.
+    read_stop();
     read_start([](std::string_view) {}, finish);
   });
 }

@@ -206,6 +206,18 @@ class Endpoints(agentlib.AgentTestCase):
         self.assertTrue(head.startswith("HTTP/1.0 413 Content Too Large"), head)
         self.assertEqual(json.loads(body), {"error": "request too large"})
 
+    def test_a_client_still_sending_its_oversized_body_reads_the_413(self):
+        # The agent answers without reading the body, then keeps discarding what arrives until
+        # the client is done: closing on unread input would reset the connection and could
+        # destroy the answer before the client reads it.
+        body = b"{" + b" " * (1048576 + 200000) + b"}"
+        for i in range(20):
+            raw = self.agent.raw(b"POST /run HTTP/1.0\r\nContent-Length: %d\r\n\r\n"
+                                 % len(body) + body)
+            head, payload = agentlib.split_response(raw)
+            self.assertTrue(head.startswith("HTTP/1.0 413 Content Too Large"), (i, head))
+            self.assertEqual(json.loads(payload), {"error": "request too large"})
+
     def test_empty_request_is_400(self):
         s = self.agent.tls_socket()
         try:

@@ -1,6 +1,10 @@
 // Tests for src/event/tcp.cpp: real sockets on loopback, port 0.
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
+#include "event/loop.hpp"
 #include "event/tcp.hpp"
 
 using namespace cx::event;
@@ -46,6 +50,57 @@ TEST_CASE("a connector reaches a listener and data flows both ways", "[event]") 
   loop.run();
   CHECK(server_got == "ping");
   CHECK(client_got == "pong");
+}
+
+TEST_CASE("end() lingers on a stream that is still reading until the peer closes", "[event]") {
+  // Closing with unread input makes the kernel send a reset, which can destroy a response the
+  // peer has not read yet (a 413 to a client still sending its body). end() must therefore
+  // keep reading, and discarding, until the peer closes, even when a read is already active.
+  Loop loop;
+  TcpListener listener(loop);
+  std::unique_ptr<TcpStream> server_side, client;
+  std::vector<std::string> events;
+  std::string client_got;
+  Timer later(loop);
+  REQUIRE(listener
+              .listen("127.0.0.1", 0, 16,
+                      [&] {
+                        auto s = listener.accept();
+                        REQUIRE(s.ok());
+                        server_side = std::move(*s);
+                        server_side->read_start(
+                            [&](std::string_view) {
+                              if (!events.empty()) return;
+                              events.push_back("server-answered");
+                              server_side->write("answer");
+                              server_side->end([&] { events.push_back("server-closed"); });
+                            },
+                            [](int) {});
+                      })
+              .ok());
+  Connector conn(loop);
+  conn.connect("127.0.0.1", listener.local_port(), 2000,
+               [&](cx::Result<std::unique_ptr<TcpStream>> r) {
+                 REQUIRE(r.ok());
+                 client = std::move(*r);
+                 client->read_start([&](std::string_view d) { client_got += d; },
+                                    [&](int status) {
+                                      CHECK(status == UV_EOF);
+                                      events.push_back("client-eof");
+                                      // More input after the server's FIN: it is discarded.
+                                      client->write(std::string(65536, 'x'));
+                                      later.start(200, [&] {
+                                        events.push_back("client-close");
+                                        client->close();
+                                        listener.close();
+                                      });
+                                    });
+                 client->write("request");
+               });
+  loop.run();
+  CHECK(client_got == "answer");
+  CHECK(events == std::vector<std::string>{"server-answered", "client-eof", "client-close",
+                                           "server-closed"});
 }
 
 TEST_CASE("connection refused and unresolvable names give the OS wording", "[event]") {
