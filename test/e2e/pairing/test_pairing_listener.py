@@ -129,6 +129,35 @@ class Exchange(Listener):
         self.assertEqual((rec["tags"], rec["serial_broadcast"]), ({}, ""))
         self.assertEqual(os.listdir(self.root.path("/var/lib/ctrl-exec/pairing")), [])
 
+    def test_concurrent_approvals_sign_with_distinct_serials(self):
+        # Approvals from several processes at once (two operators, or HA nodes sharing the CA
+        # directory): every one signs, no serial repeats, ca.serial holds one of them.
+        self.start()
+        clients = [self.client(pairlib.request("par-%02d" % i, self.csr)) for i in range(6)]
+        reqids = [c.response()["reqid"] for c in clients]
+        procs = [subprocess.Popen([os.path.join(self.root.bin, "ced"), "approve", r],
+                                  env=self.root.env, cwd=self.root.dir, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for r in reqids]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+        serials = []
+        for i, c in enumerate(clients):
+            second = c.response()
+            self.assertEqual(second["status"], "approved")
+            path = os.path.join(self.root.dir, "par-%d.crt" % i)
+            with open(path, "w") as f:
+                f.write(second["cert"])
+            self.assertIn(": OK", harness.sh("openssl verify -CAfile %s %s" % (
+                self.root.path("/etc/ctrl-exec/ca.crt"), path)).stdout)
+            serials.append(re.search(r"serial=([0-9A-F]+)", harness.sh(
+                "openssl x509 -noout -serial -in " + path).stdout).group(1))
+        self.assertEqual(len(set(serials)), 6, serials)
+        self.assertIn(self.root.read("/etc/ctrl-exec/ca.serial").strip(), serials)
+        self.assertEqual(sorted(f for f in os.listdir(self.root.path("/var/lib/ctrl-exec/agents"))
+                                if f.endswith(".json")),
+                         sorted("par-%02d.json" % i for i in range(6)))
+
     def test_an_rsa_csr_as_the_original_agent_makes_it(self):
         # A Perl agent sends an RSA key's CSR made by the openssl CLI (4096 bits there; 2048
         # here to keep the test fast: the rule is "at least 2048").
