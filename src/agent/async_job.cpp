@@ -204,6 +204,7 @@ int run_async_supervisor() {
   spec.args = job->args;
   spec.stdin_data = job->context;
   spec.stdin_timeout_ms = job->stdin_timeout_ms;
+  spec.on_stdin_timeout = log_stdin_timeout;
   spec.timeout_ms = job->timeout_ms;
   spec.output_limit = static_cast<size_t>(job->output_limit);
 
@@ -213,8 +214,6 @@ int run_async_supervisor() {
     auto proc = start_script(loop, spec, [&](RunOutcome o) { outcome = std::move(o); });
     loop.run();
   }
-  if (outcome.stdin_unwritten)
-    log::warning("stdin-timeout", {{"BYTES", std::to_string(*outcome.stdin_unwritten)}});
 
   proto::ResultRecord rec;
   rec.reqid = job->reqid;

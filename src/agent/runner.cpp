@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "json/writer.hpp"
+#include "log/log.hpp"
 
 extern char** environ;
 
@@ -38,6 +39,10 @@ std::vector<std::string> script_environment(char** parent_env) {
     }
   }
   return env;
+}
+
+void log_stdin_timeout(size_t unwritten) {
+  log::warning("stdin-timeout", {{"BYTES", std::to_string(unwritten)}});
 }
 
 RunOutcome outcome_from(event::ProcessResult r, const RunSpec& spec) {
@@ -80,6 +85,7 @@ std::unique_ptr<event::Process> start_script(event::Loop& loop, const RunSpec& s
   o.env = script_environment(environ);
   o.stdin_data = spec.stdin_data;
   o.stdin_timeout_ms = spec.stdin_timeout_ms;
+  o.on_stdin_timeout = spec.on_stdin_timeout;
   o.output_limit = spec.output_limit;
   o.timeout_ms = spec.timeout_ms;
   return event::Process::start(loop, std::move(o),

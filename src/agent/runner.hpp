@@ -41,6 +41,8 @@ struct RunSpec {
   std::vector<std::string> args;
   std::string stdin_data;        // the context JSON
   uint64_t stdin_timeout_ms = 0; // stdin_timeout
+  // Runs when stdin_timeout gives up on writing the context, with the bytes left unwritten.
+  std::function<void(size_t unwritten)> on_stdin_timeout;
   uint64_t timeout_ms = 0;       // script_timeout; 0 = none (the original's behaviour)
   size_t output_limit = 0;       // script_output_limit per stream; 0 = unlimited
 };
@@ -55,6 +57,9 @@ struct RunOutcome {
   std::optional<std::string> error;
   std::optional<size_t> stdin_unwritten; // stdin_timeout hit: bytes never written
 };
+
+// Logs `stdin-timeout BYTES` when it happens, as the original does (not when the script ends).
+void log_stdin_timeout(size_t unwritten);
 
 // Maps a finished process to the agent's result.
 RunOutcome outcome_from(event::ProcessResult r, const RunSpec& spec);

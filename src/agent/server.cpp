@@ -665,14 +665,13 @@ void AgentServer::run_authorised(std::shared_ptr<Job> job) {
   spec.args = job->req.args;
   spec.stdin_data = std::move(context);
   spec.stdin_timeout_ms = static_cast<uint64_t>(cfg.stdin_timeout) * 1000;
+  spec.on_stdin_timeout = log_stdin_timeout;
   spec.timeout_ms = static_cast<uint64_t>(cfg.script_timeout) * 1000;
   spec.output_limit = static_cast<size_t>(cfg.script_output_limit);
   job->process = start_script(loop_, spec, [this, id](RunOutcome o) {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return;
     auto job = it->second;
-    if (o.stdin_unwritten)
-      log::warning("stdin-timeout", {{"BYTES", std::to_string(*o.stdin_unwritten)}});
     if (o.timed_out)
       log::warning("script-timeout",
                    {{"SCRIPT", job->req.script},

@@ -293,6 +293,7 @@ std::unique_ptr<Process> Process::start(Loop& loop, ProcessOptions opts, DoneFn 
           im->result.stdin_unwritten = im->in->write_queue_size;
           im->stdin_pending = false;
           im->close_stdin();
+          if (im->opts.on_stdin_timeout) im->opts.on_stdin_timeout(im->result.stdin_unwritten);
         });
       }
     }

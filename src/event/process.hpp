@@ -22,6 +22,9 @@ struct ProcessOptions {
   std::string cwd;                             // empty inherits ours
   std::string stdin_data;                      // written, then stdin is closed (EOF)
   uint64_t stdin_timeout_ms = 0;               // give up writing stdin after this (0 = no limit)
+  // Called from the loop when stdin_timeout_ms gives up, with the bytes never written (the
+  // child keeps running; the result reports the same numbers when it ends).
+  std::function<void(size_t unwritten)> on_stdin_timeout;
   bool capture_output = true;                  // false sends stdout and stderr to /dev/null
   size_t output_limit = 0; // bytes kept per stream; the rest is drained (0 = no limit)
   uint64_t timeout_ms = 0; // SIGKILL the process group after this (0 = no limit)

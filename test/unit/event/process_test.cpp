@@ -1,6 +1,9 @@
 // Tests for src/event/process.cpp: real children, no shell unless the test asks for one.
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 #include "base/time.hpp"
 #include "event/process.hpp"
 
@@ -112,6 +115,35 @@ TEST_CASE("a child that ignores stdin does not break the runner", "[event]") {
   auto r = run(o);
   CHECK(r.outcome == Outcome::exited);
   CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("stdin_timeout closes stdin, reports it at once, and lets the child run", "[event]") {
+  // The child reads nothing until its stdin is closed by the timeout; then it drains what
+  // was written and reports the count. The callback must come before the child ends.
+  ProcessOptions o;
+  o.argv = {"/bin/sh", "-c", "sleep 1; wc -c"};
+  o.stdin_data = std::string(1 << 20, 'x'); // far more than a pipe buffer
+  o.stdin_timeout_ms = 100;
+  std::vector<std::string> events;
+  size_t reported = 0;
+  o.on_stdin_timeout = [&](size_t unwritten) {
+    events.push_back("stdin-timeout");
+    reported = unwritten;
+  };
+  Loop loop;
+  ProcessResult r;
+  auto p = Process::start(loop, std::move(o), [&](ProcessResult res) {
+    events.push_back("done");
+    r = std::move(res);
+  });
+  loop.run();
+  CHECK(events == std::vector<std::string>{"stdin-timeout", "done"});
+  CHECK(r.outcome == Outcome::exited);
+  CHECK(r.exit_code == 0);
+  REQUIRE(r.stdin_timed_out);
+  CHECK(r.stdin_unwritten == reported);
+  CHECK(reported > 0);
+  CHECK(std::stoul(r.out) + reported == (1u << 20));
 }
 
 TEST_CASE("destroying a Process kills the child and drops the callback", "[event]") {
