@@ -2,7 +2,9 @@
 (78), unpaired (78), pairing-status, self-check, self-ping, cert-staged, paired."""
 import os
 import re
+import socket
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 import agentlib  # noqa: E402
@@ -197,6 +199,40 @@ class SelfPing(agentlib.AgentTestCase):
         r = self.root.run(["ctrl-exec-agent", "self-ping"])
         self.assertEqual(r.rc, 0)
         self.assertIn("  Ping response: OK\nSelf-ping complete.\n", r.out)
+
+    def test_an_unexpected_answer_exits_1(self):
+        # The agent's own serial revoked: the agent answers, but neither "ok" nor a mismatch.
+        self.agent.write_map("7f3a9c disp-1\n0a11 self\n")
+        self.root.write(ETC + "/revoked-serials", "0a11\n")
+        self.agent.start()
+        r = self.root.run(["ctrl-exec-agent", "self-ping"])
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(self.expect_head(r.out), [
+            "  Port %d: listening" % self.agent.port,
+            "  mTLS handshake: OK",
+            '  Ping response: unexpected - {"error":"certificate revoked"}'])
+
+    def test_a_port_that_does_not_speak_tls_fails_the_handshake(self):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.agent.port))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+
+        def serve():
+            try:
+                conn, _ = srv.accept()
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+                conn.close()
+            except OSError:
+                pass
+        threading.Thread(target=serve, daemon=True).start()
+        r = self.root.run(["ctrl-exec-agent", "self-ping"])
+        self.assertEqual(r.rc, 1, r)
+        tail = self.expect_head(r.out)
+        self.assertEqual(len(tail), 1, tail)
+        self.assertTrue(tail[0].startswith("  mTLS handshake failed: "), tail)
 
     def test_nothing_listening(self):
         r = self.root.run(["ctrl-exec-agent", "self-ping"])
