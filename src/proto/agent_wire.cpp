@@ -158,6 +158,13 @@ RunRequestParse parse_run_request(std::string_view text) {
         p.request.args.clear();
         return p;
       }
+      // execve would cut the argument at the NUL: the script would get something other than
+      // what the auth hook approved (docs/COMPATIBILITY.md).
+      if (s->find('\0') != std::string::npos) {
+        p.error = RunRequestError::args_with_nul;
+        p.request.args.clear();
+        return p;
+      }
       p.request.args.push_back(std::move(*s));
     }
   }
@@ -174,6 +181,8 @@ std::string_view run_request_error_text(RunRequestError e) {
     return "args must be an array";
   case RunRequestError::args_not_strings:
     return "args must be an array of strings";
+  case RunRequestError::args_with_nul:
+    return "args must not contain NUL bytes";
   }
   return "";
 }

@@ -72,6 +72,7 @@ enum class RunRequestError {
   invalid_json,     // not JSON, or JSON that is not an object: {"exit":-1,"error":"invalid JSON"}
   args_not_array,   // {"exit":-1,"error":"args must be an array","reqid":R}
   args_not_strings, // an element of args is an array or object (ours; same reply shape)
+  args_with_nul,    // an element of args holds a NUL byte, which execve cannot pass (ours)
 };
 
 struct RunRequestParse {

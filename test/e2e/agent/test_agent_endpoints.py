@@ -81,6 +81,13 @@ class Endpoints(agentlib.AgentTestCase):
         self.assertEqual(body["stdout"], want)
         self.assertEqual(body["exit"], 0)
 
+    def test_an_arg_holding_a_nul_byte_is_refused(self):
+        # execve would cut it at the NUL: the script would not get what the hook approved.
+        status, body, _ = self.agent.run("echo-args", ["safe", "a\u0000b"], reqid="nul1")
+        self.assertEqual((status, body), (200, {"exit": -1, "reqid": "nul1",
+                                                "error": "args must not contain NUL bytes"}))
+        self.assertNotIn("SCRIPT=echo-args", self.agent.log())
+
     def test_stdin_context(self):
         status, body, _ = self.agent.run("stdin-dump", ["a", "b c"], reqid="ctx1")
         self.assertEqual(status, 200)
