@@ -280,6 +280,26 @@ class Resilience(agentlib.AgentTestCase):
         self.assertTrue(head.startswith("HTTP/1.0 200 OK\r\n"), head)
 
 
+    def test_stalled_clients_do_not_hold_up_others(self):
+        self.agent.start()
+        port = self.agent.port
+        stalled = [socket.create_connection(("127.0.0.1", port))]  # no ClientHello
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a hello
+        stalled.append(s)
+        stalled.append(self.agent.tls_socket())  # handshake done, nothing sent
+        s = self.agent.tls_socket()
+        s.sendall(b"POST /run HTTP/1.0\r\nContent-Length: 100\r\n\r\n{\"scr")  # half a body
+        stalled.append(s)
+        for s in stalled:
+            self.addCleanup(s.close)
+        t0 = time.monotonic()
+        for i in range(3):
+            self.assertEqual(self.agent.post("/ping", {"reqid": "p%d" % i})[0], 200)
+        self.assertEqual(self.agent.run("noop")[1]["stdout"], "ok\n")
+        self.assertLess(time.monotonic() - t0, 8)
+
+
 class Overload(agentlib.AgentTestCase):
     conf_extra = "max_children = 2\n"
 
