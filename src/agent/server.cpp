@@ -123,13 +123,13 @@ RateLimiter::Settings AgentServer::limiter_settings() const {
   return {c.rate_limit_disable, c.rate_limit_volume, c.rate_limit_probe};
 }
 
-void AgentServer::reload() {
+bool AgentServer::reload() {
   auto fresh = load_state(paths_, state_.get());
   if (!fresh.ok()) {
     std::fprintf(stderr, "ctrl-exec-agent: reload failed, keeping the previous configuration: %s\n",
                  fresh.message().c_str());
     log::err("reload", {{"STATUS", "failed"}, {"ERROR", fresh.message()}});
-    return;
+    return false;
   }
   const auto& was = state_->config;
   const auto& now = (*fresh)->config;
@@ -143,6 +143,7 @@ void AgentServer::reload() {
   log::info("reload", {{"STATUS", "ok"},
                        {"SCRIPTS", std::to_string(state_->scripts.size())},
                        {"DISPATCHERS", std::to_string(state_->trusted.size())}});
+  return true;
 }
 
 void AgentServer::drain(std::function<void()> on_idle) {
@@ -427,8 +428,14 @@ void AgentServer::handle_rotate(const std::shared_ptr<http::Connection>& conn, c
       c->respond(200, fail(st.message()));
       return;
     }
-    // The original SIGHUPs its parent here; we reload in place, with the same effect.
-    reload();
+    // The original SIGHUPs its parent here, which re-reads the map whatever state agent.conf
+    // is in; we reload in place, and if agent.conf or the allowlist cannot be loaded just now,
+    // still adopt the map we have just written (the dispatcher is told "ok").
+    if (!reload()) {
+      auto fresh = std::make_shared<State>(*state_);
+      load_trust_state(*fresh, state_.get());
+      state_ = std::move(fresh);
+    }
     log::info("rotate", {{"DISPATCHER", caller},
                          {"SERIAL_ACTION", rq.action},
                          {"SERIAL", log_safe(rq.serial)},

@@ -56,7 +56,8 @@ public:
   int port() const { return http_->port(); }
 
   // SIGHUP: reload everything from disk; on failure keep the current state and log why.
-  void reload();
+  // Returns whether the new state was swapped in.
+  bool reload();
   // SIGTERM: stop accepting; `on_idle` runs once no request is being handled any more.
   void drain(std::function<void()> on_idle);
 

@@ -149,6 +149,22 @@ class Rotate(agentlib.AgentTestCase):
         self.assertEqual(body["status"], "ok")
         self.assertEqual(self.agent.post("/ping", {})[0], 403)
 
+    def test_a_rotation_takes_effect_while_agent_conf_is_broken(self):
+        # An operator is half-way through editing agent.conf when the dispatcher rotates: the
+        # reload that follows the map edit fails, but the serial it announced must be trusted
+        # (the original re-reads only the map on that SIGHUP).
+        self.root.write(ETC + "/agent.conf", "this is broken\n")
+        status, body, _ = self.rotate("19")
+        self.assertEqual((status, body["status"]), (200, "ok"))
+        self.agent.wait_log("STATUS=failed")
+        self.assertEqual(self.agent.post("/ping", {"reqid": "r1"}, who="rotated")[0], 200)
+        self.agent.wait_log("ACTION=ping DISPATCHER=disp-1 PEER=127.0.0.1 REQID=r1")
+        # Everything else stays as it was.
+        self.assertEqual(self.agent.run("noop")[1]["stdout"], "ok\n")
+        status, body, _ = self.rotate("7f3a9c", "remove", who="rotated")
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual(self.agent.post("/ping", {})[0], 403)
+
     def test_ownership_and_errors(self):
         status, body, _ = self.rotate("7f3a9c", "add", who="disp2")
         self.assertEqual((status, body), (200, {"status": "error", "error":
