@@ -450,6 +450,50 @@ class Interactive(Listener):
         self.assertTrue(proc.out().endswith("\nPairing mode stopped.\n"), proc.out())
         self.assertIn("ACTION=pairing-mode-stop", proc.err())
 
+    def test_prompt_answered_on_a_terminal(self):
+        import pty
+        import select
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+        err = open(os.path.join(self.root.dir, "pty-ced.err"), "w")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen(
+            [os.path.join(self.root.bin, "ced"), "pairing-mode", "--port", str(self.port),
+             "--timeout", "60"], stdin=slave, stdout=slave, stderr=err, env=self.root.env,
+            cwd=self.root.dir, start_new_session=True)
+        os.close(slave)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        seen = [b""]
+
+        def read_until(needle, timeout=15):
+            deadline = time.monotonic() + timeout
+            while needle not in seen[0].replace(b"\r\n", b"\n"):
+                left = deadline - time.monotonic()
+                self.assertGreater(left, 0, "waiting for %r in %r" % (needle, seen[0]))
+                if select.select([master], [], [], left)[0]:
+                    try:
+                        seen[0] += os.read(master, 65536)
+                    except OSError:
+                        break
+            return seen[0].replace(b"\r\n", b"\n").decode()
+
+        out = read_until(b"Waiting for pairing requests...\n")
+        self.assertIn("Pairing mode active on port %d (auto-stops in 60s). Ctrl-C or 'quit' to "
+                      "stop.\n" % self.port, out)
+        c = self.client(pairlib.request("tty-01", self.csr))
+        reqid = c.response()["reqid"]
+        out = read_until(b"Accept, Deny, or Skip? [a/d/s]: ")
+        self.assertIn("Pairing request from tty-01 (127.0.0.1) - ID: %s\n" % reqid, out)
+        self.assertIn("  Code:     %s   (verify" % pairlib.pairing_code(self.csr), out)
+        os.write(master, b"a\n")
+        self.assertEqual(c.response()["status"], "approved")
+        read_until(b"Waiting for next request... (Ctrl-C to exit pairing mode)\n")
+        os.write(master, b"quit\n")
+        self.assertEqual(proc.wait(10), 0)
+        self.assertTrue(read_until(b"Pairing mode stopped.\n").endswith(
+            "\nPairing mode stopped.\n"))
+        self.assertTrue(self.root.exists("/var/lib/ctrl-exec/agents/tty-01.json"))
+
     def test_eof_on_stdin_keeps_serving_until_the_timeout(self):
         proc = self.start(timeout=2)  # stdin is /dev/null: non-interactive
         t0 = time.monotonic()
