@@ -49,4 +49,10 @@ std::string sanitize_file_component(std::string_view s);
 std::string sanitize_utf8(std::string_view s);
 bool is_valid_utf8(std::string_view s);
 
+// RFC 4648 base64 with the standard alphabet and '=' padding, no line breaks.
+std::string base64_encode(std::string_view bytes);
+// The strict inverse: nullopt for a length that is not a multiple of 4, a character outside
+// the alphabet, or padding anywhere but at the end.
+std::optional<std::string> base64_decode(std::string_view text);
+
 } // namespace cx

@@ -1,1 +1,138 @@
-// src/state/locks: placeholder; implemented with its issue.
+// Dispatcher lock files; see locks.hpp. Each lock is an flock on its own open file description,
+// so two acquisitions of one pair conflict even inside one process: the API serves many
+// requests in one process and relies on that.
+#include "state/locks.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "base/strings.hpp"
+#include "log/log.hpp"
+#include "state/registry.hpp"
+
+namespace cx::state {
+namespace {
+
+constexpr std::string_view kLockSuffix = ".lock";
+constexpr mode_t kLockMode = 0660;
+
+// One (host, script) pair of a request, with its lock file.
+struct Pair {
+  std::string host;
+  std::string file;
+};
+
+// The pairs of a request in input order, each lock file once: duplicate hosts, and host
+// strings that sanitise to the same file name, would otherwise conflict with ourselves.
+std::vector<Pair> unique_pairs(const std::vector<std::string>& hosts, std::string_view script) {
+  std::vector<Pair> out;
+  std::set<std::string> seen;
+  for (const std::string& h : hosts) {
+    std::string file = lock_file_name(h, script);
+    if (seen.insert(file).second) out.push_back({h, std::move(file)});
+  }
+  return out;
+}
+
+// Whether someone else holds the lock at `path`. A lock file that cannot be opened or locked
+// for another reason is not reported: the probe cannot tell, and acquire() reports the failure.
+bool held_elsewhere(const std::string& path) {
+  FileLock probe;
+  if (probe.lock(path, false, kLockMode).ok()) return false; // released when `probe` goes
+  return probe.busy();
+}
+
+// `<host>--<script>.lock` split as the original's greedy ^(.+)--(.+)\.lock$: on the last "--"
+// that leaves a non-empty script. false when the name does not match.
+bool split_lock_name(std::string_view name, HeldLock& out) {
+  if (name.size() <= kLockSuffix.size() || !name.ends_with(kLockSuffix)) return false;
+  std::string_view stem = name.substr(0, name.size() - kLockSuffix.size());
+  if (stem.size() < 4) return false;
+  for (size_t p = stem.size() - 3;; --p) { // p + 2 < stem.size(): the script is not empty
+    if (stem[p] == '-' && stem[p + 1] == '-') {
+      out.host = std::string(stem.substr(0, p));
+      out.script = std::string(stem.substr(p + 2));
+      return true;
+    }
+    if (p == 1) return false; // p >= 1: the host is not empty
+  }
+}
+
+} // namespace
+
+std::string lock_file_name(std::string_view host, std::string_view script) {
+  return sanitize_file_component(host) + "--" + sanitize_file_component(script) +
+         std::string(kLockSuffix);
+}
+
+void LockSet::release() {
+  if (locks_.empty()) return;
+  for (FileLock& l : locks_)
+    l.unlock();
+  locks_.clear();
+  log::info("lock-release", {{"HOSTS", join(hosts_, ",")}, {"SCRIPT", script_}});
+  hosts_.clear();
+  script_.clear();
+}
+
+Locks::Locks(std::string dir) : dir_(std::move(dir)) {}
+
+std::vector<std::string> Locks::check_available(const std::vector<std::string>& hosts,
+                                                std::string_view script) const {
+  std::vector<std::string> conflicts;
+  // A missing directory holds no locks. Probing creates the lock files, as the original does.
+  if (!is_directory(dir_)) return conflicts;
+  for (const Pair& p : unique_pairs(hosts, script))
+    if (held_elsewhere(dir_ + "/" + p.file))
+      conflicts.push_back(p.host + ":" + std::string(script));
+  return conflicts;
+}
+
+Acquisition Locks::acquire(const std::vector<std::string>& hosts, std::string_view script) const {
+  Acquisition a;
+  a.status = make_state_dir(dir_);
+  if (!a.status.ok()) return a;
+  std::vector<FileLock> taken;
+  std::vector<std::string> taken_hosts;
+  for (const Pair& p : unique_pairs(hosts, script)) {
+    FileLock lock;
+    Status st = lock.lock(dir_ + "/" + p.file, false, kLockMode);
+    if (st.ok()) {
+      taken.push_back(std::move(lock));
+      taken_hosts.push_back(p.host);
+    } else if (lock.busy()) {
+      // Keep going, so that every conflicting pair is reported, not just the first.
+      a.conflicts.push_back(p.host + ":" + std::string(script));
+    } else {
+      a.status = st; // `taken` unlocks as it goes out of scope; nothing was logged yet
+      return a;
+    }
+  }
+  if (!a.conflicts.empty()) {
+    taken.clear(); // all or nothing: give back the pairs we did get
+    log::warning("lock-conflict", {{"CONFLICTS", join(a.conflicts, ",")}});
+    return a;
+  }
+  for (const std::string& h : taken_hosts)
+    log::info("lock-acquire", {{"HOST", h}, {"SCRIPT", std::string(script)}});
+  a.held.locks_ = std::move(taken);
+  a.held.hosts_ = std::move(taken_hosts);
+  a.held.script_ = std::string(script);
+  return a;
+}
+
+std::vector<HeldLock> Locks::list_held() const {
+  std::vector<HeldLock> out;
+  auto names = list_dir(dir_);
+  if (!names.ok()) return out;
+  for (const std::string& name : *names) {
+    HeldLock h;
+    if (split_lock_name(name, h) && held_elsewhere(dir_ + "/" + name)) out.push_back(std::move(h));
+  }
+  std::sort(out.begin(), out.end(), [](const HeldLock& a, const HeldLock& b) {
+    return a.host + ":" + a.script < b.host + ":" + b.script;
+  });
+  return out;
+}
+
+} // namespace cx::state

@@ -1,1 +1,247 @@
-// src/state/run_store: placeholder; implemented with its issue.
+// The run store; see run_store.hpp. Records are built and edited as DOMs, members in the order
+// of dispatcher-and-api §3.3, and written whole with an atomic rename.
+#include "state/run_store.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/files.hpp"
+#include "base/strings.hpp"
+#include "json/writer.hpp"
+
+namespace cx::state {
+namespace {
+
+using Alloc = json::Document::AllocatorType;
+
+constexpr std::string_view kJsonSuffix = ".json";
+constexpr mode_t kRecordMode = 0640;
+constexpr mode_t kDirMode = 0750;
+// Records hold the agents' stdout and stderr; the agent caps each, so this is only a guard.
+constexpr size_t kMaxRecordBytes = 64u << 20;
+
+json::Value text(std::string_view s, Alloc& a) {
+  return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+}
+
+void add(json::Value& obj, std::string_view key, json::Value v, Alloc& a) {
+  obj.AddMember(text(key, a), std::move(v), a);
+}
+
+// Sets obj[key] = v, in place when the member exists (its position is kept), else appended.
+void set(json::Value& obj, std::string_view key, json::Value v, Alloc& a) {
+  auto it = obj.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
+  if (it != obj.MemberEnd())
+    it->value = std::move(v);
+  else
+    add(obj, key, std::move(v), a);
+}
+
+void add_submitter(json::Value& obj, const std::optional<hook::Submitter>& submitter, Alloc& a) {
+  if (!submitter) return;
+  json::Value s(rapidjson::kObjectType);
+  add(s, "username", text(submitter->username, a), a);
+  add(s, "source_ip", text(submitter->source_ip, a), a);
+  add(obj, "submitter", std::move(s), a);
+}
+
+std::optional<std::string> status_of(const json::Value& entry) {
+  const json::Value* s = json::find(entry, "status");
+  if (!s || !s->IsString()) return std::nullopt;
+  return std::string(s->GetString(), s->GetStringLength());
+}
+
+// A copy of obj[key], or null when absent (the original copied undef, which encodes as null).
+json::Value copy_or_null(const json::Value& obj, const char* key, Alloc& a) {
+  const json::Value* v = json::find(obj, key);
+  return v ? json::Value(*v, a) : json::Value();
+}
+
+// `^[A-Za-z0-9_-]+\.json$`
+bool is_record_file(std::string_view name) {
+  if (name.size() <= kJsonSuffix.size() || !name.ends_with(kJsonSuffix)) return false;
+  return is_run_reqid(name.substr(0, name.size() - kJsonSuffix.size()));
+}
+
+} // namespace
+
+bool is_run_reqid(std::string_view reqid) {
+  return is_reqid(reqid);
+}
+
+json::Document make_sync_record(std::string_view reqid, std::string_view script,
+                                const std::vector<std::string>& hosts, const json::Value& results,
+                                int64_t completed,
+                                const std::optional<hook::Submitter>& submitter) {
+  CX_CHECK(results.IsArray());
+  json::Document doc;
+  doc.SetObject();
+  Alloc& a = doc.GetAllocator();
+  add(doc, "reqid", text(reqid, a), a);
+  add(doc, "script", text(script, a), a);
+  add(doc, "mode", text("sync", a), a);
+  json::Value hs(rapidjson::kArrayType);
+  for (const std::string& h : hosts)
+    hs.PushBack(text(h, a), a);
+  add(doc, "hosts", std::move(hs), a);
+  add(doc, "results", json::Value(results, a), a);
+  add(doc, "completed", json::Value(completed), a);
+  add(doc, "complete", json::Value(true), a);
+  add_submitter(doc, submitter, a);
+  return doc;
+}
+
+json::Document make_async_record(std::string_view reqid, std::string_view script,
+                                 const json::Value& submit_results, int64_t created,
+                                 const std::optional<hook::Submitter>& submitter) {
+  json::Document doc;
+  doc.SetObject();
+  Alloc& a = doc.GetAllocator();
+  add(doc, "reqid", text(reqid, a), a);
+  add(doc, "script", text(script, a), a);
+  add(doc, "mode", text("async", a), a);
+  add(doc, "created", json::Value(created), a);
+  json::Value hosts(rapidjson::kObjectType);
+  if (submit_results.IsArray()) {
+    for (const json::Value& r : submit_results.GetArray()) {
+      const json::Value* host = json::find(r, "host");
+      if (!host || !host->IsString()) continue;
+      std::string status = status_of(r).value_or("error");
+      if (status != "accepted" && status != "busy") status = "error";
+      json::Value entry(rapidjson::kObjectType);
+      add(entry, "status", text(status, a), a);
+      if (const json::Value* e = json::find(r, "error"); e && !e->IsNull())
+        add(entry, "error", json::Value(*e, a), a);
+      // A host named twice keeps its last submit result, as the original's hash did.
+      set(hosts, std::string_view(host->GetString(), host->GetStringLength()), std::move(entry), a);
+    }
+  }
+  add(doc, "hosts", std::move(hosts), a);
+  add(doc, "pending", json::Value(rapidjson::kArrayType), a);
+  add(doc, "complete", json::Value(false), a);
+  add_submitter(doc, submitter, a);
+  recompute_pending(doc);
+  return doc;
+}
+
+std::vector<std::string> pending_hosts(const json::Value& record) {
+  std::vector<std::string> out;
+  const json::Value* hosts = json::find(record, "hosts");
+  if (!hosts || !hosts->IsObject()) return out;
+  for (auto it = hosts->MemberBegin(); it != hosts->MemberEnd(); ++it) {
+    auto status = status_of(it->value);
+    if (status == "accepted" || status == "running")
+      out.emplace_back(it->name.GetString(), it->name.GetStringLength());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void recompute_pending(json::Document& record) {
+  if (!record.IsObject()) return;
+  Alloc& a = record.GetAllocator();
+  std::vector<std::string> pending = pending_hosts(record);
+  json::Value list(rapidjson::kArrayType);
+  for (const std::string& h : pending)
+    list.PushBack(text(h, a), a);
+  set(record, "pending", std::move(list), a);
+  set(record, "complete", json::Value(pending.empty()), a);
+}
+
+void apply_fetch(json::Document& record, std::string_view name, const json::Value& fetch_result) {
+  if (!record.IsObject()) return;
+  auto hosts = record.FindMember("hosts");
+  if (hosts == record.MemberEnd() || !hosts->value.IsObject()) return;
+  auto entry_it =
+      hosts->value.FindMember(json::Value(rapidjson::StringRef(name.data(), name.size())));
+  // Only hosts of the record are fetched; a result for any other name has nowhere to go.
+  if (entry_it == hosts->value.MemberEnd()) return;
+  json::Value& entry = entry_it->value;
+  if (!entry.IsObject()) entry.SetObject();
+  Alloc& a = record.GetAllocator();
+
+  std::string status = status_of(fetch_result).value_or("");
+  if (status == "done") {
+    json::Value done(rapidjson::kObjectType);
+    add(done, "status", text("done", a), a);
+    add(done, "exit", copy_or_null(fetch_result, "exit", a), a);
+    add(done, "stdout", copy_or_null(fetch_result, "stdout", a), a);
+    add(done, "stderr", copy_or_null(fetch_result, "stderr", a), a);
+    // Our agents say when output was cut or the script was killed; keep that (ours, additive).
+    for (const char* flag : {"truncated", "timed_out"})
+      if (const json::Value* f = json::find(fetch_result, flag); f && json::is_truthy(*f))
+        add(done, flag, json::Value(true), a);
+    entry = std::move(done);
+  } else if (status == "running" || status == "unknown") {
+    set(entry, "status", text(status == "running" ? "running" : "expired", a), a);
+    entry.RemoveMember("fetch_error");
+  } else {
+    std::string err = "fetch failed";
+    if (const json::Value* e = json::find(fetch_result, "error"))
+      if (auto s = json::scalar_string(*e)) err = *s;
+    set(entry, "fetch_error", text(err, a), a);
+  }
+}
+
+bool host_failed(const json::Value& host_entry) {
+  auto status = status_of(host_entry);
+  if (status == "busy" || status == "error" || status == "expired") return true;
+  if (status != "done") return false;
+  // A done entry without a readable exit code cannot be called a success.
+  const json::Value* e = json::find(host_entry, "exit");
+  if (!e) return true;
+  if (e->IsInt64()) return e->GetInt64() != 0;
+  if (e->IsNumber()) return e->GetDouble() != 0.0;
+  if (auto s = json::scalar_string(*e))
+    if (auto n = parse_int(trim(*s))) return *n != 0;
+  return true;
+}
+
+bool is_sync_record(const json::Value& record) {
+  const json::Value* mode = json::find(record, "mode");
+  const json::Value* results = json::find(record, "results");
+  return mode && mode->IsString() && std::string_view(mode->GetString()) == "sync" && results &&
+         results->IsArray();
+}
+
+RunStore::RunStore(std::string dir) : dir_(std::move(dir)) {}
+
+std::string RunStore::record_path(std::string_view reqid) const {
+  return dir_ + "/" + std::string(reqid) + std::string(kJsonSuffix);
+}
+
+Status RunStore::save(std::string_view reqid, const json::Value& record) const {
+  if (!is_run_reqid(reqid)) return error("invalid reqid '" + std::string(reqid) + "'");
+  if (!is_directory(dir_)) {
+    CX_TRY(make_dirs(dirname(dir_), 0755));
+    CX_TRY(make_dirs(dir_, kDirMode));
+  }
+  WriteOptions opts;
+  opts.mode = kRecordMode;
+  return write_file_atomic(record_path(reqid), json::to_string(record) + "\n", opts);
+}
+
+std::optional<json::Document> RunStore::load(std::string_view reqid) const {
+  if (!is_run_reqid(reqid)) return std::nullopt;
+  auto body = read_file(record_path(reqid), kMaxRecordBytes);
+  if (!body.ok()) return std::nullopt;
+  auto doc = json::parse(*body);
+  if (!doc.ok() || !doc->IsObject()) return std::nullopt;
+  return std::move(doc).value();
+}
+
+size_t RunStore::purge(int64_t now, int64_t max_age) const {
+  auto names = list_dir(dir_);
+  if (!names.ok()) return 0;
+  size_t removed = 0;
+  for (const std::string& name : *names) {
+    if (!is_record_file(name)) continue;
+    std::string path = dir_ + "/" + name;
+    auto mtime = file_mtime(path);
+    if (mtime && now - *mtime > max_age && ::unlink(path.c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
+} // namespace cx::state

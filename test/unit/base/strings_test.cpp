@@ -79,3 +79,27 @@ TEST_CASE("UTF-8 replacement policy", "[base]") {
     CHECK(is_valid_utf8(r.out));
   }
 }
+
+TEST_CASE("base64", "[base]") {
+  struct Row {
+    std::string bytes, text;
+  };
+  const Row rows[] = {
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foobar", "Zm9vYmFy"},
+      {std::string("\0\xff\xfe", 3), "AP/+"},
+      {std::string("\x01\x02\x03\x04", 4), "AQIDBA=="},
+  };
+  for (const auto& r : rows) {
+    INFO(r.text);
+    CHECK(base64_encode(r.bytes) == r.text);
+    CHECK(base64_decode(r.text) == r.bytes);
+  }
+  for (const char* bad : {"Zg=", "Zg", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9", "=Zg=", "Zm=v"}) {
+    INFO(bad);
+    CHECK_FALSE(base64_decode(bad));
+  }
+}
