@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "applets/applets.hpp"
+#include "applets/pairing_hooks.hpp"
 #include "base/version.hpp"
 #include "conf/dispatcher_cli.hpp"
 #include "engine/commands.hpp"
@@ -24,6 +25,10 @@ namespace {
 
 using cx::conf::DispatcherArgs;
 
+int pairing_mode(const DispatcherArgs& a) {
+  return cx::pairing::run_pairing_mode(a, pairing_hooks());
+}
+
 struct Mode {
   const char* name;
   int (*run)(const DispatcherArgs&);
@@ -33,7 +38,7 @@ struct Mode {
 const Mode kModes[] = {
     {"setup-ca", cx::pairing::cmd_setup_ca, "setup-ca [--key-type ec|rsa] [--force]"},
     {"setup-ctrl-exec", cx::pairing::cmd_setup_ctrl_exec, "setup-ctrl-exec [--key-type ec|rsa]"},
-    {"pairing-mode", cx::pairing::cmd_pairing_mode,
+    {"pairing-mode", pairing_mode,
      "pairing-mode [start|stop] [--timeout <1-600>] [--port <n>]"},
     {"list-requests", cx::pairing::cmd_list_requests, "list-requests"},
     {"approve", cx::pairing::cmd_approve,

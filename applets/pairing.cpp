@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "applets/applets.hpp"
+#include "applets/pairing_hooks.hpp"
 #include "base/strings.hpp"
 #include "base/version.hpp"
 #include "conf/dispatcher_cli.hpp"
@@ -99,5 +100,5 @@ int pairing_main(int argc, char** argv) {
     // Out-of-int values are still out of range, and reported as such.
     args.timeout = static_cast<int>(std::clamp<int64_t>(*timeout, -1, 100000));
   }
-  return cx::pairing::run_pairing_mode(args, {}, daemon_child);
+  return cx::pairing::run_pairing_mode(args, pairing_hooks(), daemon_child);
 }

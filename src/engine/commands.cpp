@@ -1,38 +1,503 @@
-// Placeholder until the engine lands: every command says so and fails. Never pretends.
+// The dispatcher commands built on the engine (dispatcher-and-api §4.2-§4.7, §4.16-§4.18): each
+// loads what it needs, runs its exchanges on one event loop and prints exactly what the
+// original prints, with its exit codes.
 #include "engine/commands.hpp"
 
 #include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/hostname.hpp"
+#include "base/paths.hpp"
+#include "base/random.hpp"
+#include "base/strings.hpp"
+#include "base/time.hpp"
+#include "engine/engine.hpp"
+#include "engine/format.hpp"
+#include "engine/rotation.hpp"
+#include "engine/runs.hpp"
+#include "hook/hook.hpp"
+#include "json/writer.hpp"
+#include "log/log.hpp"
+#include "state/locks.hpp"
+#include "state/rotation.hpp"
+#include "state/run_store.hpp"
 
 namespace cx::engine {
+
 namespace {
-int not_built(const conf::DispatcherArgs& a) {
-  std::fprintf(stderr, "ctrl-exec-dispatcher: '%s' is not built yet in this version\n",
-               a.mode.c_str());
+
+using conf::DispatcherArgs;
+using conf::kExitFatal;
+
+// Unknown agents end a command with exit 2: the original's `die` exits with errno, which its
+// registry lookup has left at ENOENT (transcript 09).
+constexpr int kExitUnknownAgent = 2;
+
+int die(const std::string& msg) {
+  std::fputs(msg.c_str(), stderr);
+  if (msg.empty() || msg.back() != '\n') std::fputc('\n', stderr);
+  return kExitFatal;
+}
+
+void out(const std::string& s) {
+  std::fputs(s.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+std::optional<conf::DispatcherConfig> load_config(const DispatcherArgs& a, bool lenient = false) {
+  auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), lenient);
+  if (!load.ok()) {
+    std::fprintf(stderr, "%s\n", load.message().c_str());
+    return std::nullopt;
+  }
+  for (const auto& w : load->warnings)
+    log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
+  return std::move(load->config);
+}
+
+// Everything a command that talks to agents needs: the loop, the engine with the CLI's file
+// session cache, and the auth policy.
+struct Session {
+  event::Loop loop;
+  conf::DispatcherConfig config;
+  std::shared_ptr<FileSessionStore> sessions;
+  std::unique_ptr<Engine> engine;
+
+  Session(conf::DispatcherConfig c, const DispatcherArgs& a) : config(std::move(c)) {
+    sessions = std::make_shared<FileSessionStore>(paths::tls_session_cache());
+    engine = std::make_unique<Engine>(loop, config, sessions, a.port.value_or(0));
+  }
+  ~Session() {
+    engine.reset();
+    if (Status st = sessions->save(); !st.ok())
+      log::warning("session-cache-fail", {{"ERROR", st.message()}});
+  }
+
+  hook::Policy policy() const {
+    hook::Policy p;
+    p.hook_path = config.auth_hook.value_or("");
+    p.timeout_s = static_cast<unsigned>(std::max<int64_t>(0, config.auth_hook_timeout));
+    p.caller = hook::Caller::cli;
+    return p;
+  }
+
+  // Runs the auth hook to completion.
+  hook::Decision authorize(hook::Request req) {
+    req.source_ip = "127.0.0.1";
+    hook::Decision decision;
+    auto check = hook::Check::start(loop, policy(), std::move(req),
+                                    [&decision](hook::Decision d) { decision = std::move(d); });
+    loop.run();
+    return decision;
+  }
+};
+
+int denied(const hook::Decision& d, bool json) {
+  if (json) {
+    json::Writer w;
+    w.begin_object().member("ok", 0).member("error", d.reason).member("code", d.code).end_object();
+    out(w.str() + "\n");
+  } else {
+    std::fprintf(stderr, "Denied: %s\n", d.reason.c_str());
+  }
   return 1;
 }
+
+int unknown_agents(const std::vector<std::string>& unknown) {
+  std::fprintf(stderr,
+               "Error: unknown agent%s: %s\n"
+               "Only registered agents can be addressed - run 'ctrl-exec-dispatcher "
+               "list-agents' to see them.\n",
+               unknown.size() > 1 ? "s" : "", join(unknown, ", ").c_str());
+  return kExitUnknownAgent;
+}
+
+std::vector<const json::Value*> docs(const Results& results) {
+  std::vector<const json::Value*> v;
+  for (const auto& r : results)
+    v.push_back(&r.doc);
+  return v;
+}
+
+// {"ok":1,["reqid":R,]"results":[...]}
+std::string results_json(const Results& results, const std::string& reqid = {}) {
+  json::Writer w;
+  w.begin_object().member("ok", 1);
+  if (!reqid.empty()) w.member("reqid", reqid);
+  w.key("results").begin_array();
+  for (const auto& r : results)
+    w.value(r.doc);
+  w.end_array().end_object();
+  return w.str() + "\n";
+}
+
+// {"ok":1, ...record}
+std::string record_json(const json::Value& record) {
+  json::Writer w;
+  w.begin_object().member("ok", 1);
+  for (const auto& m : record.GetObject()) {
+    std::string_view k(m.name.GetString(), m.name.GetStringLength());
+    if (k == "ok") continue;
+    w.key(k).value(m.value);
+  }
+  w.end_object();
+  return w.str() + "\n";
+}
+
+int not_found(const std::string& reqid, bool json) {
+  if (json) {
+    json::Writer w;
+    w.begin_object().member("ok", 0).member("error", "not found").member("reqid", reqid).end_object();
+    out(w.str() + "\n");
+  } else {
+    std::fprintf(stderr, "No such request: %s\n", reqid.c_str());
+  }
+  return 1;
+}
+
+// The `wait` exit code of a complete record: 1 if any host failed. A sync record (API
+// submitted) is judged by its results' exits; the original crashed on it (§4.5 QUIRK).
+bool any_failed(const json::Value& record) {
+  if (state::is_sync_record(record)) {
+    for (const auto& r : json::find(record, "results")->GetArray())
+      if (int_member(r, "exit", -1) != 0) return true;
+    return false;
+  }
+  const json::Value* hosts = json::find(record, "hosts");
+  if (!hosts || !hosts->IsObject()) return false;
+  for (const auto& m : hosts->GetObject())
+    if (state::host_failed(m.value)) return true;
+  return false;
+}
+
 } // namespace
-int cmd_run(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_run(const DispatcherArgs& a) {
+  size_t total = a.words.size() + (a.has_dashdash ? 1 + a.script_args.size() : 0);
+  if (total < 2)
+    return die("Usage: ctrl-exec-dispatcher run <host>[:<port>] [<host>...] <script> "
+               "[-- <arg>...]");
+  if (a.words.size() < 2) return die("Need at least one host and a script name");
+  std::vector<std::string> hosts(a.words.begin(), a.words.end() - 1);
+  const std::string script = a.words.back();
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+
+  hook::Request auth;
+  auth.action = "run";
+  auth.script = script;
+  auth.hosts = hosts;
+  auth.args = a.script_args;
+  auth.username = a.username();
+  auth.token = a.token();
+  if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
+
+  // Held until the dispatch is over (docs/COMPATIBILITY.md: the original only tested them).
+  state::Acquisition locks = state::Locks(paths::locks_dir()).acquire(hosts, script);
+  if (!locks.status.ok()) return die("Cannot lock: " + locks.status.message());
+  if (!locks.conflicts.empty()) {
+    if (a.json) {
+      json::Writer w;
+      w.begin_object()
+          .member("ok", 0)
+          .member("error", "locked")
+          .member("code", 4)
+          .member("conflicts", locks.conflicts)
+          .end_object();
+      out(w.str() + "\n");
+    } else {
+      std::fprintf(stderr, "Locked: already running: %s\n", join(locks.conflicts, ", ").c_str());
+    }
+    return 1;
+  }
+
+  state::DispatchResolution res = s.engine->registry().resolve_dispatch(hosts);
+  if (!res.ok) return unknown_agents(res.unknown);
+
+  RunSpec spec;
+  spec.script = script;
+  spec.args = a.script_args;
+  spec.reqid = new_reqid();
+  spec.username = a.username();
+  spec.token = a.token();
+  spec.async = a.async;
+  Results results;
+  if (Status st = s.engine->run(res.hosts, spec, [&](Results r) { results = std::move(r); });
+      !st.ok())
+    return die(st.message());
+  s.loop.run();
+  locks.held.release();
+
+  if (spec.async) {
+    json::Writer arr;
+    arr.begin_array();
+    for (const auto& r : results)
+      arr.value(r.doc);
+    arr.end_array();
+    auto submitted = json::parse(arr.str());
+    store_record(state::RunStore(paths::runs_dir()), spec.reqid,
+                 state::make_async_record(spec.reqid, script, *submitted, unix_now(),
+                                          std::nullopt));
+    out(a.json ? results_json(results, spec.reqid) : format_async_submit(spec.reqid, docs(results)));
+    for (const auto& r : results)
+      if (string_member(r.doc, "status") == "accepted") return 0;
+    return 1;
+  }
+  out(a.json ? results_json(results) : format_run_results(docs(results)));
+  for (const auto& r : results)
+    if (int_member(r.doc, "exit", -1) != 0) return 1;
+  return 0;
 }
-int cmd_ping(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_ping(const DispatcherArgs& a) {
+  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher ping <host>[:<port>] [<host>...]");
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+  hook::Request auth;
+  auth.action = "ping";
+  auth.hosts = a.words;
+  auth.username = a.username();
+  auth.token = a.token();
+  if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
+
+  state::DispatchResolution res = s.engine->registry().resolve_dispatch(a.words);
+  if (!res.ok) return unknown_agents(res.unknown);
+  Results results;
+  if (Status st = s.engine->ping(res.hosts, new_reqid(), true,
+                                 [&](Results r) { results = std::move(r); });
+      !st.ok())
+    return die(st.message());
+  s.loop.run();
+  out(a.json ? results_json(results) : format_ping_results(docs(results)));
+  return 0; // whatever the hosts answered (§4.6)
 }
-int cmd_status(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+namespace {
+
+// One aggregation on the session's loop.
+std::optional<json::Document> aggregate_once(Session& s, const std::string& reqid) {
+  std::optional<json::Document> record;
+  aggregate_run(*s.engine, state::RunStore(paths::runs_dir()), reqid,
+                [&](std::optional<json::Document> r) { record = std::move(r); });
+  s.loop.run();
+  return record;
 }
-int cmd_wait(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+} // namespace
+
+int cmd_status(const DispatcherArgs& a) {
+  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher status <reqid>");
+  const std::string& reqid = a.words[0];
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+  auto record = aggregate_once(s, reqid);
+  if (!record) return not_found(reqid, a.json);
+  out(a.json ? record_json(*record) : format_status(*record));
+  return 0;
 }
-int cmd_list_locks(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_wait(const DispatcherArgs& a) {
+  if (a.words.empty())
+    return die("Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]");
+  const std::string& reqid = a.words[0];
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+  const int64_t deadline = unix_now() + a.timeout.value_or(300);
+  std::optional<json::Document> record;
+  for (;;) {
+    record = aggregate_once(s, reqid);
+    if (!record) return not_found(reqid, a.json);
+    if (truthy_member(*record, "complete") || unix_now() >= deadline) break;
+    event::Timer pause(s.loop);
+    pause.start(2000, [] {});
+    s.loop.run();
+  }
+  out(a.json ? record_json(*record) : format_status(*record));
+  if (!truthy_member(*record, "complete")) return 2;
+  return any_failed(*record) ? 1 : 0;
 }
-int cmd_serial_status(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_list_locks(const DispatcherArgs& a) {
+  auto held = state::Locks(paths::locks_dir()).list_held();
+  if (held.empty()) {
+    out("No locks currently held.\n");
+    return 0;
+  }
+  if (a.json) {
+    json::Writer w;
+    w.begin_object().member("ok", 1).key("locks").begin_array();
+    for (const auto& l : held)
+      w.begin_object().member("host", l.host).member("script", l.script).end_object();
+    w.end_array().end_object();
+    out(w.str() + "\n");
+    return 0;
+  }
+  std::string s = strprintf("%-30s  %s\n", "HOST", "SCRIPT") + std::string(50, '-') + "\n";
+  for (const auto& l : held)
+    s += strprintf("%-30s  %s\n", l.host.c_str(), l.script.c_str());
+  out(s);
+  return 0;
 }
-int cmd_maintain(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_serial_status(const DispatcherArgs& a) {
+  // The config only says where the files are; without one the defaults apply.
+  auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), true);
+  conf::DispatcherConfig c =
+      load.ok() ? std::move(load->config) : conf::make_dispatcher_config({}, short_hostname()).config;
+  auto st = state::load_rotation(c.rotation_file);
+  std::optional<state::RotationState> rs;
+  if (!st.ok())
+    log::err("rotation-state-corrupt",
+             {{"ERROR", st.message()}, {"PATH", c.rotation_file}, {"REASON", "unreadable"}});
+  else
+    rs = *st;
+  std::string s;
+  if (rs) {
+    s += "Current serial:  " + (rs->current_serial.empty() ? "?" : rs->current_serial) + "\n";
+    s += "Previous serial: " + rs->previous_serial.value_or("(none)") + "\n";
+    s += "Rotated at:      " + (rs->rotated_at.empty() ? "?" : rs->rotated_at) + "\n";
+    s += "Overlap expires: " + (rs->overlap_expires.empty() ? "?" : rs->overlap_expires) + "\n\n";
+  } else {
+    s += "No rotation has been performed.\n\n";
+  }
+  auto agents = state::Registry(c.registry_dir).list();
+  if (!agents.ok()) {
+    out(s);
+    return die("Cannot access agent registry: " + agents.message());
+  }
+  if (agents->empty()) {
+    out(s + "No registered agents.\n");
+    return 0;
+  }
+  if (a.json) {
+    json::Writer w;
+    w.begin_object().key("state");
+    if (rs)
+      w.raw(state::rotation_json(*rs));
+    else
+      w.null();
+    w.key("agents").begin_array();
+    for (const auto& r : *agents)
+      w.raw(state::agent_record_json(r));
+    w.end_array().end_object();
+    out(s + w.str() + "\n");
+    return 0;
+  }
+  s += strprintf("%-30s  %-10s  %-24s  %s\n", "HOSTNAME", "STATUS", "CONFIRMED", "SERIAL");
+  s += std::string(85, '-') + "\n";
+  for (const auto& r : *agents) {
+    std::string serial = r.dispatcher_serial.substr(0, 16);
+    if (r.dispatcher_serial.size() > 16) serial += "...";
+    s += strprintf("%-30s  %-10s  %-24s  %s\n", r.hostname.c_str(), r.serial_status.c_str(),
+                   r.serial_confirmed.c_str(), serial.c_str());
+  }
+  out(s);
+  return 0;
 }
-int cmd_rotate_cert(const conf::DispatcherArgs& a) {
-  return not_built(a);
+
+int cmd_maintain(const DispatcherArgs& a) {
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+  Engine& engine = *s.engine;
+  auto phase_error = [](const char* phase, const std::string& e) {
+    log::err("maintain", {{"ERROR", e}, {"PHASE", phase}});
+  };
+
+  std::vector<std::string> names;
+  if (auto all = engine.registry().list(); all.ok())
+    for (const auto& r : *all)
+      names.push_back(r.hostname);
+  size_t pinged = 0;
+  if (!names.empty()) {
+    state::DispatchResolution res = engine.registry().resolve_dispatch(names);
+    if (!res.ok) {
+      phase_error("ping", "unknown agents: " + join(res.unknown, ", "));
+    } else {
+      auto targets = std::make_shared<std::vector<state::DispatchTarget>>(res.hosts);
+      std::string reqid = new_reqid();
+      Results results;
+      run_batched(
+          targets, 0,
+          [&engine, reqid](const std::vector<state::DispatchTarget>& batch, ResultsFn d) {
+            return engine.ping(batch, reqid, true, std::move(d));
+          },
+          std::make_shared<Results>(), [&](Results r) { results = std::move(r); });
+      s.loop.run();
+      pinged = results.size();
+    }
+  }
+
+  if (auto r = check_and_rotate(s.config, unix_now()); !r.ok())
+    phase_error("rotate", r.message());
+  else if (*r)
+    engine.reload_credentials();
+  broadcast_serial(engine, [](std::vector<BroadcastResult>) {});
+  s.loop.run();
+  expire_stale_agents(s.config, unix_now());
+  // Ours: the original retired the previous serial only from pairing-mode's check loop, so on
+  // hosts that never run pairing mode it was never removed (docs/COMPATIBILITY.md).
+  retire_previous_serial(engine, [] {});
+  s.loop.run();
+  state::RunStore(paths::runs_dir()).purge(unix_now());
+
+  log::info("maintain",
+            {{"AGENTS", std::to_string(names.size())}, {"PINGED", std::to_string(pinged)}});
+  if (a.json) {
+    json::Writer w;
+    w.begin_object()
+        .member("ok", 1)
+        .member("agents", static_cast<int64_t>(names.size()))
+        .member("pinged", static_cast<int64_t>(pinged))
+        .end_object();
+    out(w.str() + "\n");
+  } else {
+    out("Maintenance run: " + std::to_string(pinged) + "/" + std::to_string(names.size()) +
+        " agents pinged, dispatcher cert checked.\n");
+  }
+  return 0;
 }
+
+int cmd_rotate_cert(const DispatcherArgs& a) {
+  auto config = load_config(a);
+  if (!config) return kExitFatal;
+  out("Rotating dispatcher certificate...\n");
+  auto rotated = rotate_cert(*config, unix_now());
+  if (!rotated.ok()) return die("Rotation failed: " + rotated.message());
+  out("New serial:      " + rotated->serial + "\n" +
+      "Old serial:      " + (rotated->old_serial.empty() ? "(none)" : rotated->old_serial) +
+      "\n" + "Overlap expires: " + rotated->overlap_expires + "\n" +
+      "Agents pending:  " + std::to_string(rotated->agents_pending) + "\n");
+  if (rotated->agents_pending == 0) return 0;
+
+  out("\nBroadcasting new serial to agents...\n");
+  Session s(std::move(*config), a);
+  std::vector<BroadcastResult> report;
+  broadcast_serial(*s.engine, [&](std::vector<BroadcastResult> r) { report = std::move(r); });
+  s.loop.run();
+  size_t ok = 0;
+  for (const auto& r : report)
+    ok += r.ok ? 1 : 0;
+  std::string t = "  Updated: " + std::to_string(ok) + "\n  Failed:  " +
+                  std::to_string(report.size() - ok) + "\n";
+  if (ok < report.size()) {
+    t += "\nAgents requiring attention:\n";
+    for (const auto& r : report)
+      if (!r.ok)
+        t += strprintf("  %-30s  %s\n", r.hostname.c_str(),
+                       r.error.empty() ? "failed" : r.error.c_str());
+    t += "\nFailed agents will be retried automatically by the check loop.\n"
+         "Agents offline longer than the overlap window will require re-pairing.\n";
+  }
+  out(t);
+  return 0;
+}
+
 } // namespace cx::engine

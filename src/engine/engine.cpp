@@ -1,0 +1,690 @@
+// The dispatcher engine; see engine.hpp. Each exchange's result and log line follow
+// dispatcher-and-api §5.4-§5.9 exactly; what differs on purpose is noted where it happens.
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "base/paths.hpp"
+#include "base/random.hpp"
+#include "base/strings.hpp"
+#include "base/time.hpp"
+#include "log/log.hpp"
+#include "pki/ca_store.hpp"
+#include "pki/cert.hpp"
+#include "proto/agent_wire.hpp"
+
+namespace cx::engine {
+
+namespace {
+
+std::string connect_target(const AgentReply& r) {
+  return r.host + ":" + std::to_string(r.port);
+}
+
+// The agent's JSON body as an object, or nullopt.
+std::optional<json::Document> body_object(const AgentReply& r) {
+  auto doc = json::parse(r.body);
+  if (!doc.ok() || !doc->IsObject()) return std::nullopt;
+  return std::move(*doc);
+}
+
+// `body.error // status line`, for 403s.
+std::string forbidden_text(const AgentReply& r) {
+  if (auto doc = body_object(r))
+    if (auto e = string_member(*doc, "error"); e && !e->empty()) return "forbidden: " + *e;
+  return "forbidden: " + r.status_line();
+}
+
+// The failure text of an exchange without a 2xx answer: the transport error, or the status line.
+std::string raw_failure(const AgentReply& r) {
+  return r.status == 0 ? r.error : r.status_line();
+}
+
+HostState failure_state(const AgentReply& r) {
+  if (r.status == 403) return HostState::denied;
+  if (r.status != 0) return HostState::error;
+  if (is_timeout_error(r.error)) return HostState::timeout;
+  if (is_unreachable_error(r.error)) return HostState::unreachable;
+  return HostState::error;
+}
+
+// A result object holding the agent's JSON body (for the 2xx answers).
+HostResult from_body(const std::string& name, json::Document body) {
+  HostResult r;
+  r.name = name;
+  r.doc = std::move(body);
+  return r;
+}
+
+// Ours (docs/COMPATIBILITY.md): whether the exchange paid a full TLS handshake or resumed a
+// session, on every success line, so the effect of the session cache is observable.
+log::Field tls_field(const AgentReply& r) {
+  return {"TLS", r.resumed ? "resumed" : "full"};
+}
+
+std::optional<std::string> take_reported(const HostResult& r) {
+  return string_member(r.doc, "host");
+}
+
+} // namespace
+
+// --- Per-exchange results --------------------------------------------------------------------
+
+HostResult run_result(const std::string& name, const AgentReply& reply, const RunSpec& spec,
+                      int64_t read_timeout_s) {
+  const std::string rtt = format_rtt(reply.rtt_us);
+  const std::string target = connect_target(reply);
+  const char* action = spec.async ? "run-async" : "run";
+  HostResult r;
+  r.name = name;
+  r.rtt_us = reply.rtt_us;
+
+  if (!reply.is_2xx()) {
+    if (spec.async && reply.status == 409) {
+      std::string err = std::string(proto::kAsyncBusy);
+      if (auto doc = body_object(reply))
+        if (auto e = string_member(*doc, "error")) err = *e;
+      set_member(r.doc, "script", spec.script);
+      set_member(r.doc, "status", "busy");
+      set_member(r.doc, "error", err);
+      set_member(r.doc, "rtt", rtt);
+      set_member(r.doc, "reqid", spec.reqid);
+      r.state = HostState::busy;
+      log::warning(action, {{"REQID", spec.reqid},
+                            {"RTT", rtt},
+                            {"SCRIPT", spec.script},
+                            {"STATUS", "busy"},
+                            {"TARGET", target}});
+      canonicalize(r, std::nullopt);
+      return r;
+    }
+    std::string err;
+    if (reply.status == 403)
+      err = forbidden_text(reply);
+    else if (reply.status == 413)
+      err = "request too large";
+    else if (to_lower(raw_failure(reply)).find("read timeout") != std::string::npos)
+      err = "read timeout after " + std::to_string(read_timeout_s) + "s";
+    else
+      err = rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+    set_member(r.doc, "script", spec.script);
+    if (spec.async)
+      set_member(r.doc, "status", "error");
+    else
+      set_member(r.doc, "exit", int64_t{-1});
+    set_member(r.doc, "error", err);
+    set_member(r.doc, "rtt", rtt);
+    set_member(r.doc, "reqid", spec.reqid);
+    r.state = failure_state(reply);
+    log::err(action, {{"ERROR", err},
+                      {"REQID", spec.reqid},
+                      {"RTT", rtt},
+                      {"SCRIPT", spec.script},
+                      {"TARGET", target}});
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+
+  auto body = body_object(reply);
+  if (!spec.async) {
+    if (body) {
+      r.doc = std::move(*body);
+    } else {
+      set_member(r.doc, "exit", int64_t{-1});
+      set_member(r.doc, "error", "invalid JSON response");
+    }
+    set_member(r.doc, "rtt", rtt);
+    if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", spec.reqid);
+    std::string error = string_member(r.doc, "error").value_or("");
+    if (error.empty())
+      r.state = HostState::ok;
+    else
+      r.state = error.rfind("not authorised", 0) == 0 ? HostState::denied : HostState::error;
+    log::info("run", {{"EXIT", std::to_string(int_member(r.doc, "exit", -1))},
+                      {"REQID", spec.reqid},
+                      {"RTT", rtt},
+                      {"SCRIPT", spec.script},
+                      {"TARGET", target},
+                      tls_field(reply)});
+  } else {
+    if (body) r.doc = std::move(*body);
+    set_member(r.doc, "rtt", rtt);
+    std::string status = string_member(r.doc, "status").value_or("");
+    r.state = status == "accepted" ? HostState::ok
+              : status == "busy"   ? HostState::busy
+                                   : HostState::error;
+    if (!body && !json::find(r.doc, "error")) set_member(r.doc, "error", "invalid JSON response");
+    log::info("run-async", {{"REQID", spec.reqid},
+                            {"RTT", rtt},
+                            {"SCRIPT", spec.script},
+                            {"STATUS", status.empty() ? "accepted" : status},
+                            {"TARGET", target},
+                            tls_field(reply)});
+  }
+  canonicalize(r, take_reported(r));
+  return r;
+}
+
+HostResult ping_result(const std::string& name, const AgentReply& reply,
+                       const std::string& reqid) {
+  const std::string rtt = format_rtt(reply.rtt_us);
+  std::optional<json::Document> body;
+  if (reply.is_2xx()) body = body_object(reply);
+  if (!body) {
+    HostResult r;
+    r.name = name;
+    r.rtt_us = reply.rtt_us;
+    std::string err = reply.status == 413   ? "request too large"
+                      : reply.status == 403 ? forbidden_text(reply)
+                      : reply.is_2xx()      ? "invalid JSON response"
+                                 : rewrite_transport_error(raw_failure(reply), reply.host,
+                                                           reply.port);
+    set_member(r.doc, "status", "error");
+    set_member(r.doc, "error", err);
+    set_member(r.doc, "rtt", rtt);
+    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    log::err("ping",
+             {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+  HostResult r = from_body(name, std::move(*body));
+  r.rtt_us = reply.rtt_us;
+  set_member(r.doc, "rtt", rtt);
+  r.state = HostState::ok;
+  log::info("ping", {{"REQID", reqid},
+                     {"RESULT", "ok"},
+                     {"RTT", rtt},
+                     {"TARGET", connect_target(reply)},
+                     tls_field(reply)});
+  canonicalize(r, take_reported(r));
+  return r;
+}
+
+HostResult capabilities_result(const std::string& name, const AgentReply& reply) {
+  const std::string rtt = format_rtt(reply.rtt_us);
+  std::optional<json::Document> body;
+  if (reply.is_2xx()) body = body_object(reply);
+  if (!body) {
+    HostResult r;
+    r.name = name;
+    r.rtt_us = reply.rtt_us;
+    // Every failure, 403 included, goes through the transport rewrite only (§5.7).
+    std::string err = reply.is_2xx() ? "invalid JSON response"
+                                     : rewrite_transport_error(raw_failure(reply), reply.host,
+                                                               reply.port);
+    set_member(r.doc, "status", "error");
+    set_member(r.doc, "error", err);
+    set_member(r.doc, "rtt", rtt);
+    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    log::err("capabilities", {{"ERROR", err}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+  HostResult r = from_body(name, std::move(*body));
+  r.rtt_us = reply.rtt_us;
+  set_member(r.doc, "rtt", rtt);
+  r.state = HostState::ok;
+  size_t scripts = 0;
+  if (const json::Value* s = json::find(r.doc, "scripts"); s && s->IsArray()) scripts = s->Size();
+  log::info("capabilities", {{"RTT", rtt},
+                             {"SCRIPTS", std::to_string(scripts)},
+                             {"TARGET", connect_target(reply)},
+                             tls_field(reply)});
+  canonicalize(r, take_reported(r));
+  return r;
+}
+
+HostResult fetch_result(const std::string& name, const AgentReply& reply,
+                        const std::string& reqid) {
+  const std::string rtt = format_rtt(reply.rtt_us);
+  HostResult r;
+  r.name = name;
+  r.rtt_us = reply.rtt_us;
+  if (reply.status == 404) {
+    set_member(r.doc, "status", "unknown");
+    set_member(r.doc, "reqid", reqid);
+    set_member(r.doc, "rtt", rtt);
+    r.state = HostState::ok;
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+  std::optional<json::Document> body;
+  if (reply.is_2xx()) body = body_object(reply);
+  if (!body) {
+    std::string err = reply.status == 403 ? forbidden_text(reply)
+                      : reply.is_2xx()    ? "invalid JSON response"
+                                       : rewrite_transport_error(raw_failure(reply), reply.host,
+                                                                 reply.port);
+    set_member(r.doc, "status", "error");
+    set_member(r.doc, "error", err);
+    set_member(r.doc, "reqid", reqid);
+    set_member(r.doc, "rtt", rtt);
+    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    log::err("result",
+             {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+  r.doc = std::move(*body);
+  set_member(r.doc, "rtt", rtt);
+  r.state = HostState::ok;
+  log::info("result", {{"REQID", reqid},
+                       {"RTT", rtt},
+                       {"STATUS", string_member(r.doc, "status").value_or("")},
+                       {"TARGET", connect_target(reply)},
+                       tls_field(reply)});
+  canonicalize(r, take_reported(r));
+  return r;
+}
+
+HostResult rotate_result(const std::string& name, const AgentReply& reply) {
+  const std::string rtt = format_rtt(reply.rtt_us);
+  HostResult r;
+  r.name = name;
+  r.rtt_us = reply.rtt_us;
+  std::optional<json::Document> body;
+  if (reply.is_2xx()) body = body_object(reply);
+  if (!body) {
+    std::string err = reply.status == 403 ? forbidden_text(reply)
+                      : reply.is_2xx()    ? "invalid JSON response"
+                                       : rewrite_transport_error(raw_failure(reply), reply.host,
+                                                                 reply.port);
+    set_member(r.doc, "status", "error");
+    set_member(r.doc, "exit", int64_t{-1});
+    set_member(r.doc, "error", err);
+    set_member(r.doc, "rtt", rtt);
+    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    canonicalize(r, std::nullopt);
+    return r;
+  }
+  r.doc = std::move(*body);
+  bool ok = string_member(r.doc, "status") == "ok";
+  if (!json::find(r.doc, "exit")) set_member(r.doc, "exit", int64_t{ok ? 0 : -1});
+  set_member(r.doc, "rtt", rtt);
+  r.state = ok ? HostState::ok : HostState::error;
+  canonicalize(r, take_reported(r));
+  return r;
+}
+
+bool renewal_due(std::string_view expiry, int64_t cert_days, int64_t now) {
+  auto t = parse_openssl_time(expiry);
+  if (!t) return false;
+  // (cert_days / 2) days, in real arithmetic as the original: 365 gives 182.5 days.
+  return static_cast<double>(*t - now) < static_cast<double>(cert_days) / 2.0 * 86400.0;
+}
+
+// --- The engine ------------------------------------------------------------------------------
+
+struct Engine::Op : std::enable_shared_from_this<Engine::Op> {
+  Engine* engine = nullptr;
+  size_t count = 0;
+  size_t next = 0;
+  size_t active = 0;
+  size_t limit = 1;
+  bool pumping = false;
+  bool over = false;
+  StartFn start;
+  ResultsFn done;
+  Results results;
+  std::map<size_t, std::unique_ptr<http::ClientCall>> calls;
+  std::vector<std::unique_ptr<http::ClientCall>> spent; // never freed inside their callbacks
+  std::unique_ptr<event::Timer> defer;
+
+  // Starts exchanges while there is room. Re-entered from completions, so guarded.
+  void pump() {
+    if (pumping || over) return;
+    pumping = true;
+    std::weak_ptr<Op> weak = weak_from_this();
+    while (active < limit && next < count) {
+      size_t i = next++;
+      ++active;
+      auto call = start(i, [weak, i](HostResult r) {
+        if (auto o = weak.lock()) o->on_result(i, std::move(r));
+      });
+      if (call && !over) calls[i] = std::move(call);
+    }
+    pumping = false;
+  }
+
+  void on_result(size_t i, HostResult r) {
+    if (over) return;
+    results.push_back(std::move(r));
+    --active;
+    if (auto it = calls.find(i); it != calls.end()) {
+      spent.push_back(std::move(it->second));
+      calls.erase(it);
+    }
+    if (results.size() == count)
+      complete();
+    else
+      pump();
+  }
+
+  void complete() {
+    if (over) return;
+    over = true;
+    auto fn = std::move(done);
+    Results out = std::move(results);
+    engine->finished(this); // frees this op on a later iteration
+    if (fn) fn(std::move(out));
+  }
+};
+
+Engine::Engine(event::Loop& loop, const conf::DispatcherConfig& config,
+               std::shared_ptr<SessionStore> sessions, int default_port)
+    : loop_(loop), config_(config), sessions_(std::move(sessions)), default_port_(default_port),
+      registry_(config_.registry_dir.empty() ? paths::registry_dir() : config_.registry_dir) {}
+
+Engine::~Engine() {
+  alive_.reset();
+  renew_calls_.clear();
+  ops_.clear();
+  done_ops_.clear();
+}
+
+Status Engine::init() {
+  if (client_) return {};
+  int64_t t = std::max<int64_t>(1, config_.read_timeout);
+  CX_ASSIGN_OR_RETURN(client_, AgentClient::create(config_.cert, config_.key, config_.ca,
+                                                   static_cast<uint64_t>(t) * 1000, sessions_));
+  return {};
+}
+
+void Engine::reload_credentials() {
+  if (client_) retired_clients_.push_back(std::move(client_));
+}
+
+void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, size_t from,
+                 BatchStep step, std::shared_ptr<Results> acc, ResultsFn done) {
+  if (from >= targets->size()) {
+    done(std::move(*acc));
+    return;
+  }
+  size_t to = std::min(targets->size(), from + kMaxHosts);
+  std::vector<state::DispatchTarget> batch(targets->begin() + static_cast<long>(from),
+                                           targets->begin() + static_cast<long>(to));
+  Status st = step(batch, [targets, to, step, acc, done](Results r) {
+    for (auto& x : r)
+      acc->push_back(std::move(x));
+    run_batched(targets, to, step, acc, done);
+  });
+  if (st.ok()) return;
+  for (const auto& t : batch) {
+    HostResult r;
+    r.name = t.name;
+    r.target = t.target;
+    set_member(r.doc, "status", "error");
+    set_member(r.doc, "exit", int64_t{-1});
+    set_member(r.doc, "error", st.message());
+    canonicalize(r, std::nullopt);
+    acc->push_back(std::move(r));
+  }
+  run_batched(targets, to, step, acc, done);
+}
+
+void Engine::finished(Op* op) {
+  for (auto it = ops_.begin(); it != ops_.end(); ++it) {
+    if (it->get() != op) continue;
+    done_ops_.push_back(std::move(*it));
+    ops_.erase(it);
+    break;
+  }
+  reap_later();
+}
+
+void Engine::reap_later() {
+  if (!reaper_) reaper_ = std::make_unique<event::Timer>(loop_);
+  if (!reaper_->active())
+    reaper_->start(0, [this] {
+      done_ops_.clear();
+      spent_calls_.clear();
+    });
+}
+
+void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
+  auto op = std::make_shared<Op>();
+  op->engine = this;
+  op->count = count;
+  op->limit = static_cast<size_t>(std::max<int64_t>(1, config_.max_parallel));
+  op->start = std::move(start);
+  op->done = std::move(done);
+  op->results.reserve(count);
+  ops_.push_back(op);
+  // Always from the loop, never inside the caller: an empty batch completes at once there.
+  std::weak_ptr<Op> weak = op;
+  op->defer = std::make_unique<event::Timer>(loop_);
+  op->defer->start(0, [weak] {
+    auto o = weak.lock();
+    if (!o) return;
+    if (o->count == 0)
+      o->complete();
+    else
+      o->pump();
+  });
+}
+
+Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
+                   ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  CX_TRY(init());
+  std::vector<std::string> names;
+  for (const auto& t : targets)
+    names.push_back(t.name);
+  log::info("dispatch", {{"HOSTS", join(names, ",")},
+                         {"MODE", spec.async ? "async" : "sync"},
+                         {"REQID", spec.reqid},
+                         {"SCRIPT", spec.script}});
+  proto::RunRequest req{spec.script, spec.args, spec.reqid, spec.username, spec.token, spec.async};
+  std::string body = req.to_json();
+  int64_t rt = config_.read_timeout;
+  fan_out(
+      targets.size(),
+      [this, targets, spec, body, rt](size_t i, std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client_->call(loop_, t.target, default_port_, "POST", "/run", body,
+                             [t, spec, rt, d = std::move(d)](AgentReply reply) {
+                               HostResult r = run_result(t.name, reply, spec, rt);
+                               r.target = t.target;
+                               d(std::move(r));
+                             });
+      },
+      std::move(done));
+  return {};
+}
+
+Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
+                    bool renew, ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  CX_TRY(init());
+  std::string body = proto::PingRequest{reqid}.to_json();
+  std::weak_ptr<int> alive = alive_;
+  fan_out(
+      targets.size(),
+      [this, targets, reqid, body](size_t i, std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client_->call(loop_, t.target, default_port_, "POST", "/ping", body,
+                             [t, reqid, d = std::move(d)](AgentReply reply) {
+                               HostResult r = ping_result(t.name, reply, reqid);
+                               r.target = t.target;
+                               d(std::move(r));
+                             });
+      },
+      [this, renew, alive, done = std::move(done)](Results results) mutable {
+        if (!renew) {
+          done(std::move(results));
+          return;
+        }
+        auto shared = std::make_shared<Results>(std::move(results));
+        renew_due(*shared, [alive, shared, done = std::move(done)] {
+          if (alive.expired()) return;
+          done(std::move(*shared));
+        });
+      });
+  return {};
+}
+
+Status Engine::capabilities(const std::vector<state::DispatchTarget>& targets, ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  CX_TRY(init());
+  fan_out(
+      targets.size(),
+      [this, targets](size_t i, std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client_->call(loop_, t.target, default_port_, "GET", "/capabilities", "",
+                             [t, d = std::move(d)](AgentReply reply) {
+                               HostResult r = capabilities_result(t.name, reply);
+                               r.target = t.target;
+                               d(std::move(r));
+                             });
+      },
+      std::move(done));
+  return {};
+}
+
+Status Engine::fetch_results(const std::vector<state::DispatchTarget>& targets,
+                             const std::string& reqid, ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  CX_TRY(init());
+  std::string path = "/result/" + reqid;
+  fan_out(
+      targets.size(),
+      [this, targets, reqid, path](size_t i, std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client_->call(loop_, t.target, default_port_, "GET", path, "",
+                             [t, reqid, d = std::move(d)](AgentReply reply) {
+                               HostResult r = fetch_result(t.name, reply, reqid);
+                               r.target = t.target;
+                               d(std::move(r));
+                             });
+      },
+      std::move(done));
+  return {};
+}
+
+Status Engine::rotate(const std::vector<state::DispatchTarget>& targets, const std::string& serial,
+                      const std::string& action, AgentClient* client, ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  if (!client) {
+    CX_TRY(init());
+    client = client_.get();
+  }
+  proto::RotateRequest req;
+  req.serial = serial;
+  req.action = action;
+  std::string body = req.to_json();
+  fan_out(
+      targets.size(),
+      [this, targets, body, client](size_t i, std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client->call(loop_, t.target, default_port_, "POST", "/rotate-serial", body,
+                            [t, d = std::move(d)](AgentReply reply) {
+                              HostResult r = rotate_result(t.name, reply);
+                              r.target = t.target;
+                              d(std::move(r));
+                            });
+      },
+      std::move(done));
+  return {};
+}
+
+// --- Renewal (§5.6, agent-and-wire §6.4) -----------------------------------------------------
+
+void Engine::renew_due(const Results& pings, std::function<void()> done) {
+  auto queue = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+  int64_t now = unix_now();
+  for (const auto& p : pings) {
+    if (p.state != HostState::ok || string_member(p.doc, "status") != "ok") continue;
+    std::string expiry = string_member(p.doc, "expiry").value_or("");
+    if (expiry.empty() || truthy_member(p.doc, "staged")) continue;
+    if (!renewal_due(expiry, config_.renewal_cert_days(), now)) continue;
+    queue->emplace_back(p.name, p.target);
+  }
+  renew_one(queue, 0, std::move(done));
+}
+
+void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> queue,
+                       size_t index, std::function<void()> done) {
+  if (index >= queue->size()) {
+    done();
+    return;
+  }
+  const auto [name, target] = (*queue)[index];
+  HostPort hp = parse_host(target, default_port_);
+  const std::string where = hp.host + ":" + std::to_string(hp.port);
+  const std::string reqid = new_reqid();
+  log::info("renew", {{"REQID", reqid}, {"STATUS", "starting"}, {"TARGET", where}});
+
+  std::weak_ptr<int> alive = alive_;
+  // Ends this agent's renewal (logging a failure) and moves on, from a later loop iteration
+  // because we are inside an exchange's callback.
+  auto next = [this, alive, queue, index, done, where](const std::string& failure) {
+    if (alive.expired()) return;
+    if (!failure.empty()) log::err("renew", {{"ERROR", failure}, {"TARGET", where}});
+    retire_renew_call();
+    auto t = std::make_shared<event::Timer>(loop_);
+    renew_timers_.push_back(t);
+    t->start(0, [this, alive, queue, index, done] {
+      if (alive.expired()) return;
+      renew_timers_.clear();
+      renew_one(queue, index + 1, done);
+    });
+  };
+  auto failure_of = [](const AgentReply& r) {
+    return r.status == 0 ? rewrite_transport_error(r.error, r.host, r.port) : r.status_line();
+  };
+
+  renew_calls_.push_back(client_->call(
+      loop_, target, default_port_, "POST", "/renew", proto::RenewRequest{reqid}.to_json(),
+      [this, name, target, reqid, next, failure_of](AgentReply reply) {
+        if (!reply.is_2xx()) return next(failure_of(reply));
+        auto doc = json::parse(reply.body);
+        if (!doc.ok()) return next("invalid JSON response");
+        auto renew = proto::RenewReply::from_json(*doc);
+        if (!renew.ok()) return next(renew.message());
+        if (renew->status != "ok" || !renew->csr || renew->csr->empty())
+          return next(renew->error.value_or("agent returned no CSR"));
+        pki::CaStore store{config_.ca_dir.empty() ? paths::dispatcher_etc() : config_.ca_dir};
+        pki::IssueOptions opts;
+        opts.days = static_cast<unsigned>(
+            std::clamp<int64_t>(config_.renewal_cert_days(), 1, pki::kMaxValidityDays));
+        opts.expected_cn = name; // the CN is bound to the registry name
+        auto issued = pki::sign_with_store(store, *renew->csr, opts);
+        if (!issued.ok()) return next(issued.message());
+        proto::RenewCompleteRequest complete{issued->cert_pem, issued->ca_pem, reqid};
+        std::string cert = issued->cert_pem;
+        retire_renew_call();
+        renew_calls_.push_back(client_->call(
+            loop_, target, default_port_, "POST", "/renew-complete", complete.to_json(),
+            [this, name, reqid, cert, next, failure_of](AgentReply r2) {
+              if (!r2.is_2xx()) return next(failure_of(r2));
+              // The original recorded a renewal on any 2xx; we also require the agent to say
+              // it staged the cert (docs/COMPATIBILITY.md).
+              auto d2 = json::parse(r2.body);
+              if (!d2.ok()) return next("invalid JSON response");
+              auto rc = proto::RenewCompleteReply::from_json(*d2);
+              if (!rc.ok()) return next(rc.message());
+              if (rc->status != "ok") return next(rc->error.value_or("agent did not stage the cert"));
+              std::string expiry = "unknown";
+              if (auto info = pki::cert_info(cert); info.ok()) expiry = openssl_time(info->not_after);
+              if (auto up = registry_.update_expiry(name, expiry); !up.ok())
+                return next("cannot record the new expiry: " + up.message());
+              HostPort where2 = parse_host(r2.host + ":" + std::to_string(r2.port));
+              log::info("renew-complete",
+                        {{"EXPIRY", expiry},
+                         {"REQID", reqid},
+                         {"TARGET", where2.host + ":" + std::to_string(where2.port)}});
+              next("");
+            }));
+      }));
+}
+
+void Engine::retire_renew_call() {
+  for (auto& c : renew_calls_)
+    spent_calls_.push_back(std::move(c));
+  renew_calls_.clear();
+  reap_later();
+}
+
+} // namespace cx::engine

@@ -1,0 +1,136 @@
+// The dispatcher engine (dispatcher-and-api §5): concurrent exchanges with many agents on one
+// event loop, at most max_parallel at once, results in completion order with the original's
+// shapes and log lines. The CLI (src/engine/commands.cpp) and the API (src/api) both drive it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.hpp"
+#include "conf/dispatcher.hpp"
+#include "engine/agent_client.hpp"
+#include "engine/result.hpp"
+#include "event/loop.hpp"
+#include "state/registry.hpp"
+
+namespace cx::engine {
+
+// More hosts than this in one request is refused before any connection (§5.3).
+inline constexpr size_t kMaxHosts = 500;
+inline constexpr const char* kTooManyHosts = "too many hosts (max 500)";
+
+struct RunSpec {
+  std::string script;
+  std::vector<std::string> args;
+  std::string reqid;
+  std::string username, token;
+  bool async = false;
+};
+
+using Results = std::vector<HostResult>;
+using ResultsFn = std::function<void(Results)>;
+
+// The pure part of each exchange: the per-host result from an agent's reply, with its log line.
+// Exposed for unit tests, which feed them replies without a network.
+HostResult run_result(const std::string& name, const AgentReply& reply, const RunSpec& spec,
+                      int64_t read_timeout_s);
+HostResult ping_result(const std::string& name, const AgentReply& reply, const std::string& reqid);
+HostResult capabilities_result(const std::string& name, const AgentReply& reply);
+HostResult fetch_result(const std::string& name, const AgentReply& reply, const std::string& reqid);
+HostResult rotate_result(const std::string& name, const AgentReply& reply);
+
+// Whether an agent cert expiring at `expiry` (OpenSSL text) is due for renewal at `now` with
+// `cert_days` (§5.6): less than cert_days/2 days left. Unparseable is not due.
+bool renewal_due(std::string_view expiry, int64_t cert_days, int64_t now);
+
+// Runs `step` on batches of at most kMaxHosts of `targets`, one batch after another, and hands
+// the concatenated results to `done`. Fleet-wide work (rotation broadcasts, maintain) is not
+// bound by the per-request host cap. A batch that `step` refuses reports each of its hosts as
+// failed with the refusal.
+using BatchStep =
+    std::function<Status(const std::vector<state::DispatchTarget>&, std::function<void(std::vector<HostResult>)>)>;
+void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, size_t from,
+                 BatchStep step, std::shared_ptr<std::vector<HostResult>> acc,
+                 std::function<void(std::vector<HostResult>)> done);
+
+class Engine {
+public:
+  // `default_port` is the CLI's --port (0: none, i.e. 7443). `sessions` may be null.
+  Engine(event::Loop& loop, const conf::DispatcherConfig& config,
+         std::shared_ptr<SessionStore> sessions, int default_port = 0);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Loads the dispatcher's client credentials; run before the first exchange. The API calls
+  // it at startup, the CLI when it first needs to talk to an agent. Errors name the file.
+  Status init();
+  bool ready() const { return client_ != nullptr; }
+  // Forgets the loaded credentials, so that the next exchange reads the cert and key files
+  // again (after a rotation replaced them). Exchanges in flight keep the old identity.
+  void reload_credentials();
+
+  // Each fails at once, connecting to nobody, with kTooManyHosts beyond kMaxHosts hosts; an
+  // empty list gives [] (from the loop). `done` runs once, from the loop, unless the Engine is
+  // destroyed first.
+
+  // POST /run to every target (sync or async as spec.async), logging `dispatch` first.
+  Status run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
+             ResultsFn done);
+  // POST /ping with one reqid for the batch. With `renew`, agent certs that are due are then
+  // renewed one after the other (§5.6) before `done` runs; the results are not changed.
+  Status ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
+              bool renew, ResultsFn done);
+  // GET /capabilities.
+  Status capabilities(const std::vector<state::DispatchTarget>& targets, ResultsFn done);
+  // GET /result/<reqid>.
+  Status fetch_results(const std::vector<state::DispatchTarget>& targets,
+                       const std::string& reqid, ResultsFn done);
+  // POST /rotate-serial {"serial","action"}, through `client` when given (rotation announces a
+  // new serial with the previous, still-trusted identity), else the engine's own.
+  Status rotate(const std::vector<state::DispatchTarget>& targets, const std::string& serial,
+                const std::string& action, AgentClient* client, ResultsFn done);
+
+  // Renews the certs of the agents whose ping results say they are due, one after another.
+  void renew_due(const Results& pings, std::function<void()> done);
+
+  event::Loop& loop() { return loop_; }
+  const conf::DispatcherConfig& config() const { return config_; }
+  AgentClient* client() { return client_.get(); }
+  int default_port() const { return default_port_; }
+  state::Registry& registry() { return registry_; }
+
+  struct Op;
+
+private:
+  using StartFn = std::function<std::unique_ptr<http::ClientCall>(
+      size_t index, std::function<void(HostResult)> done)>;
+  // Runs `count` exchanges with at most max_parallel at once; results in completion order.
+  void fan_out(size_t count, StartFn start, ResultsFn done);
+  void renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> queue,
+                 size_t index, std::function<void()> done);
+  void finished(Op* op);
+  void reap_later();
+  void retire_renew_call();
+
+  event::Loop& loop_;
+  conf::DispatcherConfig config_;
+  std::shared_ptr<SessionStore> sessions_;
+  int default_port_;
+  state::Registry registry_;
+  std::unique_ptr<AgentClient> client_;
+  std::vector<std::unique_ptr<AgentClient>> retired_clients_;
+  std::list<std::shared_ptr<Op>> ops_;
+  std::vector<std::shared_ptr<Op>> done_ops_; // freed on a later loop iteration
+  std::unique_ptr<event::Timer> reaper_;
+  std::vector<std::unique_ptr<http::ClientCall>> renew_calls_; // the renewal exchange under way
+  std::vector<std::unique_ptr<http::ClientCall>> spent_calls_;
+  std::vector<std::shared_ptr<event::Timer>> renew_timers_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+} // namespace cx::engine

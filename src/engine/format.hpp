@@ -1,0 +1,26 @@
+// The CLI's human output for dispatch results (dispatcher-and-api §4.3-§4.6, §4.16-§4.18),
+// byte for byte as the original prints it. Pure functions over result objects, so each rule
+// is a unit-test row.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "json/json.hpp"
+
+namespace cx::engine {
+
+// printf into a std::string (the original's column layouts are printf formats).
+std::string strprintf(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+// `==> host[ (reported)]  [OK|FAIL  exit:N  rtt  req:R]` blocks, in the order given.
+std::string format_run_results(const std::vector<const json::Value*>& results);
+// The ping table: header, 85 dashes, one row per result.
+std::string format_ping_results(const std::vector<const json::Value*>& results);
+// "Submitted async run  req:R", one line per host, and the status hint.
+std::string format_async_submit(const std::string& reqid,
+                                const std::vector<const json::Value*>& results);
+// A run record as `status`/`wait` print it.
+std::string format_status(const json::Value& record);
+
+} // namespace cx::engine

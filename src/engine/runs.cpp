@@ -1,0 +1,42 @@
+// Aggregation of stored runs; see runs.hpp.
+#include "engine/runs.hpp"
+
+#include <memory>
+
+#include "log/log.hpp"
+
+namespace cx::engine {
+
+void store_record(const state::RunStore& store, const std::string& reqid,
+                  const json::Value& record) {
+  if (Status st = store.save(reqid, record); !st.ok())
+    log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", reqid}});
+}
+
+void aggregate_run(Engine& engine, const state::RunStore& store, const std::string& reqid,
+                   RecordFn done) {
+  auto record = store.load(reqid);
+  if (!record) return done(std::nullopt);
+  if (state::is_sync_record(*record)) return done(std::move(record));
+  auto shared = std::make_shared<json::Document>(std::move(*record));
+  std::vector<std::string> pending = state::pending_hosts(*shared);
+  auto settle = [store, reqid, shared, done](Results fetched) {
+    for (const auto& r : fetched)
+      state::apply_fetch(*shared, r.name, r.doc);
+    state::recompute_pending(*shared);
+    store_record(store, reqid, *shared);
+    done(std::move(*shared));
+  };
+  if (pending.empty()) return settle({});
+  auto targets = std::make_shared<std::vector<state::DispatchTarget>>();
+  for (const auto& name : pending)
+    targets->push_back({name, engine.registry().resolve_target(name)});
+  run_batched(
+      targets, 0,
+      [&engine, reqid](const std::vector<state::DispatchTarget>& batch, ResultsFn d) {
+        return engine.fetch_results(batch, reqid, std::move(d));
+      },
+      std::make_shared<Results>(), settle);
+}
+
+} // namespace cx::engine

@@ -1,0 +1,30 @@
+// Aggregation of a stored run (dispatcher-and-api §3.3): an async record's pending hosts are
+// asked for their results and the record is rewritten. Used by `status`, `wait` and the API's
+// GET /status.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "engine/engine.hpp"
+#include "json/json.hpp"
+#include "state/run_store.hpp"
+
+namespace cx::engine {
+
+using RecordFn = std::function<void(std::optional<json::Document>)>;
+
+// Loads `reqid`'s record. A sync record is handed over unchanged. For an async record every
+// accepted/running host is fetched (GET /result/<reqid>, at resolve_target(name) with the
+// engine's default port), the transitions applied, pending/complete recomputed and the record
+// rewritten (run-store-fail is logged if that fails). nullopt when there is no such record.
+void aggregate_run(Engine& engine, const state::RunStore& store, const std::string& reqid,
+                   RecordFn done);
+
+// Stores a record, logging run-store-fail (WARNING, ERROR REQID) when it cannot be written:
+// the request itself carries on, as in the original.
+void store_record(const state::RunStore& store, const std::string& reqid,
+                  const json::Value& record);
+
+} // namespace cx::engine
