@@ -12,6 +12,7 @@
 
 #include "base/status.hpp"
 #include "conf/dispatcher.hpp"
+#include "engine/engine.hpp"
 #include "event/loop.hpp"
 #include "hook/hook.hpp"
 #include "http/server.hpp"
@@ -117,6 +118,9 @@ public:
   event::Loop& loop() { return loop_; }
   hook::Policy policy() const;
   state::Registry& registry() { return registry_; }
+  // The engine that talks to agents, with TLS sessions kept in memory. It does not renew agent
+  // certs (as the original's API).
+  engine::Engine& engine() { return *engine_; }
   bool stopping() const { return stopping_; }
 
   // Requests being handled, and connections open (for tests and figures).
@@ -140,6 +144,7 @@ private:
   Tuning tuning_;
   state::Registry registry_;
   std::shared_ptr<tls::Config> tls_;
+  std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
   std::unique_ptr<event::Timer> grace_timer_;

@@ -9,5 +9,11 @@ class Exchange;
 void handle_index(Exchange& ex);
 void handle_health(Exchange& ex);
 void handle_openapi(Exchange& ex);
+// The routes that reach agents, through the engine (fleet.cpp).
+void handle_ping(Exchange& ex);
+void handle_run(Exchange& ex);
+void handle_discovery(Exchange& ex);
+void handle_status(Exchange& ex);
+void handle_openapi_live(Exchange& ex);
 
 } // namespace cx::api

@@ -38,6 +38,8 @@ constexpr std::string_view kHead = R"json({
 
 constexpr std::string_view kComponents = R"json({
  "schemas": {
+  "HostState": {"type": "string", "enum": ["ok", "error", "timeout", "unreachable", "busy", "denied"],
+   "description": "How the exchange with this host ended: ok (the agent answered as asked; a script's non-zero exit is still ok), error, timeout, unreachable (no such name, refused, no route), busy (already running there) or denied (the agent refused this dispatcher or its hook said no)."},
   "HealthResponse": {"type": "object", "required": ["ok", "version"],
    "properties": {"ok": {"type": "boolean", "const": true}, "version": {"type": "string"}}},
   "IndexResponse": {"type": "object", "required": ["name", "version", "spec", "live_spec", "endpoints"],
@@ -65,7 +67,8 @@ constexpr std::string_view kComponents = R"json({
     "staged": {"type": "boolean"},
     "reqid": {"type": "string"},
     "reported_hostname": {"type": "string", "description": "the agent's own name, when it differs"},
-    "error": {"type": "string"}}},
+    "error": {"type": "string"},
+    "state": {"$ref": "#/components/schemas/HostState"}}},
   "PingResponse": {"type": "object", "required": ["ok", "results"],
    "properties": {"ok": {"type": "boolean", "const": true},
     "results": {"type": "array", "items": {"$ref": "#/components/schemas/PingResult"}}}},
@@ -91,7 +94,10 @@ constexpr std::string_view kComponents = R"json({
     "rtt": {"type": "string"},
     "reqid": {"type": "string"},
     "reported_hostname": {"type": "string"},
-    "error": {"type": "string"}}},
+    "error": {"type": "string"},
+    "truncated": {"type": "boolean", "description": "an output stream hit the agent's script_output_limit"},
+    "timed_out": {"type": "boolean", "description": "the agent killed the script at its script_timeout"},
+    "state": {"$ref": "#/components/schemas/HostState"}}},
   "RunResponse": {"type": "object", "required": ["ok", "reqid", "results"],
    "properties": {"ok": {"type": "boolean", "const": true}, "reqid": {"type": "string"},
     "results": {"type": "array", "items": {"$ref": "#/components/schemas/RunResult"}}}},
@@ -102,7 +108,8 @@ constexpr std::string_view kComponents = R"json({
     "status": {"type": "string", "enum": ["accepted", "busy", "error"]},
     "reqid": {"type": "string"},
     "rtt": {"type": "string"},
-    "error": {"type": "string"}}},
+    "error": {"type": "string"},
+    "state": {"$ref": "#/components/schemas/HostState"}}},
   "AsyncSubmitResponse": {"type": "object", "required": ["ok", "reqid", "async", "results"],
    "properties": {"ok": {"type": "boolean", "const": true}, "reqid": {"type": "string"},
     "async": {"type": "boolean", "const": true},
@@ -155,7 +162,8 @@ constexpr std::string_view kComponents = R"json({
     "tags": {"type": "object", "additionalProperties": {"type": "string"}},
     "scripts": {"type": "array", "items": {"$ref": "#/components/schemas/ScriptEntry"}},
     "error": {"type": "string"},
-    "rtt": {"type": "string"}}},
+    "rtt": {"type": "string"},
+    "state": {"$ref": "#/components/schemas/HostState"}}},
   "DiscoveryResponse": {"type": "object", "required": ["ok", "hosts"],
    "properties": {"ok": {"type": "boolean", "const": true},
     "hosts": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/HostCapabilities"}}}},
@@ -240,11 +248,155 @@ std::string build_static() {
   return json::to_string(doc);
 }
 
+// The schema object a `{"$ref": "#/components/schemas/X"}` (or an inline schema) stands for.
+json::Value* resolve_schema(json::Document& doc, json::Value& schema) {
+  if (!schema.IsObject()) return nullptr;
+  auto ref = schema.FindMember("$ref");
+  if (ref == schema.MemberEnd()) return &schema;
+  if (!ref->value.IsString()) return nullptr;
+  std::string_view r(ref->value.GetString(), ref->value.GetStringLength());
+  constexpr std::string_view prefix = "#/components/schemas/";
+  if (r.substr(0, prefix.size()) != prefix) return nullptr;
+  std::string name(r.substr(prefix.size()));
+  auto comps = doc.FindMember("components");
+  if (comps == doc.MemberEnd() || !comps->value.IsObject()) return nullptr;
+  auto schemas = comps->value.FindMember("schemas");
+  if (schemas == comps->value.MemberEnd() || !schemas->value.IsObject()) return nullptr;
+  auto it = schemas->value.FindMember(json::Value(StringRef(name.data(), name.size())));
+  return it == schemas->value.MemberEnd() ? nullptr : &it->value;
+}
+
+// paths[path][method].requestBody.content["application/json"].schema, resolved.
+json::Value* request_schema(json::Document& doc, std::string_view path, std::string_view method) {
+  auto paths = doc.FindMember("paths");
+  if (paths == doc.MemberEnd()) return nullptr;
+  auto item = paths->value.FindMember(json::Value(StringRef(path.data(), path.size())));
+  if (item == paths->value.MemberEnd()) return nullptr;
+  auto op = item->value.FindMember(json::Value(StringRef(method.data(), method.size())));
+  if (op == item->value.MemberEnd()) return nullptr;
+  auto body = op->value.FindMember("requestBody");
+  if (body == op->value.MemberEnd()) return nullptr;
+  auto content = body->value.FindMember("content");
+  if (content == body->value.MemberEnd()) return nullptr;
+  auto js = content->value.FindMember("application/json");
+  if (js == content->value.MemberEnd()) return nullptr;
+  auto schema = js->value.FindMember("schema");
+  if (schema == js->value.MemberEnd()) return nullptr;
+  return resolve_schema(doc, schema->value);
+}
+
+// schema.properties[prop], or nullptr.
+json::Value* property(json::Value& schema, const char* prop) {
+  auto props = schema.FindMember("properties");
+  if (props == schema.MemberEnd() || !props->value.IsObject()) return nullptr;
+  auto it = props->value.FindMember(prop);
+  return it == props->value.MemberEnd() ? nullptr : &it->value;
+}
+
+json::Value string_list(const std::vector<std::string>& items, Alloc& a) {
+  json::Value arr(rapidjson::kArrayType);
+  for (const auto& s : items)
+    arr.PushBack(str_value(s, a), a);
+  return arr;
+}
+
+void set_member(json::Value& obj, const char* key, json::Value v, Alloc& a) {
+  obj.RemoveMember(key);
+  obj.AddMember(json::Value(key, a), v, a);
+}
+
 } // namespace
 
 const std::string& static_document() {
   static const std::string doc = build_static();
   return doc;
+}
+
+std::string live_document(const std::vector<std::string>& hosts,
+                          const std::vector<const json::Value*>& capabilities, int64_t now) {
+  json::Document doc = parse_builtin(static_document());
+  auto& a = doc.GetAllocator();
+
+  std::vector<std::string> names = hosts;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  for (std::string_view path : {"/ping", "/run", "/discovery"})
+    for (std::string_view method : {"post", "get"}) {
+      json::Value* schema = request_schema(doc, path, method);
+      if (!schema) continue;
+      json::Value* h = property(*schema, "hosts");
+      if (!h || !h->IsObject()) continue;
+      auto items = h->FindMember("items");
+      if (items == h->MemberEnd()) {
+        h->AddMember("items", json::Value(rapidjson::kObjectType), a);
+        items = h->MemberEnd() - 1;
+      }
+      set_member(items->value, "enum",
+                 names.empty() ? json::Value(rapidjson::kNullType) : string_list(names, a), a);
+    }
+
+  // script -> group ("\0none" first, then each schema_version) -> {hosts, schema}
+  struct Group {
+    std::set<std::string> hosts;
+    std::optional<std::string> version;
+    const json::Value* schema = nullptr;
+  };
+  std::map<std::string, std::map<std::string, Group>> scripts;
+  for (const json::Value* r : capabilities) {
+    if (!r || !r->IsObject()) continue;
+    auto status = r->FindMember("status");
+    if (status == r->MemberEnd() || !status->value.IsString() ||
+        std::string_view(status->value.GetString()) != "ok")
+      continue;
+    auto host = r->FindMember("host");
+    auto list = r->FindMember("scripts");
+    if (host == r->MemberEnd() || !host->value.IsString() || list == r->MemberEnd() ||
+        !list->value.IsArray())
+      continue;
+    for (const auto& s : list->value.GetArray()) {
+      if (!s.IsObject()) continue;
+      auto name = s.FindMember("name");
+      if (name == s.MemberEnd() || !name->value.IsString()) continue;
+      std::optional<std::string> version;
+      if (auto v = s.FindMember("schema_version"); v != s.MemberEnd())
+        if (auto text = json::scalar_string(v->value)) version = *text;
+      std::string key = version ? *version : std::string("\0none", 5);
+      Group& g = scripts[name->value.GetString()][key];
+      g.version = version;
+      g.hosts.insert(host->value.GetString());
+      if (!g.schema)
+        if (auto sc = s.FindMember("schema"); sc != s.MemberEnd() && !sc->value.IsNull())
+          g.schema = &sc->value;
+    }
+  }
+  if (!scripts.empty()) {
+    std::vector<std::string> script_names;
+    for (const auto& [n, _] : scripts)
+      script_names.push_back(n);
+    if (json::Value* run = request_schema(doc, "/run", "post"))
+      if (json::Value* sp = property(*run, "script"); sp && sp->IsObject())
+        set_member(*sp, "enum", string_list(script_names, a), a);
+    json::Value ext(rapidjson::kObjectType);
+    for (const auto& [n, groups] : scripts) {
+      json::Value variants(rapidjson::kArrayType);
+      for (const auto& [key, g] : groups) {
+        json::Value v(rapidjson::kObjectType);
+        v.AddMember("hosts", string_list({g.hosts.begin(), g.hosts.end()}, a), a);
+        if (g.version) v.AddMember("schema_version", str_value(*g.version, a), a);
+        if (g.schema) v.AddMember("schema", json::Value(*g.schema, a), a);
+        variants.PushBack(v, a);
+      }
+      ext.AddMember(str_value(n, a), variants, a);
+    }
+    doc.AddMember("x-ctrl-exec-scripts", ext, a);
+  }
+
+  std::string base(version());
+  if (size_t plus = base.rfind('+'); plus != std::string::npos && plus + 1 < base.size() &&
+                                      is_digits(std::string_view(base).substr(plus + 1)))
+    base.resize(plus);
+  doc["info"]["version"] = str_value(base + "+" + std::to_string(now), a);
+  return json::to_string(doc);
 }
 
 } // namespace cx::api

@@ -43,9 +43,109 @@ constexpr std::string_view kOpenapiOp = R"json({
   "403": {"$ref": "#/components/responses/Forbidden"},
   "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
 
+constexpr std::string_view kLiveOp = R"json({
+ "operationId": "openapiLive",
+ "summary": "This document, with the fleet filled in",
+ "description": "The static document, with the registered agent names as the enum of every hosts list, the scripts the agents offer as the enum of RunRequest.script, and an x-ctrl-exec-scripts extension grouping each script's argument schemas by schema_version with the hosts that have it. The agents are asked for their capabilities on every request (after the pre-route gate only); nothing is cached. info.version gets +<unix time>.",
+ "tags": ["meta"],
+ "responses": {
+  "200": {"description": "The live OpenAPI document.",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+constexpr std::string_view kPingOp = R"json({
+ "operationId": "ping",
+ "summary": "Ping agents",
+ "description": "Checks mutual-TLS reachability of registered agents, all at once. The auth hook is asked with action ping. Per-host failures are reported in the results, never as an HTTP error. The API does not renew agent certificates.",
+ "tags": ["agents"],
+ "requestBody": {"required": true,
+  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PingRequest"}}}},
+ "responses": {
+  "200": {"description": "One result per host, in completion order.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PingResponse"}}}},
+  "400": {"$ref": "#/components/responses/BadRequest"},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "404": {"$ref": "#/components/responses/NotFound"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+constexpr std::string_view kRunOp = R"json({
+ "operationId": "run",
+ "summary": "Run a script on agents",
+ "description": "Runs an allowlisted script on every listed agent at once, with no shell. The auth hook is asked with action run. Each host+script pair is locked for the length of the dispatch; a pair already locked gives 409. Synchronous runs answer 200 with every result (even if every host failed); with async true the run is submitted and the answer is 202 with the submission results, to be collected with GET /status/{reqid}. Both kinds are stored for 24 hours.",
+ "tags": ["agents"],
+ "requestBody": {"required": true,
+  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}}},
+ "responses": {
+  "200": {"description": "Synchronous: one result per host, in completion order.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunResponse"}}}},
+  "202": {"description": "Asynchronous: submitted.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AsyncSubmitResponse"}}}},
+  "400": {"$ref": "#/components/responses/BadRequest"},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "404": {"$ref": "#/components/responses/NotFound"},
+  "409": {"$ref": "#/components/responses/Conflict"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+constexpr std::string_view kDiscoveryGetOp = R"json({
+ "operationId": "discoveryGet",
+ "summary": "Capabilities of every agent",
+ "description": "Asks every registered agent for its version, tags and scripts. The auth hook is asked with action ping. The tags are cached in the registry.",
+ "tags": ["agents"],
+ "responses": {
+  "200": {"$ref": "#/components/responses/DiscoverySuccess"},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "404": {"$ref": "#/components/responses/NotFound"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+constexpr std::string_view kDiscoveryPostOp = R"json({
+ "operationId": "discoveryPost",
+ "summary": "Capabilities of some agents",
+ "description": "As GET /discovery, for the listed hosts (every registered agent when hosts is missing or empty). A body that is not a JSON object counts as {}.",
+ "tags": ["agents"],
+ "requestBody": {"required": false,
+  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoveryRequest"}}}},
+ "responses": {
+  "200": {"$ref": "#/components/responses/DiscoverySuccess"},
+  "400": {"$ref": "#/components/responses/BadRequest"},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "404": {"$ref": "#/components/responses/NotFound"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+constexpr std::string_view kStatusOp = R"json({
+ "operationId": "status",
+ "summary": "A stored run",
+ "description": "The stored record of a run submitted through this API (or the CLI's --async). For an async run, the hosts still running are asked for their results first. The auth hook is asked with action status, the Authorization Bearer token and the submitter recorded with the run; a refusal gives the same 404 as an unknown reqid, so nothing is disclosed. Records are kept for 24 hours.",
+ "tags": ["runs"],
+ "parameters": [
+  {"name": "Authorization", "in": "header", "required": false,
+   "description": "Bearer <token>, passed to the auth hook",
+   "schema": {"type": "string"}}],
+ "responses": {
+  "200": {"description": "The record.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StatusResponse"}}}},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "404": {"$ref": "#/components/responses/NotFound"},
+  "500": {"$ref": "#/components/responses/ServerError"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
+bool is_lower_hex(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// GET / lists these in this order, as the original does; GET / itself comes last, unlisted.
 constexpr std::array kRoutes{
     Route{"GET", "/health", handle_health, true, nullptr, "", kHealthOp},
+    Route{"POST", "/ping", handle_ping, true, nullptr, "", kPingOp},
+    Route{"POST", "/run", handle_run, true, nullptr, "", kRunOp},
+    Route{"GET", "/discovery", handle_discovery, true, nullptr, "", kDiscoveryGetOp},
+    Route{"POST", "/discovery", handle_discovery, true, nullptr, "", kDiscoveryPostOp},
+    Route{"GET", "/status/{reqid}", handle_status, true, is_lower_hex, "^[a-f0-9]+$", kStatusOp},
     Route{"GET", "/openapi.json", handle_openapi, true, nullptr, "", kOpenapiOp},
+    Route{"GET", "/openapi-live.json", handle_openapi_live, true, nullptr, "", kLiveOp},
     Route{"GET", "/", handle_index, false, nullptr, "", kIndexOp},
 };
 

@@ -75,13 +75,17 @@ void Exchange::deny(const hook::Decision& d) {
 Api::Api(event::Loop& loop, conf::DispatcherConfig config, Tuning tuning)
     : loop_(loop), config_(std::move(config)), tuning_(tuning),
       registry_(config_.registry_dir.empty() ? paths::registry_dir() : config_.registry_dir),
-      reaper_(loop), drain_timer_(loop) {}
+      reaper_(loop), drain_timer_(loop) {
+  engine_ = std::make_unique<engine::Engine>(loop_, config_,
+                                             std::make_shared<engine::MemorySessionStore>());
+}
 
 Api::~Api() {
   // Exchanges go first: they hold connections of the server.
   exchanges_.clear();
   graveyard_.clear();
   server_.reset();
+  engine_.reset();
 }
 
 hook::Policy Api::policy() const {
@@ -178,6 +182,12 @@ Status Api::start() {
         std::string(tls_ ? "Cannot start TLS API server on " : "Cannot start API server on ") +
         where + ": " + without_prefix(st.message(), o_bind + ": "));
   }
+
+  // The dispatcher's own cert and key, for the agents: loaded now so that a problem shows at
+  // startup. It is not fatal (the original only found out per request): the routes that reach
+  // agents answer 500 naming the file until it is fixed, and the rest of the API works.
+  if (Status st = engine_->init(); !st.ok())
+    log::err("api-engine", {{"ERROR", st.message()}, {"PATH", "startup"}});
 
   sigterm_ = std::make_unique<event::SignalWatcher>(loop_);
   sigint_ = std::make_unique<event::SignalWatcher>(loop_);
