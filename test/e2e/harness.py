@@ -140,16 +140,16 @@ class Root:
     def exists(self, rel):
         return os.path.exists(self.path(rel))
 
-    def run(self, args, input=None, timeout=60, env=None):
+    def run(self, args, input=None, timeout=60, env=None, preexec_fn=None):
         """Runs an applet (args[0] is an applet name in <root>/bin) to completion."""
         e = dict(self.env)
         e.update(env or {})
         cmd = [os.path.join(self.bin, args[0])] + list(args[1:])
         p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                           env=e, cwd=self.dir)
+                           env=e, cwd=self.dir, preexec_fn=preexec_fn)
         return Result(p.returncode, p.stdout, p.stderr)
 
-    def spawn(self, args, env=None, stdin=subprocess.DEVNULL):
+    def spawn(self, args, env=None, stdin=subprocess.DEVNULL, preexec_fn=None):
         """Starts an applet in the background; it is stopped at cleanup."""
         e = dict(self.env)
         e.update(env or {})
@@ -158,7 +158,7 @@ class Root:
         err = os.path.join(self.dir, "proc-%d-%s.err" % (self._n, args[0]))
         cmd = [os.path.join(self.bin, args[0])] + list(args[1:])
         popen = subprocess.Popen(cmd, stdin=stdin, stdout=open(out, "w"), stderr=open(err, "w"),
-                                 env=e, cwd=self.dir, text=True)
+                                 env=e, cwd=self.dir, text=True, preexec_fn=preexec_fn)
         proc = Proc(popen, out, err)
         self.procs.append(proc)
         return proc
