@@ -3,6 +3,7 @@ never throttles a trusted dispatcher and survives handshake floods, script_timeo
 output cap, concurrency, and certificate renewal with promote-cert."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -341,6 +342,52 @@ class Overload(agentlib.AgentTestCase):
         # The slots are free again.
         self.assertEqual(self.agent.post("/ping", {"reqid": "fourth"})[0], 200)
         self.assertTrue(self.agent.proc.alive())
+
+
+class Stopping(agentlib.AgentTestCase):
+    def start_held_run(self):
+        gate = self.agent.add_gate_script("hold", then="echo finished")
+        self.agent.start()
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=self.agent.run("hold", reqid="h1")))
+        t.start()
+        gate.wait_started()
+        return gate, t, result
+
+    def test_sigterm_lets_a_run_in_progress_finish(self):
+        gate, t, result = self.start_held_run()
+        proc = self.agent.proc
+        proc.signal(signal.SIGTERM)
+        agentlib.wait(lambda: not agentlib.harness.port_open(self.agent.port),
+                      what="the listener to close")
+        self.assertTrue(proc.alive(), "still serving the run in progress")
+        gate.release()
+        t.join()
+        self.assertEqual((result["r"][0], result["r"][1]["stdout"]), (200, "finished\n"))
+        self.assertEqual(proc.wait(10), 0)
+        self.assertIn("ACTION=run DISPATCHER=disp-1 EXIT=0 PEER=127.0.0.1 REQID=h1 SCRIPT=hold",
+                      proc.err())
+
+    def test_a_second_signal_stops_at_once(self):
+        gate, t, result = self.start_held_run()
+        proc = self.agent.proc
+        proc.signal(signal.SIGTERM)
+        agentlib.wait(lambda: not agentlib.harness.port_open(self.agent.port),
+                      what="the listener to close")
+        proc.signal(signal.SIGINT)
+        self.assertEqual(proc.wait(10), 0)
+        t.join()
+        self.assertEqual(result["r"][0], 0, "the client gets no answer")
+        # The script went with the agent.
+        pid = gate.pids()[0]
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except OSError:
+                return True
+        agentlib.wait(gone, what="the script to be killed")
 
 
 class StdinTimeout(agentlib.AgentTestCase):
