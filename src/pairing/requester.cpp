@@ -132,11 +132,13 @@ class Handoff {
 public:
   explicit Handoff(int fd) : fd_(fd) {}
   ~Handoff() { close(); }
-  void send(const std::string& line) {
-    if (fd_ < 0) return;
+  // False when the foreground is no longer there to read it (SIGPIPE is ignored: EPIPE).
+  bool send(const std::string& line) {
+    if (fd_ < 0) return false;
     std::string s = line + "\n";
-    (void)!::write(fd_, s.data(), s.size());
+    bool sent = ::write(fd_, s.data(), s.size()) == static_cast<ssize_t>(s.size());
     close();
+    return sent;
   }
   void close() {
     if (fd_ >= 0) ::close(fd_);
@@ -191,7 +193,13 @@ Exchange exchange(const RequestPairingOptions& o, const std::string& request, Ha
     }
     ex.reqid = r->reqid;
     if (handoff) {
-      handoff->send(ex.reqid);
+      if (!handoff->send(ex.reqid)) {
+        // The foreground gave up waiting and told the operator that pairing failed: it must
+        // not then succeed behind the operator's back.
+        ex.first_error = "the foreground stopped waiting for the request id";
+        call.reset();
+        return;
+      }
       alarm.start(static_cast<uint64_t>(o.timeout) * 1000, [&] {
         ex.timed_out = true;
         call.reset();

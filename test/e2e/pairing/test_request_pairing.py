@@ -330,6 +330,46 @@ class BackgroundChild(AgentCase):
                       'REQID=0123456789abcdef', err)
         self.assertEqual(self.trusted(), {})
 
+    def test_no_pairing_behind_a_foreground_that_gave_up(self):
+        # The foreground waits a bounded time for the reqid and then reports failure; a child
+        # that gets its answers only later must not store anything.
+        d = os.path.join(self.root.dir, "late")
+        harness.openssl_ca(d)
+        harness.openssl_leaf(d, "srv", "ctrl-exec-dispatcher", "1a2b")
+
+        def sign(request):
+            with open(os.path.join(d, "agent.csr"), "w") as f:
+                f.write(request["csr"])
+            harness.sh("openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -set_serial "
+                       "0x0b0c -days 30 -out agent.crt 2>/dev/null", cwd=d)
+            with open(os.path.join(d, "agent.crt")) as f:
+                cert = f.read()
+            with open(os.path.join(d, "ca.crt")) as f:
+                ca = f.read()
+            return [{"status": "pending", "reqid": "00000000000000bb"},
+                    {"status": "approved", "cert": cert, "ca": ca, "nonce": request["nonce"],
+                     "dispatcher_serial": "1a2b", "dispatcher_id": "late"}]
+        late = threading.Event()
+        self.addCleanup(late.set)
+        port = fake_dispatcher(self, d, sign, before=late)
+        rfd, wfd = os.pipe()
+        env = dict(self.agent.env)
+        env["CTRL_EXEC_PAIRING_HANDOFF"] = str(wfd)
+        proc = subprocess.Popen(
+            [os.path.join(self.agent.bin, "ctrl-exec"), "ctrl-exec-pairing", "--request-child",
+             "--config", self.agent.path("/etc/ctrl-exec-agent/agent.conf"),
+             "--dispatcher", "127.0.0.1", "--port", str(port), "--timeout", "30"],
+            env=env, pass_fds=(wfd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        os.close(wfd)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        os.close(rfd)  # the foreground gives up
+        late.set()
+        rc, out, err = self.finish(proc)
+        self.assertEqual(rc, 255, err)
+        self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+        self.assertEqual(self.trusted(), {})
+
     def test_a_failure_before_the_reqid_is_reported_to_the_foreground(self):
         port = harness.free_port()
         proc, report = self.child(port)
@@ -463,9 +503,10 @@ class Failures(AgentCase):
         self.assertIn("must be 'ip' or 'hostname'", r.err)
 
 
-def fake_dispatcher(case, certdir, answers, hold=None):
+def fake_dispatcher(case, certdir, answers, hold=None, before=None):
     """A scripted pairing server: reads one request, then sends `answers` as framed responses.
-    With `hold` (a threading.Event) the connection stays open until it is set."""
+    With `hold` (a threading.Event) the connection stays open until it is set; with `before`,
+    nothing is answered until that one is set."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(certdir, "srv.crt"), os.path.join(certdir, "srv.key"))
     srv = socket.socket()
@@ -491,6 +532,8 @@ def fake_dispatcher(case, certdir, answers, hold=None):
             length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
             while len(body) < length:
                 body += conn.recv(65536)
+            if before is not None:
+                before.wait(60)
             framed = b""
             for a in (answers(json.loads(body)) if callable(answers) else answers):
                 b = json.dumps(a).encode()
