@@ -243,6 +243,90 @@ class Endpoints(agentlib.AgentTestCase):
         self.assertEqual(json.loads(body), {"error": "empty request"})
 
 
+class Executor(agentlib.AgentTestCase):
+    """With executor_socket set, sync runs go to the executor in the frame format of the
+    original's C executor (agent-and-wire §4.8), here played by a Python server."""
+
+    def setUp(self):
+        super().setUp()
+        self.sock_path = self.root.path("/run/ctrl-exec-agent/exec.sock")
+        os.makedirs(os.path.dirname(self.sock_path), exist_ok=True)
+        self.agent.write_conf("executor_socket = %s\n" % self.sock_path)
+
+    def serve_executor(self, reply_exit, reply_out, reply_err):
+        import struct
+        import threading
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(self.sock_path)
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        got = {}
+
+        def read_exact(conn, n):
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            return data
+
+        def serve():
+            conn, _ = srv.accept()
+            with conn:
+                total = struct.unpack(">I", read_exact(conn, 4))[0]
+                frame = read_exact(conn, total)
+                pos = 0
+
+                def field():
+                    nonlocal pos
+                    n = struct.unpack(">I", frame[pos:pos + 4])[0]
+                    pos += 4
+                    value = frame[pos:pos + n]
+                    pos += n
+                    return value
+                got["reqid"], got["dispatcher"], got["script"], got["stdin"] = (
+                    field(), field(), field(), field())
+                argc = struct.unpack(">I", frame[pos:pos + 4])[0]
+                pos += 4
+                got["args"] = [field() for _ in range(argc)]
+                got["rest"] = frame[pos:]
+
+                def out_field(b):
+                    return struct.pack(">I", len(b)) + b
+                conn.sendall(struct.pack(">i", reply_exit) + out_field(reply_out) +
+                             out_field(reply_err))
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        return got, t
+
+    def test_a_sync_run_through_the_executor_frames(self):
+        got, t = self.serve_executor(7, "caf\u00e9 out".encode(), b"err\n")
+        self.agent.start()
+        status, body, _ = self.agent.run("echo-args", ["a b", "", "$(id)"], reqid="ex1")
+        t.join(10)
+        self.assertEqual((status, body), (200, {"script": "echo-args", "exit": 7,
+                                                "stdout": "caf\u00e9 out", "stderr": "err\n",
+                                                "reqid": "ex1"}))
+        self.assertEqual((got["reqid"], got["dispatcher"], got["script"]),
+                         (b"ex1", b"disp-1", b"echo-args"))
+        self.assertEqual(got["args"], [b"a b", b"", b"$(id)"])
+        self.assertEqual(got["rest"], b"")
+        ctx = json.loads(got["stdin"])
+        self.assertEqual((ctx["script"], ctx["args"], ctx["reqid"], ctx["dispatcher"]),
+                         ("echo-args", ["a b", "", "$(id)"], "ex1", "disp-1"))
+        self.agent.wait_log("ACTION=run DISPATCHER=disp-1 EXIT=7 PEER=127.0.0.1 REQID=ex1 "
+                            "SCRIPT=echo-args")
+
+    def test_an_unreachable_executor(self):
+        self.agent.start()
+        status, body, _ = self.agent.run("noop", reqid="ex2")
+        self.assertEqual(status, 200)
+        self.assertEqual((body["exit"], body["stdout"], body["reqid"]), (-1, "", "ex2"))
+        self.assertTrue(body["stderr"].startswith("executor unreachable: "), body)
+        self.agent.wait_log("ACTION=run DISPATCHER=disp-1 EXIT=-1 PEER=127.0.0.1 REQID=ex2")
+
+
 class CapabilitiesExtras(agentlib.AgentTestCase):
     conf_extra = "[tags]\nenv = prod\nrole = db-primary\n"
 
