@@ -267,20 +267,20 @@ class AgentTestCase(harness.TestCase):
 
 def root_processes(root):
     """PIDs of processes running this root's copy of the binary (e.g. async job supervisors)."""
-    prefix = (root.bin + "/").encode()
+    # By executable, not argv[0]: supervisors are started as /proc/self/exe.
+    prefix = root.bin + "/"
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0", 1)[0]
+            exe = os.readlink("/proc/%s/exe" % pid)
             with open("/proc/%s/stat" % pid) as f:
                 if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     continue
         except OSError:
             continue
-        if argv0.startswith(prefix):
+        if exe.startswith(prefix):
             pids.append(int(pid))
     return pids
 
