@@ -1,0 +1,231 @@
+// Tests for src/engine/result.cpp (tag [engine]): rtt text, parse_host, reqids, the transport
+// error rewrite and the canonicalisation of results (dispatcher-and-api §5.1-§5.3, §5.8;
+// acceptance rows 14, 15, 16 and 19 of §12).
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <set>
+
+#include "base/random.hpp"
+#include "engine/result.hpp"
+#include "json/writer.hpp"
+
+using namespace cx;
+using namespace cx::engine;
+
+TEST_CASE("format_rtt: sprintf('%.0fms') of the elapsed milliseconds", "[engine]") {
+  struct Row {
+    uint64_t us;
+    const char* text;
+  };
+  const Row rows[] = {
+      {0, "0ms"},
+      {499, "0ms"},
+      {500, "0ms"}, // 0.5 rounds half to even, as Perl's sprintf does
+      {501, "1ms"},
+      {1500, "2ms"},
+      {2500, "2ms"},
+      {12345, "12ms"},
+      {12500, "12ms"},
+      {12501, "13ms"},
+      {999999, "1000ms"},
+      {1203000, "1203ms"},
+      {3600000000, "3600000ms"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.us << "us");
+    CHECK(format_rtt(r.us) == r.text);
+  }
+}
+
+TEST_CASE("parse_host: the last :digits is the port, else the default, else 7443", "[engine]") {
+  struct Row {
+    const char* target;
+    int default_port;
+    const char* host;
+    int port;
+  };
+  const Row rows[] = {
+      {"db-01", 7450, "db-01", 7450},
+      {"db-01:9000", 7450, "db-01", 9000},
+      {"db-01", 0, "db-01", 7443}, // no default: 7443
+      {"db-01:9000", 0, "db-01", 9000},
+      {"192.168.1.1:8080", 0, "192.168.1.1", 8080},
+      {"192.168.1.1", 0, "192.168.1.1", 7443},
+      {"a:b:9000", 0, "a:b", 9000}, // split on the last colon
+      {"host:abc", 0, "host:abc", 7443},
+      {"host:", 7450, "host:", 7450},
+  };
+  for (const auto& r : rows) {
+    INFO(r.target << " default " << r.default_port);
+    HostPort hp = parse_host(r.target, r.default_port);
+    CHECK(hp.host == r.host);
+    CHECK(hp.port == r.port);
+  }
+}
+
+TEST_CASE("reqid: 16 lowercase hex characters, distinct across 20 draws", "[engine]") {
+  const std::regex form("^[0-9a-f]{16}$");
+  std::set<std::string> seen;
+  for (int i = 0; i < 20; ++i) {
+    std::string id = new_reqid();
+    INFO(id);
+    CHECK(std::regex_match(id, form));
+    seen.insert(id);
+  }
+  CHECK(seen.size() == 20);
+}
+
+TEST_CASE("transport error rewrite: every pattern of 5.8, in order, and pass-throughs",
+          "[engine]") {
+  const std::string dns = "host '10.0.0.9' did not resolve - check the name or use an IP address";
+  const std::string refused = "host '10.0.0.9' did not respond on port 7450 - connection refused "
+                              "(agent not running, or wrong port?)";
+  const std::string unreachable =
+      "host '10.0.0.9' is unreachable - no route to host or network down";
+  const std::string timeout = "host '10.0.0.9' did not respond - connection timed out";
+  const std::string tls = "TLS handshake with '10.0.0.9' failed - certificate or trust mismatch";
+  struct Row {
+    std::string error;
+    std::string rewritten;
+  };
+  const Row rows[] = {
+      // 1. name resolution
+      {"Bad hostname 'nope'", dns},
+      {"getaddrinfo: Name or service not known", dns},
+      {"nodename nor servname provided, or not known", dns},
+      {"Temporary failure in name resolution", dns},
+      {"cannot resolve host", dns},
+      {"No address associated with hostname", dns},
+      {"NAME OR SERVICE NOT KNOWN", dns},
+      // 2. refused, naming the port
+      {"connection refused", refused},
+      {"Can't connect to 10.0.0.9:7450 (Connection refused)", refused},
+      // 3. no route
+      {"No route to host", unreachable},
+      {"Network is unreachable", unreachable},
+      {"host is unreachable", unreachable},
+      // 4. timeouts: "timed out" anywhere, "timeout" as a word
+      {"connection timed out", timeout},
+      {"timeout", timeout},
+      {"read timeout", timeout},
+      {"Timeout waiting for the agent", timeout},
+      {"(timeout)", timeout},
+      // 5. TLS
+      {"SSL connect attempt failed", tls},
+      {"SSL error", tls},
+      {"TLS alert received", tls},
+      {"X509 - Certificate verification failed", tls},
+      {"handshake failure", tls},
+      {"verify failed", tls},
+      {"TLS handshake failed: SSL - the peer notified us that the connection is going to be closed",
+       tls},
+      // Earlier patterns win.
+      {"Name or service not known (timeout)", dns},
+      {"Connection refused during SSL connect", refused},
+      {"No route to host: timed out", unreachable},
+      {"timed out during the TLS handshake", timeout},
+      // Words inside other words do not match.
+      {"timeouts exceeded", "timeouts exceeded"},
+      {"sslfoo tlsbar", "sslfoo tlsbar"},
+      // Everything else passes through unchanged.
+      {"403 Forbidden", "403 Forbidden"},
+      {"500 Internal Server Error", "500 Internal Server Error"},
+      {"no response", "no response"},
+      {"", ""},
+  };
+  for (const auto& r : rows) {
+    INFO(r.error);
+    CHECK(rewrite_transport_error(r.error, "10.0.0.9", 7450) == r.rewritten);
+  }
+  // The connect host is interpolated in quotes, whatever it is.
+  CHECK(rewrite_transport_error("connection refused", "db-01", 7443) ==
+        "host 'db-01' did not respond on port 7443 - connection refused (agent not running, or "
+        "wrong port?)");
+  CHECK(rewrite_transport_error("handshake failure", "web-01.example.com", 7443) ==
+        "TLS handshake with 'web-01.example.com' failed - certificate or trust mismatch");
+}
+
+TEST_CASE("is_timeout_error / is_unreachable_error follow the rewrite's order", "[engine]") {
+  struct Row {
+    const char* error;
+    bool timeout;
+    bool unreachable;
+  };
+  const Row rows[] = {
+      {"read timeout", true, false},
+      {"connection timed out", true, false},
+      {"Timeout", true, false},
+      {"connection refused", false, true},
+      {"Name or service not known", false, true},
+      {"Temporary failure in name resolution", false, true},
+      {"No route to host", false, true},
+      {"Network is unreachable", false, true},
+      {"connection refused (timeout)", false, true}, // refused comes first
+      {"TLS handshake failed", false, false},
+      {"403 Forbidden", false, false},
+      {"no response", false, false},
+      {"timeouts", false, false},
+      {"", false, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.error);
+    CHECK(is_timeout_error(r.error) == r.timeout);
+    CHECK(is_unreachable_error(r.error) == r.unreachable);
+  }
+}
+
+TEST_CASE("canonicalize: host := name, reported_hostname only when it differs", "[engine]") {
+  struct Row {
+    const char* doc;
+    std::optional<std::string> reported;
+    HostState state;
+    const char* canonical;
+  };
+  const Row rows[] = {
+      // A success whose agent reported another name.
+      {R"({"status":"ok","host":"web-01.example.com"})", std::string("web-01.example.com"),
+       HostState::ok,
+       R"({"host":"web-01","reported_hostname":"web-01.example.com","state":"ok","status":"ok"})"},
+      // Equal to the name: dropped.
+      {R"({"status":"ok","host":"web-01"})", std::string("web-01"), HostState::ok,
+       R"({"host":"web-01","state":"ok","status":"ok"})"},
+      // Empty: dropped.
+      {R"({"status":"ok","host":""})", std::string(""), HostState::ok,
+       R"({"host":"web-01","state":"ok","status":"ok"})"},
+      // Nothing reported: a stale reported_hostname is dropped too.
+      {R"({"status":"ok","reported_hostname":"old"})", std::nullopt, HostState::ok,
+       R"({"host":"web-01","state":"ok","status":"ok"})"},
+      // Error results get the same treatment: host set, reported_hostname kept when it differs.
+      {R"({"status":"error","error":"no response from child"})", std::nullopt, HostState::error,
+       R"({"error":"no response from child","host":"web-01","state":"error","status":"error"})"},
+      {R"({"exit":-1,"error":"script not permitted","host":"agent-7"})", std::string("agent-7"),
+       HostState::error,
+       R"({"error":"script not permitted","exit":-1,"host":"web-01","reported_hostname":"agent-7","state":"error"})"},
+      {R"({"exit":-1,"error":"x","host":"web-01"})", std::string("web-01"), HostState::denied,
+       R"({"error":"x","exit":-1,"host":"web-01","state":"denied"})"},
+      {R"({"status":"busy"})", std::nullopt, HostState::busy,
+       R"({"host":"web-01","state":"busy","status":"busy"})"},
+      {R"({})", std::nullopt, HostState::timeout, R"({"host":"web-01","state":"timeout"})"},
+      {R"({})", std::nullopt, HostState::unreachable, R"({"host":"web-01","state":"unreachable"})"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.doc << " reported=" << r.reported.value_or("(none)"));
+    HostResult hr;
+    hr.name = "web-01";
+    hr.state = r.state;
+    hr.doc.Parse(r.doc);
+    REQUIRE(hr.doc.IsObject());
+    canonicalize(hr, r.reported);
+    CHECK(json::canonical(hr.doc) == r.canonical);
+  }
+}
+
+TEST_CASE("state names", "[engine]") {
+  CHECK(state_name(HostState::ok) == "ok");
+  CHECK(state_name(HostState::error) == "error");
+  CHECK(state_name(HostState::timeout) == "timeout");
+  CHECK(state_name(HostState::unreachable) == "unreachable");
+  CHECK(state_name(HostState::busy) == "busy");
+  CHECK(state_name(HostState::denied) == "denied");
+}
