@@ -83,7 +83,6 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
   http::ServerOptions o;
   o.bind_ip = settings.bind_ip;
   o.port = settings.port;
-  o.backlog = 128;
   o.tls = std::move(tls);
   o.handshake_timeout_ms = settings.handshake_timeout_ms;
   o.request_timeout_ms = settings.request_timeout_ms;

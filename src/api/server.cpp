@@ -161,7 +161,6 @@ Status Api::start() {
   o.bind_ip = *ip;
   const std::string o_bind = *ip + ":" + std::to_string(config_.api_port);
   o.port = config_.api_port;
-  o.backlog = 128;
   o.tls = tls_;
   o.request_timeout_ms = tuning_.request_timeout_ms;
   o.handshake_timeout_ms = tuning_.request_timeout_ms;
