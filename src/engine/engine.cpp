@@ -32,7 +32,7 @@ std::optional<json::Document> body_object(const AgentReply& r) {
 // `body.error // status line`, for 403s.
 std::string forbidden_text(const AgentReply& r) {
   if (auto doc = body_object(r))
-    if (auto e = string_member(*doc, "error"); e && !e->empty()) return "forbidden: " + *e;
+    if (auto e = string_member(*doc, "error")) return "forbidden: " + *e; // `//`: "" is kept
   return "forbidden: " + r.status_line();
 }
 

@@ -14,6 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pairing"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "agent"))
+import agentlib  # noqa: E402
 import harness  # noqa: E402
 import pairlib  # noqa: E402
 
@@ -118,6 +120,8 @@ class Fleet:
         self.agents = [AgentHost(i + 1, agent_extra) for i in range(n)]
         for a in self.agents:
             test.addCleanup(a.root.cleanup)
+            # Async jobs outlive `serve`: let them end before the root goes.
+            test.addCleanup(agentlib.wait_for_jobs, a.root)
             test.addCleanup(a.stop)
         self.pair_all()
         for a in self.agents:

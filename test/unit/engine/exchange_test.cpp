@@ -170,6 +170,11 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
        err_json("forbidden: 403 Forbidden", "denied"),
        HostState::denied,
        {err_line("forbidden: 403 Forbidden")}},
+      // Perl's `//` keeps a defined empty error.
+      {answer(403, "Forbidden", R"({"error":""})"),
+       err_json("forbidden: ", "denied"),
+       HostState::denied,
+       {err_line("forbidden: ")}},
       {answer(413, "Content Too Large", R"({"error":"body too large"})"),
        err_json("request too large", "error"),
        HostState::error,

@@ -34,6 +34,19 @@ struct RawClient {
   }
 };
 
+http::ServerOptions loopback_options() {
+  http::ServerOptions o;
+  o.bind_ip = "127.0.0.1";
+  return o;
+}
+
+http::ClientOptions client_options(int port) {
+  http::ClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = port;
+  return o;
+}
+
 http::ServerHooks echo_hooks(event::Loop& loop) {
   http::ServerHooks h;
   h.request = [&loop](const std::shared_ptr<http::Connection>& c, http::Request& req) {
@@ -53,7 +66,7 @@ http::ServerHooks echo_hooks(event::Loop& loop) {
 
 TEST_CASE("server answers with the original's framing and closes", "[http]") {
   event::Loop loop;
-  http::Server server(loop, {.bind_ip = "127.0.0.1"}, echo_hooks(loop));
+  http::Server server(loop, loopback_options(), echo_hooks(loop));
   REQUIRE(server.listen().ok());
   RawClient c(loop, server.port(),
               "POST /ping HTTP/1.1\r\nTE: deflate,gzip;q=0.3\r\nConnection: TE, close\r\nHost: "
@@ -81,7 +94,7 @@ TEST_CASE("limits: 431, 413 and a malformed request line", "[http]") {
   };
   for (const auto& row : rows) {
     event::Loop loop;
-    http::Server server(loop, {.bind_ip = "127.0.0.1"}, echo_hooks(loop));
+    http::Server server(loop, loopback_options(), echo_hooks(loop));
     REQUIRE(server.listen().ok());
     std::unique_ptr<RawClient> c;
     c = std::make_unique<RawClient>(loop, server.port(), row.request,
@@ -100,7 +113,7 @@ TEST_CASE("limits: 431, 413 and a malformed request line", "[http]") {
 
 TEST_CASE("keep-alive is honoured only when asked for", "[http]") {
   event::Loop loop;
-  http::ServerOptions o{.bind_ip = "127.0.0.1"};
+  http::ServerOptions o = loopback_options();
   o.allow_keep_alive = true;
   http::Server server(loop, o, echo_hooks(loop));
   REQUIRE(server.listen().ok());
@@ -124,7 +137,7 @@ TEST_CASE("keep-alive is honoured only when asked for", "[http]") {
 
 TEST_CASE("a stalled client is dropped and never blocks others", "[http]") {
   event::Loop loop;
-  http::ServerOptions o{.bind_ip = "127.0.0.1"};
+  http::ServerOptions o = loopback_options();
   o.request_timeout_ms = 300;
   http::Server server(loop, o, echo_hooks(loop));
   REQUIRE(server.listen().ok());
@@ -175,7 +188,7 @@ TEST_CASE("client: TLS call with resumption, interim responses and transport err
     if (req.path == "/silent") return; // never answers
     c->respond(200, "{\"serial\":\"" + c->peer_serial() + "\"}");
   };
-  http::ServerOptions o{.bind_ip = "127.0.0.1"};
+  http::ServerOptions o = loopback_options();
   o.tls = *server_cfg;
   http::Server server(loop, o, hooks);
   REQUIRE(server.listen().ok());
@@ -229,7 +242,7 @@ TEST_CASE("client: TLS call with resumption, interim responses and transport err
   server.stop_accepting();
   http::ClientResult refused;
   auto c =
-      http::ClientCall::start(loop, {.host = "127.0.0.1", .port = port},
+      http::ClientCall::start(loop, client_options(port),
                               http::format_request("GET", "/", "x", ""), [&](http::ClientResult r) {
                                 refused = std::move(r);
                                 loop.stop();
