@@ -370,8 +370,12 @@ def launch_argv(root, hostname, argv, netns=None):
             "--mount-proc=" + os.path.join(root, "proc")]
     if not netns:
         cmd += ["--net"]
-    cmd += ["/bin/sh", "-c", 'root=$1 name=$2; shift 2; %s hostname "$name" && exec %s "$root" "$@"'
-            % (busybox_path(), tool("chroot")), "cx-container", root, hostname] + list(argv)
+    # The root is bound onto itself first, so that inside it "/" is a mount point as in a real
+    # container (busybox df, for one, looks it up in /proc/mounts).
+    cmd += ["/bin/sh", "-c", 'root=$1 name=$2; shift 2; %s mount --rbind "$root" "$root" && '
+            '%s hostname "$name" && exec %s "$root" "$@"'
+            % (busybox_path(), busybox_path(), tool("chroot")), "cx-container", root,
+            hostname] + list(argv)
     return cmd
 
 

@@ -177,10 +177,17 @@ class Workflow(harness.TestCase):
             return r if r.rc == 0 and rows and rows[0][1] == "ok" else None
         ping = harness.wait_until(ping_ok, 20, interval=0.5, what="`ced ping agent` to report ok")
 
+        last = []
+
         def run_ok():
             r = self.ced("run", "agent", "check-disk", expect_rc=None)
+            last[:] = [r]
             return r if r.rc == 0 else None
-        run = harness.wait_until(run_ok, 20, interval=0.5, what="`ced run agent check-disk` to pass")
+        try:
+            run = harness.wait_until(run_ok, 20, interval=0.5,
+                                     what="`ced run agent check-disk` to pass")
+        except AssertionError as e:
+            raise AssertionError("%s; last attempt: %r" % (e, last[0] if last else None))
         self.assertRegex(run.out, r"^==> agent  \[OK  exit:0  \d+ms  req:[0-9a-f]{16}\]\n")
         self.assertIn("Filesystem", run.out)
         return ping, run
