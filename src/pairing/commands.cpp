@@ -15,9 +15,8 @@
 #include "base/time.hpp"
 #include "log/log.hpp"
 #include "pairing/approve.hpp"
-#include "pairing/mode.hpp"
 #include "pki/ca_store.hpp"
-#include "pki/csr.hpp"
+#include "pki/dispatcher_identity.hpp"
 #include "pki/key.hpp"
 #include "pki/serial.hpp"
 #include "state/pairing_queue.hpp"
@@ -99,20 +98,6 @@ Status make_config_dir(const std::string& dir) {
   return {};
 }
 
-// Owner for the dispatcher key: service_user and its primary group, when that user exists and
-// we may give files away (root). Otherwise the key keeps our own ownership.
-WriteOptions key_write_options(const std::string& service_user) {
-  WriteOptions o;
-  o.mode = 0600;
-  if (::geteuid() == 0) {
-    if (auto u = lookup_user(service_user)) {
-      o.uid = u->uid;
-      o.gid = u->gid;
-    }
-  }
-  return o;
-}
-
 std::string or_default(const std::string& v, const char* fallback) {
   return v.empty() ? fallback : v;
 }
@@ -179,29 +164,16 @@ int cmd_setup_ctrl_exec(const DispatcherArgs& a) {
   }
 
   out("Generating dispatcher certificate...\n");
-  auto key = pki::generate_key(*spec);
-  if (!key.ok()) return die("Cannot generate the dispatcher key: " + key.message());
-  auto csr = pki::create_csr(*key, "ctrl-exec-dispatcher");
-  if (!csr.ok()) return die("Cannot create the dispatcher CSR: " + csr.message());
-  pki::IssueOptions opts;
-  opts.days = 825; // always, whatever cert_days says (§4.13)
-  auto issued = pki::sign_with_store(store, *csr, opts);
-  if (!issued.ok()) return die("Cannot sign the dispatcher certificate: " + issued.message());
-  if (auto st = make_dirs(dirname(config->key), 0750); !st.ok()) return die(st.message());
-  if (auto st = make_dirs(dirname(config->cert), 0750); !st.ok()) return die(st.message());
-  WriteOptions cert_opts;
-  cert_opts.mode = 0644;
-  // The key goes first: a cert without its key would be unusable, the reverse is harmless.
-  Status st = write_file_atomic(config->key, *key, key_write_options(config->service_user));
-  if (st.ok()) st = write_file_atomic(config->cert, issued->cert_pem, cert_opts);
-  if (!st.ok()) return die(st.message());
+  // Always 825 days, whatever cert_days says (§4.13).
+  auto id = pki::issue_dispatcher_identity(store, *spec, 825);
+  if (!id.ok()) return die(id.message());
+  if (auto st = pki::write_dispatcher_identity(*id, config->cert, config->key,
+                                               config->service_user);
+      !st.ok())
+    return die(st.message());
   out("dispatcher cert created:\n  Key:  " + config->key + "\n  Cert: " + config->cert +
       "\nRun 'ctrl-exec-dispatcher pairing-mode' to re-pair agents as needed.\n");
   return 0;
-}
-
-int cmd_pairing_mode(const DispatcherArgs& a) {
-  return run_pairing_mode(a, {});
 }
 
 int cmd_list_requests(const DispatcherArgs&) {

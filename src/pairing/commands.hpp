@@ -1,4 +1,5 @@
-// The dispatcher's enrolment and registry commands (dispatcher-and-api §4.8-4.15, §4.19):
+// The dispatcher's enrolment and registry commands (dispatcher-and-api §4.9-4.15, §4.19;
+// pairing-mode itself is run_pairing_mode in pairing/mode.hpp):
 // each returns the process exit status and prints exactly what the original prints.
 #pragma once
 
@@ -8,7 +9,6 @@ namespace cx::pairing {
 
 int cmd_setup_ca(const conf::DispatcherArgs& args);
 int cmd_setup_ctrl_exec(const conf::DispatcherArgs& args);
-int cmd_pairing_mode(const conf::DispatcherArgs& args);
 int cmd_list_requests(const conf::DispatcherArgs& args);
 int cmd_approve(const conf::DispatcherArgs& args);
 int cmd_deny(const conf::DispatcherArgs& args);
