@@ -204,11 +204,11 @@ template <typename F> auto Registry::locked(F&& fn) -> decltype(fn()) {
   return fn();
 }
 
-Status Registry::write_record(const AgentRecord& rec) const {
+Status Registry::write_record(std::string_view name, const AgentRecord& rec) const {
   CX_TRY(make_state_dir(dir_));
   WriteOptions opts;
   opts.mode = 0644;
-  return write_file_atomic(record_path(rec.hostname), agent_record_json(rec) + "\n", opts);
+  return write_file_atomic(record_path(name), agent_record_json(rec) + "\n", opts);
 }
 
 Status Registry::register_agent(const AgentRecord& rec) {
@@ -217,7 +217,7 @@ Status Registry::register_agent(const AgentRecord& rec) {
   AgentRecord copy = rec;
   copy.lookup_by = normalize_lookup_by(copy.lookup_by);
   copy.port = normalize_port(copy.port);
-  return locked([&] { return write_record(copy); });
+  return locked([&] { return write_record(copy.hostname, copy); });
 }
 
 std::optional<AgentRecord> Registry::get(std::string_view name) const {
@@ -293,13 +293,13 @@ Result<EditResult> Registry::edit(std::string_view name, const AgentEdit& change
       if (path_exists(record_path(to))) return error("agent '" + to + "' already exists");
       res.renamed_from = std::string(name);
       rec.hostname = to;
-      CX_TRY(write_record(rec));
+      CX_TRY(write_record(to, rec));
       if (::unlink(record_path(name).c_str()) != 0 && errno != ENOENT)
         return error("cannot remove '" + record_path(name) + "': " + errno_text(errno));
       return res;
     }
     rec.hostname = std::string(name); // the file name is the registry key
-    CX_TRY(write_record(rec));
+    CX_TRY(write_record(name, rec));
     return res;
   });
 }
@@ -309,7 +309,7 @@ Result<bool> Registry::update_expiry(std::string_view name, std::string_view exp
     auto rec = get(name);
     if (!rec) return false;
     rec->expiry = std::string(expiry);
-    CX_TRY(write_record(*rec));
+    CX_TRY(write_record(name, *rec));
     return true;
   });
 }
@@ -320,7 +320,7 @@ Result<bool> Registry::update_tags(std::string_view name,
     auto rec = get(name);
     if (!rec) return false;
     rec->tags = tags;
-    CX_TRY(write_record(*rec));
+    CX_TRY(write_record(name, *rec));
     return true;
   });
 }
@@ -336,7 +336,7 @@ Status Registry::update_serial(std::string_view name, const SerialUpdate& update
     else
       rec.hostname = std::string(name);
     apply_serial(rec, update);
-    return write_record(rec);
+    return write_record(name, rec);
   });
 }
 
@@ -353,7 +353,7 @@ Registry::bulk_update_serial(const std::vector<std::pair<std::string, SerialUpda
       else
         rec.hostname = name;
       apply_serial(rec, update);
-      CX_TRY(write_record(rec));
+      CX_TRY(write_record(name, rec));
       ++n;
     }
     return n;

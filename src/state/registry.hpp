@@ -162,7 +162,10 @@ private:
   // Runs `fn` holding the registry lock (or unlocked if the lock file cannot be opened, as the
   // original does).
   template <typename F> auto locked(F&& fn) -> decltype(fn());
-  Status write_record(const AgentRecord& rec) const;
+  // Writes `rec` as the file of registry key `name`. The key always comes from the caller,
+  // never from a record's `hostname` member: a record file's content must not choose which file
+  // an update rewrites.
+  Status write_record(std::string_view name, const AgentRecord& rec) const;
 
   std::string dir_;
 };

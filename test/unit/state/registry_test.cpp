@@ -382,6 +382,40 @@ TEST_CASE("registry: serial fields merge, create minimal records, bulk (row 24)"
   CHECK_FALSE(path_exists(empty.dir()));
 }
 
+TEST_CASE("registry: an update rewrites the named file, whatever hostname the file holds",
+          "[state]") {
+  // Found by the state_files fuzz target: updates wrote to record_path(<hostname member>), so a
+  // planted "web.json" holding {"hostname":"../../x"} made a dispatcher write outside the
+  // registry (or over another agent's record).
+  struct Row {
+    const char* hostname_member;
+  };
+  const Row rows[] = {{"other"}, {"../outside"}, {"../../etc/cron.d/x"}, {"a/b"}, {""}};
+  for (const auto& row : rows) {
+    INFO(row.hostname_member);
+    test::TempDir tmp;
+    Registry reg(tmp / "agents");
+    put_file(tmp, "web.json", std::string("{\"hostname\":\"") + row.hostname_member + "\"}");
+    auto u = reg.update_expiry("web", "Jan  1 00:00:00 2030 GMT");
+    REQUIRE(u.ok());
+    CHECK(*u);
+    REQUIRE(reg.update_tags("web", {{"env", "prod"}}).ok());
+    SerialUpdate s;
+    s.serial_status = "pending";
+    REQUIRE(reg.update_serial("web", s).ok());
+    REQUIRE(reg.bulk_update_serial({{"web", s}}).ok());
+    auto names = list_dir(tmp / "agents");
+    REQUIRE(names.ok());
+    CHECK(*names == std::vector<std::string>{".registry.lock", "web.json"});
+    CHECK(*list_dir(tmp.path()) == std::vector<std::string>{"agents"});
+    auto rec = reg.get("web");
+    REQUIRE(rec);
+    CHECK(rec->expiry == "Jan  1 00:00:00 2030 GMT");
+    CHECK(rec->tags.at("env") == "prod");
+    CHECK(rec->serial_status == "pending");
+  }
+}
+
 TEST_CASE("registry: a held registry lock serialises writers", "[state]") {
   test::TempDir tmp;
   Registry reg(tmp / "agents");
