@@ -189,6 +189,9 @@ std::optional<PairingRequest> PairingQueue::get(std::string_view id) const {
   if (!text.ok()) return std::nullopt;
   auto r = parse_pairing_request(*text, id);
   if (!r.ok()) return std::nullopt;
+  // The file name is the request's id: a file claiming another id (planted in the queue
+  // directory) would otherwise be listed, approved and answered as that other request.
+  r->id = std::string(id);
   return std::move(r).value();
 }
 

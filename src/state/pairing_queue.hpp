@@ -70,6 +70,7 @@ public:
   // Every `^[a-f0-9]+\.json$` request that parses, sorted by `received` (then id). Runs the
   // stale expiry first.
   std::vector<PairingRequest> list(int64_t now) const;
+  // The request in `<id>.json`; its `id` is always `id`, whatever the file's member says.
   std::optional<PairingRequest> get(std::string_view id) const;
 
   // Writes `<id>.approved` with the body the listener will send.

@@ -119,6 +119,35 @@ TEST_CASE("pairing queue: list is sorted by received and skips foreign files", "
   CHECK(q.pending_count() == 5); // the depth check counts every *.json
 }
 
+TEST_CASE("pairing queue: a request is known by its file name, whatever id it claims", "[state]") {
+  // Found by the state_files fuzz target: get() and list() returned the file's "id" member, so
+  // a file planted as aaaa.json could be shown, approved and answered as request bbbb.
+  struct Row {
+    const char* body;
+  };
+  const Row rows[] = {
+      {R"({"id":"bbbb","hostname":"web","received":"2026-01-01T00:00:00Z"})"},
+      {R"({"id":"../../etc/x","hostname":"web"})"},
+      {R"({"id":5,"hostname":"web"})"},
+      {R"({"id":"","hostname":"web"})"},
+      {R"({"hostname":"web"})"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.body);
+    test::TempDir tmp;
+    PairingQueue q(tmp / "pairing");
+    REQUIRE(make_dirs(q.dir()).ok());
+    REQUIRE(write_file_atomic(q.request_path("aaaa"), row.body).ok());
+    auto got = q.get("aaaa");
+    REQUIRE(got);
+    CHECK(got->id == "aaaa");
+    CHECK(got->hostname == "web");
+    auto all = q.list(unix_now());
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].id == "aaaa");
+  }
+}
+
 TEST_CASE("pairing queue: stale expiry", "[state]") {
   test::TempDir tmp;
   PairingQueue q(tmp / "pairing");
