@@ -22,6 +22,12 @@ struct FileEntry {
 };
 using EntryMap = std::map<std::string, FileEntry, std::less<>>;
 
+// Older than the maximum age at `now`. Written so that no `saved` a file may hold overflows
+// (now - saved did for a saved near INT64_MIN: undefined behaviour).
+bool expired(int64_t saved, int64_t now) {
+  return saved < now - kSessionMaxAgeSeconds;
+}
+
 // The entries of the file at `path` that are well-formed and not older than the maximum age
 // at `now`. A missing, unreadable or corrupt file gives none.
 EntryMap read_entries(const std::string& path, int64_t now) {
@@ -35,7 +41,7 @@ EntryMap read_entries(const std::string& path, int64_t now) {
     const json::Value* session = json::find(e, "session");
     const json::Value* saved = json::find(e, "saved");
     if (!session || !session->IsString() || !saved || !saved->IsInt64()) continue;
-    if (now - saved->GetInt64() > kSessionMaxAgeSeconds) continue;
+    if (expired(saved->GetInt64(), now)) continue;
     auto bytes = base64_decode(std::string_view(session->GetString(), session->GetStringLength()));
     if (!bytes || bytes->empty()) continue;
     out[std::string(it->name.GetString(), it->name.GetStringLength())] =
@@ -99,8 +105,7 @@ Status SessionCache::save(int64_t now) {
     else if (auto it = merged.find(target); it != merged.end())
       merged.erase(it);
   }
-  std::erase_if(merged,
-                [&](const auto& kv) { return now - kv.second.saved > kSessionMaxAgeSeconds; });
+  std::erase_if(merged, [&](const auto& kv) { return expired(kv.second.saved, now); });
   WriteOptions opts;
   opts.mode = kCacheMode;
   // No fsync: the rename keeps the file whole, and a file lost in a crash only costs the next

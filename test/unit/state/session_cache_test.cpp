@@ -95,6 +95,37 @@ TEST_CASE("session cache: entries older than the maximum age are dropped", "[sta
   CHECK(back.size() == 0);
 }
 
+TEST_CASE("session cache: extreme saved times are aged without overflow", "[state]") {
+  // Found with the state_files fuzz target's session-cache check under UBSan: `now - saved`
+  // overflowed for a saved near INT64_MIN, and the wrapped age kept the entry as fresh.
+  struct Row {
+    const char* saved;
+    bool kept;
+  };
+  const Row rows[] = {
+      {"-9223372036854775808", false},
+      {"-9223372036854775807", false},
+      {"-1", false},
+      {"9223372036854775807", true}, // in the future: kept, as any not-yet-old entry
+  };
+  for (const auto& row : rows) {
+    INFO(row.saved);
+    test::TempDir tmp;
+    const std::string path = tmp / "tls-sessions";
+    REQUIRE(write_file_atomic(path, std::string("{\"t:7443\":{\"session\":\"eA==\",\"saved\":") +
+                                        row.saved + "}}")
+                .ok());
+    SessionCache cache(path);
+    cache.load(kNow);
+    CHECK(cache.get("t:7443").has_value() == row.kept);
+    cache.put("other:7443", "x", kNow);
+    REQUIRE(cache.save(kNow).ok());
+    SessionCache back(path);
+    back.load(kNow);
+    CHECK(back.get("t:7443").has_value() == row.kept);
+  }
+}
+
 TEST_CASE("session cache: a corrupt file or entry is an empty cache", "[state]") {
   test::TempDir tmp;
   const std::string path = tmp / "tls-sessions";
