@@ -1,0 +1,15 @@
+// libFuzzer target: the 7444 pairing request and responses; see wire_fuzz.hpp for the invariants.
+// The same checks replay the corpus in test/unit/fuzz_corpus_test.cpp.
+#include <cstdio>
+#include <cstdlib>
+
+#include "test/fuzz/wire_fuzz.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string broken = cx::fuzz::check_pairing_message(data, size);
+  if (!broken.empty()) {
+    std::fprintf(stderr, "pairing invariant broken: %s\n", broken.c_str());
+    std::abort();
+  }
+  return 0;
+}
