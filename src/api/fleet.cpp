@@ -120,27 +120,28 @@ void handle_run(Exchange& ex) {
     // The run goes on, and is stored, even if the client disconnects meanwhile.
     e.survive_disconnect();
     std::weak_ptr<Exchange> weak = e.shared_from_this();
-    Status st = e.api.engine().run(
-        res.hosts, spec, [weak, in, spec, submitter, locks](Results results) {
+    engine::Engine* eng = &e.api.engine(); // owned by the Api, which outlives its runs
+    Status st = eng->run(
+        res.hosts, spec, [weak, eng, in, spec, submitter, locks](Results results) {
           locks->held.release();
           std::string array = results_array(results);
-          auto parsed_results = json::parse(array);
-          if (spec.async) {
-            engine::store_record(run_store(), spec.reqid,
-                                 state::make_async_record(spec.reqid, spec.script,
-                                                          *parsed_results, unix_now(), submitter));
-          } else {
-            engine::store_record(run_store(), spec.reqid,
-                                 state::make_sync_record(spec.reqid, spec.script, in->hosts,
-                                                         *parsed_results, unix_now(), submitter));
-          }
-          auto ex = weak.lock();
-          if (!ex) return;
-          json::Writer head;
-          head.begin_object().member("ok", true).member("reqid", spec.reqid);
-          if (spec.async) head.member("async", true);
-          head.key("results").raw(array).end_object();
-          ex->respond(spec.async ? 202 : 200, head.str());
+          auto parsed = json::parse(array);
+          auto record = std::make_shared<const json::Document>(
+              spec.async ? state::make_async_record(spec.reqid, spec.script, *parsed, unix_now(),
+                                                    submitter)
+                         : state::make_sync_record(spec.reqid, spec.script, in->hosts, *parsed,
+                                                   unix_now(), submitter));
+          // Stored even when the client has gone; answered once the record is on disk, so a
+          // GET /status right after finds it.
+          engine::store_record(eng->loop(), run_store(), spec.reqid, record, [weak, spec, array] {
+            auto ex2 = weak.lock();
+            if (!ex2) return;
+            json::Writer head;
+            head.begin_object().member("ok", true).member("reqid", spec.reqid);
+            if (spec.async) head.member("async", true);
+            head.key("results").raw(array).end_object();
+            ex2->respond(spec.async ? 202 : 200, head.str());
+          });
         });
     if (!st.ok()) engine_failure(e, st);
   });

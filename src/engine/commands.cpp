@@ -239,9 +239,10 @@ int cmd_run(const DispatcherArgs& a) {
       arr.value(r.doc);
     arr.end_array();
     auto submitted = json::parse(arr.str());
-    store_record(state::RunStore(paths::runs_dir()), spec.reqid,
-                 state::make_async_record(spec.reqid, script, *submitted, unix_now(),
-                                          std::nullopt));
+    auto record = std::make_shared<const json::Document>(
+        state::make_async_record(spec.reqid, script, *submitted, unix_now(), std::nullopt));
+    store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record, nullptr);
+    s.loop.run();
     out(a.json ? results_json(results, spec.reqid) : format_async_submit(spec.reqid, docs(results)));
     for (const auto& r : results)
       if (string_member(r.doc, "status") == "accepted") return 0;

@@ -610,7 +610,9 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
     done();
     return;
   }
-  const auto [name, target] = (*queue)[index];
+  // Plain copies, not structured bindings: clang 14 (the fuzz build) cannot capture those.
+  const std::string name = (*queue)[index].first;
+  const std::string target = (*queue)[index].second;
   HostPort hp = parse_host(target, default_port_);
   const std::string where = hp.host + ":" + std::to_string(hp.port);
   const std::string reqid = new_reqid();

@@ -7,10 +7,16 @@
 
 namespace cx::engine {
 
-void store_record(const state::RunStore& store, const std::string& reqid,
-                  const json::Value& record) {
-  if (Status st = store.save(reqid, record); !st.ok())
-    log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", reqid}});
+void store_record(event::Loop& loop, const state::RunStore& store, const std::string& reqid,
+                  std::shared_ptr<const json::Document> record, std::function<void()> done) {
+  auto status = std::make_shared<Status>();
+  event::queue_work(
+      loop, [store, reqid, record, status] { *status = store.save(reqid, *record); },
+      [reqid, status, done = std::move(done)] {
+        if (!status->ok())
+          log::warning("run-store-fail", {{"ERROR", status->message()}, {"REQID", reqid}});
+        if (done) done();
+      });
 }
 
 void aggregate_run(Engine& engine, const state::RunStore& store, const std::string& reqid,
@@ -20,12 +26,16 @@ void aggregate_run(Engine& engine, const state::RunStore& store, const std::stri
   if (state::is_sync_record(*record)) return done(std::move(record));
   auto shared = std::make_shared<json::Document>(std::move(*record));
   std::vector<std::string> pending = state::pending_hosts(*shared);
-  auto settle = [store, reqid, shared, done](Results fetched) {
+  event::Loop& loop = engine.loop();
+  auto settle = [&loop, store, reqid, shared, done](Results fetched) {
     for (const auto& r : fetched)
       state::apply_fetch(*shared, r.name, r.doc);
     state::recompute_pending(*shared);
-    store_record(store, reqid, *shared);
-    done(std::move(*shared));
+    store_record(loop, store, reqid, shared, [shared, done] {
+      json::Document copy;
+      copy.CopyFrom(*shared, copy.GetAllocator());
+      done(std::move(copy));
+    });
   };
   if (pending.empty()) return settle({});
   auto targets = std::make_shared<std::vector<state::DispatchTarget>>();

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "engine/engine.hpp"
+#include "event/loop.hpp"
 #include "json/json.hpp"
 #include "state/run_store.hpp"
 
@@ -23,8 +25,10 @@ void aggregate_run(Engine& engine, const state::RunStore& store, const std::stri
                    RecordFn done);
 
 // Stores a record, logging run-store-fail (WARNING, ERROR REQID) when it cannot be written:
-// the request itself carries on, as in the original.
-void store_record(const state::RunStore& store, const std::string& reqid,
-                  const json::Value& record);
+// the request itself carries on, as in the original. The atomic write (with its fsync) runs on
+// libuv's thread pool so that it never stalls the loop (the API serves everyone from it);
+// `done` then runs on the loop.
+void store_record(event::Loop& loop, const state::RunStore& store, const std::string& reqid,
+                  std::shared_ptr<const json::Document> record, std::function<void()> done);
 
 } // namespace cx::engine
