@@ -37,15 +37,6 @@ void engine_failure(Exchange& ex, const Status& st) {
   ex.fail(500, "server error", st.message());
 }
 
-std::string results_array(const Results& results) {
-  json::Writer w;
-  w.begin_array();
-  for (const auto& r : results)
-    w.value(r.doc);
-  w.end_array();
-  return w.str();
-}
-
 state::RunStore run_store() {
   return state::RunStore(paths::runs_dir());
 }
@@ -75,7 +66,7 @@ void handle_ping(Exchange& ex) {
                  if (!res.ok) return unknown_agents(e, res.unknown);
                  Status st = e.api.engine().ping(
                      res.hosts, new_reqid(), false, e.guard([](Exchange& e2, Results results) {
-                       e2.respond(200, "{\"ok\":true,\"results\":" + results_array(results) + "}");
+                       e2.respond(200, "{\"ok\":true,\"results\":" + engine::results_json_array(results) + "}");
                      }));
                  if (!st.ok()) engine_failure(e, st);
                });
@@ -124,12 +115,12 @@ void handle_run(Exchange& ex) {
     Status st = eng->run(
         res.hosts, spec, [weak, eng, in, spec, submitter, locks](Results results) {
           locks->held.release();
-          std::string array = results_array(results);
-          auto parsed = json::parse(array);
+          std::string array = engine::results_json_array(results);
+          json::Document list = engine::results_document(results);
           auto record = std::make_shared<const json::Document>(
-              spec.async ? state::make_async_record(spec.reqid, spec.script, *parsed, unix_now(),
+              spec.async ? state::make_async_record(spec.reqid, spec.script, list, unix_now(),
                                                     submitter)
-                         : state::make_sync_record(spec.reqid, spec.script, in->hosts, *parsed,
+                         : state::make_sync_record(spec.reqid, spec.script, in->hosts, list,
                                                    unix_now(), submitter));
           // Stored even when the client has gone; answered once the record is on disk, so a
           // GET /status right after finds it.
@@ -160,8 +151,15 @@ void handle_discovery(Exchange& ex) {
                  if (!d.allowed) return e.deny(d);
                  auto res = e.api.registry().resolve_dispatch(hosts);
                  if (!res.ok) return unknown_agents(e, res.unknown);
-                 Status st = e.api.engine().capabilities(
-                     res.hosts, e.guard([](Exchange& e2, Results results) {
+                 // Every agent of a large registry is asked, in batches of the host cap.
+                 if (Status st = e.api.engine().init(); !st.ok()) return engine_failure(e, st);
+                 engine::Engine& eng = e.api.engine();
+                 engine::run_batched(
+                     std::make_shared<std::vector<state::DispatchTarget>>(res.hosts), 0,
+                     [&eng](const std::vector<state::DispatchTarget>& b, engine::ResultsFn d) {
+                       return eng.capabilities(b, std::move(d));
+                     },
+                     std::make_shared<Results>(), e.guard([](Exchange& e2, Results results) {
                        json::Writer w;
                        w.begin_object().member("ok", true).key("hosts").begin_object();
                        for (const auto& r : results) {
@@ -179,7 +177,6 @@ void handle_discovery(Exchange& ex) {
                        w.end_object().end_object();
                        e2.respond(200, w.str());
                      }));
-                 if (!st.ok()) engine_failure(e, st);
                });
 }
 
@@ -232,6 +229,7 @@ void handle_openapi_live(Exchange& ex) {
         targets.push_back(one.hosts.front());
   }
   auto batch = std::make_shared<std::vector<state::DispatchTarget>>(std::move(targets));
+  if (Status st = ex.api.engine().init(); !st.ok()) return engine_failure(ex, st);
   engine::Engine& eng = ex.api.engine();
   engine::run_batched(
       batch, 0,

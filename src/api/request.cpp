@@ -1,6 +1,8 @@
 // Request reading and error bodies; see request.hpp.
 #include "api/request.hpp"
 
+#include <algorithm>
+
 #include "base/strings.hpp"
 #include "json/writer.hpp"
 
@@ -143,11 +145,15 @@ Result<DiscoveryInput> read_discovery(std::string_view body) {
   if (body.empty()) return in;
   auto doc = json::parse(body);
   if (!doc.ok() || !doc->IsObject()) return in;
-  if (const json::Value* h = json::find(*doc, "hosts"); h && !h->IsNull()) {
-    if (!h->IsArray()) return error("hosts must be an array of strings");
+  // Anything but a list means every agent, as the original reads it.
+  if (const json::Value* h = json::find(*doc, "hosts"); h && h->IsArray()) {
     if (h->Size() > kMaxHosts)
       return error("too many hosts (max " + std::to_string(kMaxHosts) + ")");
-    CX_ASSIGN_OR_RETURN(in.hosts, string_elements(*h, "hosts"));
+    CX_ASSIGN_OR_RETURN(std::vector<std::string> all, string_elements(*h, "hosts"));
+    // Each name once: the answer is an object keyed by name.
+    for (auto& n : all)
+      if (std::find(in.hosts.begin(), in.hosts.end(), n) == in.hosts.end())
+        in.hosts.push_back(std::move(n));
   }
   in.username = scalar_or_empty(*doc, "username");
   in.token = scalar_or_empty(*doc, "token");

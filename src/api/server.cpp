@@ -222,8 +222,9 @@ void Api::on_bad_request(const std::shared_ptr<http::Connection>& conn,
 }
 
 void Api::on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req) {
-  // busy_connections() counts this request too.
-  size_t others = server_->busy_connections() - 1;
+  // busy_connections() counts this request too. Runs whose client has gone (they go on to
+  // store their record) hold no connection any more but still count.
+  size_t others = std::max(server_->busy_connections() - 1, exchanges_.size());
   if (others >= tuning_.max_busy) {
     log::warning("api-overload", {{"LIVE", std::to_string(others)}, {"PEER", conn->peer_ip()}});
     conn->respond(503, overload_body(), !stopping_);

@@ -92,6 +92,10 @@ std::unique_ptr<http::ClientCall> AgentClient::call(event::Loop& loop, std::stri
   if (sessions_) o.resume = sessions_->get(key);
   o.connect_timeout_ms = timeout_ms_;
   o.read_timeout_ms = timeout_ms_;
+  // Ours (docs/COMPATIBILITY.md): a whole exchange ends after three read timeouts (connect,
+  // the wait for the answer, its transfer), so an agent that trickles bytes cannot hold a run,
+  // its lock and its slot forever. Our agents send an answer in one piece when it is ready.
+  o.total_timeout_ms = timeout_ms_ * 3;
   std::string host_header = hp.port == 7443 ? hp.host : where;
   std::string request = http::format_request(method, path, host_header, body);
   ++counters_.calls;

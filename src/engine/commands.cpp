@@ -127,10 +127,7 @@ std::string results_json(const Results& results, const std::string& reqid = {}) 
   json::Writer w;
   w.begin_object().member("ok", 1);
   if (!reqid.empty()) w.member("reqid", reqid);
-  w.key("results").begin_array();
-  for (const auto& r : results)
-    w.value(r.doc);
-  w.end_array().end_object();
+  w.key("results").raw(results_json_array(results)).end_object();
   return w.str() + "\n";
 }
 
@@ -233,14 +230,8 @@ int cmd_run(const DispatcherArgs& a) {
   locks.held.release();
 
   if (spec.async) {
-    json::Writer arr;
-    arr.begin_array();
-    for (const auto& r : results)
-      arr.value(r.doc);
-    arr.end_array();
-    auto submitted = json::parse(arr.str());
-    auto record = std::make_shared<const json::Document>(
-        state::make_async_record(spec.reqid, script, *submitted, unix_now(), std::nullopt));
+    auto record = std::make_shared<const json::Document>(state::make_async_record(
+        spec.reqid, script, results_document(results), unix_now(), std::nullopt));
     store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record, nullptr);
     s.loop.run();
     out(a.json ? results_json(results, spec.reqid) : format_async_submit(spec.reqid, docs(results)));
@@ -470,7 +461,7 @@ int cmd_rotate_cert(const DispatcherArgs& a) {
   auto config = load_config(a);
   if (!config) return kExitFatal;
   out("Rotating dispatcher certificate...\n");
-  auto rotated = rotate_cert(*config, unix_now());
+  auto rotated = rotate_cert(*config, unix_now(), a.force);
   if (!rotated.ok()) return die("Rotation failed: " + rotated.message());
   out("New serial:      " + rotated->serial + "\n" +
       "Old serial:      " + (rotated->old_serial.empty() ? "(none)" : rotated->old_serial) +

@@ -9,6 +9,7 @@
 #include "base/random.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "json/writer.hpp"
 #include "log/log.hpp"
 #include "pki/ca_store.hpp"
 #include "pki/cert.hpp"
@@ -22,10 +23,29 @@ std::string connect_target(const AgentReply& r) {
   return r.host + ":" + std::to_string(r.port);
 }
 
-// The agent's JSON body as an object, or nullopt.
+// How deeply `v` nests (a scalar is 1), stopping early once past `limit`.
+size_t nesting(const json::Value& v, size_t limit) {
+  if (limit == 0) return 1;
+  size_t deepest = 0;
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject())
+      deepest = std::max(deepest, nesting(m.value, limit - 1));
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray())
+      deepest = std::max(deepest, nesting(e, limit - 1));
+  }
+  return deepest + 1;
+}
+
+// An agent's body is stored inside run records a few levels down; deeper than this it could be
+// written but never parsed back.
+constexpr size_t kMaxAgentBodyDepth = json::kMaxDepth - 8;
+
+// The agent's JSON body as an object, or nullopt (not JSON, not an object, or nested too deep).
 std::optional<json::Document> body_object(const AgentReply& r) {
   auto doc = json::parse(r.body);
   if (!doc.ok() || !doc->IsObject()) return std::nullopt;
+  if (nesting(*doc, kMaxAgentBodyDepth + 1) > kMaxAgentBodyDepth) return std::nullopt;
   return std::move(*doc);
 }
 
@@ -68,6 +88,23 @@ std::optional<std::string> take_reported(const HostResult& r) {
 }
 
 } // namespace
+
+json::Document results_document(const Results& results) {
+  json::Document arr;
+  arr.SetArray();
+  for (const auto& r : results)
+    arr.PushBack(json::Value(r.doc, arr.GetAllocator()), arr.GetAllocator());
+  return arr;
+}
+
+std::string results_json_array(const Results& results) {
+  json::Writer w;
+  w.begin_array();
+  for (const auto& r : results)
+    w.value(r.doc);
+  w.end_array();
+  return w.str();
+}
 
 // --- Per-exchange results --------------------------------------------------------------------
 
@@ -148,13 +185,19 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
                       {"TARGET", target},
                       tls_field(reply)});
   } else {
-    if (body) r.doc = std::move(*body);
+    if (body) {
+      r.doc = std::move(*body);
+    } else {
+      set_member(r.doc, "script", spec.script);
+      set_member(r.doc, "status", "error");
+      set_member(r.doc, "error", "invalid JSON response");
+    }
     set_member(r.doc, "rtt", rtt);
+    if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", spec.reqid);
     std::string status = string_member(r.doc, "status").value_or("");
     r.state = status == "accepted" ? HostState::ok
               : status == "busy"   ? HostState::busy
                                    : HostState::error;
-    if (!body && !json::find(r.doc, "error")) set_member(r.doc, "error", "invalid JSON response");
     log::info("run-async", {{"REQID", spec.reqid},
                             {"RTT", rtt},
                             {"SCRIPT", spec.script},
@@ -177,7 +220,7 @@ HostResult ping_result(const std::string& name, const AgentReply& reply,
     r.rtt_us = reply.rtt_us;
     std::string err = reply.status == 413   ? "request too large"
                       : reply.status == 403 ? forbidden_text(reply)
-                      : reply.is_2xx()      ? "invalid JSON response"
+                      : reply.is_2xx()      ? "invalid JSON"
                                  : rewrite_transport_error(raw_failure(reply), reply.host,
                                                            reply.port);
     set_member(r.doc, "status", "error");
@@ -211,7 +254,7 @@ HostResult capabilities_result(const std::string& name, const AgentReply& reply)
     r.name = name;
     r.rtt_us = reply.rtt_us;
     // Every failure, 403 included, goes through the transport rewrite only (§5.7).
-    std::string err = reply.is_2xx() ? "invalid JSON response"
+    std::string err = reply.is_2xx() ? "invalid JSON"
                                      : rewrite_transport_error(raw_failure(reply), reply.host,
                                                                reply.port);
     set_member(r.doc, "status", "error");
@@ -254,7 +297,7 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
     std::string err = reply.status == 403 ? forbidden_text(reply)
-                      : reply.is_2xx()    ? "invalid JSON response"
+                      : reply.is_2xx()    ? "invalid JSON"
                                        : rewrite_transport_error(raw_failure(reply), reply.host,
                                                                  reply.port);
     set_member(r.doc, "status", "error");
@@ -269,10 +312,11 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
   }
   r.doc = std::move(*body);
   set_member(r.doc, "rtt", rtt);
+  if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", reqid);
   r.state = HostState::ok;
   log::info("result", {{"REQID", reqid},
                        {"RTT", rtt},
-                       {"STATUS", string_member(r.doc, "status").value_or("")},
+                       {"STATUS", string_member(r.doc, "status").value_or("unknown")},
                        {"TARGET", connect_target(reply)},
                        tls_field(reply)});
   canonicalize(r, take_reported(r));
@@ -465,6 +509,33 @@ void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
   });
 }
 
+Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, AgentClient* client,
+                            std::string method, std::string path, std::string body,
+                            ResultFn result, ResultsFn done) {
+  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
+  if (!client) {
+    CX_TRY(init());
+    client = client_.get();
+  }
+  // `client` is kept alive by the engine (reload_credentials retires, never frees, it), so the
+  // hosts still waiting for a slot use the identity the batch started with.
+  fan_out(
+      targets.size(),
+      [this, targets, client, method = std::move(method), path = std::move(path),
+       body = std::move(body), result = std::move(result)](size_t i,
+                                                           std::function<void(HostResult)> d) {
+        const auto& t = targets[i];
+        return client->call(loop_, t.target, default_port_, method, path, body,
+                            [t, result, d = std::move(d)](AgentReply reply) {
+                              HostResult r = result(t.name, reply);
+                              r.target = t.target;
+                              d(std::move(r));
+                            });
+      },
+      std::move(done));
+  return {};
+}
+
 Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
                    ResultsFn done) {
   if (targets.size() > kMaxHosts) return error(kTooManyHosts);
@@ -477,39 +548,22 @@ Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunS
                          {"REQID", spec.reqid},
                          {"SCRIPT", spec.script}});
   proto::RunRequest req{spec.script, spec.args, spec.reqid, spec.username, spec.token, spec.async};
-  std::string body = req.to_json();
   int64_t rt = config_.read_timeout;
-  fan_out(
-      targets.size(),
-      [this, targets, spec, body, rt](size_t i, std::function<void(HostResult)> d) {
-        const auto& t = targets[i];
-        return client_->call(loop_, t.target, default_port_, "POST", "/run", body,
-                             [t, spec, rt, d = std::move(d)](AgentReply reply) {
-                               HostResult r = run_result(t.name, reply, spec, rt);
-                               r.target = t.target;
-                               d(std::move(r));
-                             });
+  return exchange_all(
+      targets, nullptr, "POST", "/run", req.to_json(),
+      [spec, rt](const std::string& name, const AgentReply& reply) {
+        return run_result(name, reply, spec, rt);
       },
       std::move(done));
-  return {};
 }
 
 Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
                     bool renew, ResultsFn done) {
-  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
-  CX_TRY(init());
-  std::string body = proto::PingRequest{reqid}.to_json();
   std::weak_ptr<int> alive = alive_;
-  fan_out(
-      targets.size(),
-      [this, targets, reqid, body](size_t i, std::function<void(HostResult)> d) {
-        const auto& t = targets[i];
-        return client_->call(loop_, t.target, default_port_, "POST", "/ping", body,
-                             [t, reqid, d = std::move(d)](AgentReply reply) {
-                               HostResult r = ping_result(t.name, reply, reqid);
-                               r.target = t.target;
-                               d(std::move(r));
-                             });
+  return exchange_all(
+      targets, nullptr, "POST", "/ping", proto::PingRequest{reqid}.to_json(),
+      [reqid](const std::string& name, const AgentReply& reply) {
+        return ping_result(name, reply, reqid);
       },
       [this, renew, alive, done = std::move(done)](Results results) mutable {
         if (!renew) {
@@ -522,71 +576,30 @@ Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std
           done(std::move(*shared));
         });
       });
-  return {};
 }
 
 Status Engine::capabilities(const std::vector<state::DispatchTarget>& targets, ResultsFn done) {
-  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
-  CX_TRY(init());
-  fan_out(
-      targets.size(),
-      [this, targets](size_t i, std::function<void(HostResult)> d) {
-        const auto& t = targets[i];
-        return client_->call(loop_, t.target, default_port_, "GET", "/capabilities", "",
-                             [t, d = std::move(d)](AgentReply reply) {
-                               HostResult r = capabilities_result(t.name, reply);
-                               r.target = t.target;
-                               d(std::move(r));
-                             });
-      },
-      std::move(done));
-  return {};
+  return exchange_all(targets, nullptr, "GET", "/capabilities", "", capabilities_result,
+                      std::move(done));
 }
 
 Status Engine::fetch_results(const std::vector<state::DispatchTarget>& targets,
                              const std::string& reqid, ResultsFn done) {
-  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
-  CX_TRY(init());
-  std::string path = "/result/" + reqid;
-  fan_out(
-      targets.size(),
-      [this, targets, reqid, path](size_t i, std::function<void(HostResult)> d) {
-        const auto& t = targets[i];
-        return client_->call(loop_, t.target, default_port_, "GET", path, "",
-                             [t, reqid, d = std::move(d)](AgentReply reply) {
-                               HostResult r = fetch_result(t.name, reply, reqid);
-                               r.target = t.target;
-                               d(std::move(r));
-                             });
+  return exchange_all(
+      targets, nullptr, "GET", "/result/" + reqid, "",
+      [reqid](const std::string& name, const AgentReply& reply) {
+        return fetch_result(name, reply, reqid);
       },
       std::move(done));
-  return {};
 }
 
 Status Engine::rotate(const std::vector<state::DispatchTarget>& targets, const std::string& serial,
                       const std::string& action, AgentClient* client, ResultsFn done) {
-  if (targets.size() > kMaxHosts) return error(kTooManyHosts);
-  if (!client) {
-    CX_TRY(init());
-    client = client_.get();
-  }
   proto::RotateRequest req;
   req.serial = serial;
   req.action = action;
-  std::string body = req.to_json();
-  fan_out(
-      targets.size(),
-      [this, targets, body, client](size_t i, std::function<void(HostResult)> d) {
-        const auto& t = targets[i];
-        return client->call(loop_, t.target, default_port_, "POST", "/rotate-serial", body,
-                            [t, d = std::move(d)](AgentReply reply) {
-                              HostResult r = rotate_result(t.name, reply);
-                              r.target = t.target;
-                              d(std::move(r));
-                            });
-      },
-      std::move(done));
-  return {};
+  return exchange_all(targets, client, "POST", "/rotate-serial", req.to_json(), rotate_result,
+                      std::move(done));
 }
 
 // --- Renewal (§5.6, agent-and-wire §6.4) -----------------------------------------------------
@@ -637,9 +650,14 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
     return r.status == 0 ? rewrite_transport_error(r.error, r.host, r.port) : r.status_line();
   };
 
-  renew_calls_.push_back(client_->call(
+  if (Status st = init(); !st.ok()) {
+    log::err("renew", {{"ERROR", st.message()}, {"TARGET", where}});
+    return renew_one(queue, index + 1, std::move(done));
+  }
+  AgentClient* client = client_.get(); // kept alive by the engine, as in exchange_all
+  renew_calls_.push_back(client->call(
       loop_, target, default_port_, "POST", "/renew", proto::RenewRequest{reqid}.to_json(),
-      [this, name, target, reqid, next, failure_of](AgentReply reply) {
+      [this, client, name, target, where, reqid, next, failure_of](AgentReply reply) {
         if (!reply.is_2xx()) return next(failure_of(reply));
         auto doc = json::parse(reply.body);
         if (!doc.ok()) return next("invalid JSON response");
@@ -657,9 +675,9 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
         proto::RenewCompleteRequest complete{issued->cert_pem, issued->ca_pem, reqid};
         std::string cert = issued->cert_pem;
         retire_renew_call();
-        renew_calls_.push_back(client_->call(
+        renew_calls_.push_back(client->call(
             loop_, target, default_port_, "POST", "/renew-complete", complete.to_json(),
-            [this, name, reqid, cert, next, failure_of](AgentReply r2) {
+            [this, name, where, reqid, cert, next, failure_of](AgentReply r2) {
               if (!r2.is_2xx()) return next(failure_of(r2));
               // The original recorded a renewal on any 2xx; we also require the agent to say
               // it staged the cert (docs/COMPATIBILITY.md).
@@ -672,11 +690,8 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
               if (auto info = pki::cert_info(cert); info.ok()) expiry = openssl_time(info->not_after);
               if (auto up = registry_.update_expiry(name, expiry); !up.ok())
                 return next("cannot record the new expiry: " + up.message());
-              HostPort where2 = parse_host(r2.host + ":" + std::to_string(r2.port));
               log::info("renew-complete",
-                        {{"EXPIRY", expiry},
-                         {"REQID", reqid},
-                         {"TARGET", where2.host + ":" + std::to_string(where2.port)}});
+                        {{"EXPIRY", expiry}, {"REQID", reqid}, {"TARGET", where}});
               next("");
             }));
       }));

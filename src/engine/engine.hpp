@@ -34,6 +34,11 @@ struct RunSpec {
 using Results = std::vector<HostResult>;
 using ResultsFn = std::function<void(Results)>;
 
+// The results as one JSON array (copies of each result object), e.g. for a run-store record.
+json::Document results_document(const Results& results);
+// The same, serialised compactly.
+std::string results_json_array(const Results& results);
+
 // The pure part of each exchange: the per-host result from an agent's reply, with its log line.
 // Exposed for unit tests, which feed them replies without a network.
 HostResult run_result(const std::string& name, const AgentReply& reply, const RunSpec& spec,
@@ -109,6 +114,12 @@ public:
 private:
   using StartFn = std::function<std::unique_ptr<http::ClientCall>(
       size_t index, std::function<void(HostResult)> done)>;
+  using ResultFn = std::function<HostResult(const std::string& name, const AgentReply& reply)>;
+  // One request to every target through `client` (the engine's own when null), each answer
+  // turned into a result by `result`.
+  Status exchange_all(const std::vector<state::DispatchTarget>& targets, AgentClient* client,
+                      std::string method, std::string path, std::string body, ResultFn result,
+                      ResultsFn done);
   // Runs `count` exchanges with at most max_parallel at once; results in completion order.
   void fan_out(size_t count, StartFn start, ResultsFn done);
   void renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> queue,

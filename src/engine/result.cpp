@@ -1,6 +1,7 @@
 // Per-host results and the original's derived strings; see result.hpp.
 #include "engine/result.hpp"
 
+#include <cstdint>
 #include <cstdio>
 
 #include "base/strings.hpp"
@@ -155,7 +156,13 @@ int64_t int_member(const json::Value& obj, std::string_view key, int64_t fallbac
   if (!v) return fallback;
   if (v->IsInt64()) return v->GetInt64();
   if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
-  if (v->IsDouble()) return static_cast<int64_t>(v->GetDouble());
+  if (v->IsDouble()) {
+    // Clamped first: converting an out-of-range double is undefined (an agent may send 1e300).
+    double d = v->GetDouble();
+    if (!(d > -9.2e18)) return d != d ? fallback : INT64_MIN; // NaN cannot come from JSON
+    if (d > 9.2e18) return INT64_MAX;
+    return static_cast<int64_t>(d);
+  }
   if (v->IsString()) {
     if (auto n = parse_int(trim(std::string_view(v->GetString(), v->GetStringLength()))))
       return *n;

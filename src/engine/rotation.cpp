@@ -1,6 +1,8 @@
 // The dispatcher cert's lifecycle; see rotation.hpp.
 #include "engine/rotation.hpp"
 
+#include <cerrno>
+#include <cstdio>
 #include <memory>
 
 #include "base/files.hpp"
@@ -36,14 +38,6 @@ std::optional<state::RotationState> load_state(const conf::DispatcherConfig& c) 
   return *st;
 }
 
-std::string cert_serial(const std::string& cert_path) {
-  auto pem = read_file(cert_path, 1u << 20);
-  if (!pem.ok()) return {};
-  auto info = pki::cert_info(*pem);
-  if (!info.ok()) return {};
-  return pki::canon_serial(info->serial);
-}
-
 // Names of registered agents whose serial_status is one of `statuses`.
 std::vector<std::string> agents_with_status(state::Registry& reg,
                                             std::initializer_list<std::string_view> statuses) {
@@ -74,33 +68,85 @@ Result<int64_t> cert_days_left(const std::string& cert_path, int64_t now) {
   return (info.not_after - now) / 86400;
 }
 
-Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now) {
+namespace {
+
+// Puts `id` in place of the identity at cert/key: both are written beside their targets first,
+// then renamed over them key first. If the cert cannot be renamed, the previous key is put back,
+// so the pair on disk always matches.
+Status install_identity(const conf::DispatcherConfig& c, const pki::DispatcherIdentity& id,
+                        const std::optional<std::string>& previous_key) {
+  const std::string cert_new = c.cert + ".new", key_new = c.key + ".new";
+  Status st = pki::write_dispatcher_identity(id, cert_new, key_new, c.service_user);
+  if (st.ok() && ::rename(key_new.c_str(), c.key.c_str()) != 0)
+    st = error("cannot rename '" + key_new + "' to '" + c.key + "': " + errno_text(errno));
+  if (st.ok() && ::rename(cert_new.c_str(), c.cert.c_str()) != 0) {
+    st = error("cannot rename '" + cert_new + "' to '" + c.cert + "': " + errno_text(errno));
+    if (previous_key) {
+      WriteOptions o;
+      o.mode = 0600;
+      (void)write_file_atomic(c.key, *previous_key, o);
+    }
+  }
+  (void)remove_file(cert_new);
+  (void)remove_file(key_new);
+  return st;
+}
+
+} // namespace
+
+Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now, bool force) {
   auto fail = [](const std::string& why) -> Status {
     log::err("cert-rotation-fail", {{"ERROR", why}});
-    return error("cert generation failed: " + why);
+    return error(why);
   };
+  // A second rotation inside the overlap window would overwrite the previous identity that
+  // agents which missed the first one still trust, and leave them unreachable.
+  auto previous_state = load_state(c);
+  if (!force && previous_state && previous_state->previous_serial &&
+      !previous_state->previous_serial->empty())
+    return fail("the previous serial " + *previous_state->previous_serial +
+                " is not retired yet (overlap until " + previous_state->overlap_expires +
+                "); rotate after 'ctrl-exec-dispatcher maintain' has retired it, or pass --force");
+
   RotationOutcome out;
-  out.old_serial = cert_serial(c.cert);
+  out.old_serial = pki::served_serial(c.cert);
   pki::KeySpec spec = pki::key_spec_of(c.key, pki::KeySpec{});
   auto days = static_cast<unsigned>(std::clamp<int64_t>(c.rotation_cert_days(), 1, 36500));
   auto id = pki::issue_dispatcher_identity(pki::CaStore{ca_dir_of(c)}, spec, days);
-  if (!id.ok()) return fail(id.message());
+  if (!id.ok()) return fail("cert generation failed: " + id.message());
+  out.serial = pki::canon_serial(id->serial);
+  out.overlap_expires = iso8601_utc(now + c.cert_overlap_days * 86400);
 
-  // The identity agents trust today stays usable until the previous serial is retired.
+  // 1. The identity agents trust today stays usable until the previous serial is retired.
   auto old_cert = read_file(c.cert, 1u << 20);
   auto old_key = read_file(c.key, 1u << 20);
+  std::optional<std::string> previous_key;
   if (old_cert.ok() && old_key.ok()) {
+    previous_key = *old_key;
     pki::DispatcherIdentity prev{*old_key, *old_cert, out.old_serial};
     if (Status st = pki::write_dispatcher_identity(prev, previous_cert_path(c),
                                                    previous_key_path(c), c.service_user);
         !st.ok())
       return fail("cannot keep the previous identity: " + st.message());
   }
-  if (Status st = pki::write_dispatcher_identity(*id, c.cert, c.key, c.service_user); !st.ok())
-    return fail(st.message());
 
-  out.serial = pki::canon_serial(id->serial);
-  out.overlap_expires = iso8601_utc(now + c.cert_overlap_days * 86400);
+  // 2. Every agent is marked pending. Harmless if a later step fails: the next broadcast
+  //    announces the serial in force, which they already trust, and marks them current again.
+  state::Registry reg(c.registry_dir);
+  auto agents = reg.list();
+  if (!agents.ok()) return fail("cannot read the agent registry: " + agents.message());
+  std::vector<std::pair<std::string, state::SerialUpdate>> updates;
+  for (const auto& a : *agents) {
+    state::SerialUpdate u;
+    u.serial_status = std::string(state::kSerialPending);
+    u.serial_broadcast = iso8601_utc(now);
+    updates.emplace_back(a.hostname, std::move(u));
+  }
+  auto marked = reg.bulk_update_serial(updates);
+  if (!marked.ok()) return fail("cannot mark the agents pending: " + marked.message());
+  out.agents_pending = *marked;
+
+  // 3. The new state, then 4. the new identity; if that fails, the previous state comes back.
   state::RotationState rs;
   rs.current_serial = out.serial;
   rs.previous_serial = out.old_serial;
@@ -108,18 +154,14 @@ Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now
   rs.overlap_expires = out.overlap_expires;
   rs.overlap_days = c.cert_overlap_days;
   if (Status st = state::save_rotation(rotation_path(c), rs); !st.ok())
-    return fail("cannot write rotation state: " + st.message());
-
-  state::Registry reg(c.registry_dir.empty() ? paths::registry_dir() : c.registry_dir);
-  std::vector<std::pair<std::string, state::SerialUpdate>> updates;
-  for (const auto& name : reg.list_hostnames()) {
-    state::SerialUpdate u;
-    u.serial_status = std::string(state::kSerialPending);
-    u.serial_broadcast = iso8601_utc(now);
-    updates.emplace_back(name, std::move(u));
+    return fail("cannot write the rotation state: " + st.message());
+  if (Status st = install_identity(c, *id, previous_key); !st.ok()) {
+    if (previous_state)
+      (void)state::save_rotation(rotation_path(c), *previous_state);
+    else
+      (void)remove_file(rotation_path(c));
+    return fail("cannot install the new cert: " + st.message());
   }
-  auto marked = reg.bulk_update_serial(updates);
-  out.agents_pending = marked.ok() ? *marked : 0;
   log::info("cert-rotated", {{"AGENTS", std::to_string(out.agents_pending)},
                              {"NEW_SERIAL", out.serial},
                              {"OLD_SERIAL", out.old_serial},
@@ -130,12 +172,12 @@ Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now
 Result<std::optional<RotationOutcome>> check_and_rotate(const conf::DispatcherConfig& c,
                                                         int64_t now) {
   auto days = cert_days_left(c.cert, now);
-  if (!days.ok()) return std::optional<RotationOutcome>(); // soft, as the original
+  if (!days.ok()) return error("cannot check the dispatcher cert: " + days.message());
   log::info("cert-check", {{"DAYS_LEFT", std::to_string(*days)},
                            {"THRESHOLD", std::to_string(c.cert_renewal_days)}});
   if (*days > c.cert_renewal_days) return std::optional<RotationOutcome>();
   log::info("cert-renewal-start", {{"DAYS_LEFT", std::to_string(*days)}});
-  CX_ASSIGN_OR_RETURN(RotationOutcome out, rotate_cert(c, now));
+  CX_ASSIGN_OR_RETURN(RotationOutcome out, rotate_cert(c, now, false));
   return std::optional<RotationOutcome>(std::move(out));
 }
 
@@ -166,7 +208,7 @@ void broadcast_serial(Engine& engine, BroadcastFn done) {
     if (p.ok())
       previous = std::shared_ptr<AgentClient>(std::move(*p));
     else
-      log::warning("serial-broadcast-error", {{"ERROR", "previous identity: " + p.message()}});
+      log::err("serial-broadcast-error", {{"ERROR", "previous identity: " + p.message()}});
   }
 
   auto finish = [&engine, serial, done](Results results) {
@@ -226,7 +268,7 @@ size_t expire_stale_agents(const conf::DispatcherConfig& c, int64_t now) {
   if (!rs) return 0;
   auto expires = parse_iso8601_utc(rs->overlap_expires);
   if (!expires || now <= *expires) return 0;
-  state::Registry reg(c.registry_dir.empty() ? paths::registry_dir() : c.registry_dir);
+  state::Registry reg(c.registry_dir);
   size_t n = 0;
   for (const auto& name : agents_with_status(reg, {state::kSerialPending})) {
     state::SerialUpdate u;

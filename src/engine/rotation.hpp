@@ -38,11 +38,15 @@ Result<int64_t> cert_days_left(const std::string& cert_path, int64_t now);
 // Regenerates the dispatcher key and cert in place (the key type of the current key; CN
 // ctrl-exec-dispatcher; rotation_cert_days), keeps the previous pair as *.previous, writes
 // rotation.json and marks every registered agent pending. Logs cert-rotated, or
-// cert-rotation-fail and returns "cert generation failed: <why>".
-Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now);
+// cert-rotation-fail and returns why: "cert generation failed: <why>" or the step that failed.
+// Refused while the previous rotation's serial is not retired yet, unless `force`. Each step
+// is ordered so that a failure leaves a working identity and state behind: the previous
+// identity is kept, agents are marked pending, rotation.json is written, and only then are the
+// new key and cert renamed into place (rotation.json is put back if that fails).
+Result<RotationOutcome> rotate_cert(const conf::DispatcherConfig& c, int64_t now, bool force);
 
-// cert-check, then rotate when days left <= cert_renewal_days. nullopt: not due (or the cert
-// cannot be read, which is logged and is not an error, as in the original).
+// cert-check, then rotate when days left <= cert_renewal_days. nullopt: not due. A cert that
+// cannot be read is an error (the callers log it as maintain PHASE=rotate / cert-check-warn).
 Result<std::optional<RotationOutcome>> check_and_rotate(const conf::DispatcherConfig& c,
                                                         int64_t now);
 

@@ -20,6 +20,7 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
   std::unique_ptr<tls::Stream> tls_stream;
   event::Transport* transport = nullptr;
   std::unique_ptr<event::Timer> timer;
+  std::unique_ptr<event::Timer> deadline;
   ResponseParser parser;
 
   State(event::Loop& l, ClientOptions o) : loop(l), opts(std::move(o)), parser(opts.limits) {}
@@ -30,6 +31,7 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
     result.status = std::move(st);
     result.elapsed_ms = monotonic_ms() - started;
     timer.reset();
+    deadline.reset();
     connector.reset();
     if (tls_stream) tls_stream->close();
     if (tcp) tcp->close();
@@ -150,6 +152,14 @@ std::unique_ptr<ClientCall> ClientCall::start(event::Loop& loop, ClientOptions o
   std::weak_ptr<State> weak = st;
   // The connect deadline also covers the TLS handshake.
   st->arm(st->opts.connect_timeout_ms, "connection timed out");
+  if (st->opts.total_timeout_ms > 0) {
+    st->deadline = std::make_unique<event::Timer>(loop);
+    std::string text = "timed out: no complete response within " +
+                       std::to_string((st->opts.total_timeout_ms + 999) / 1000) + "s";
+    st->deadline->start(st->opts.total_timeout_ms, [weak, text] {
+      if (auto s = weak.lock()) s->finish(error(text));
+    });
+  }
   st->connector->connect(st->opts.host, st->opts.port, st->opts.connect_timeout_ms,
                          [weak](Result<std::unique_ptr<event::TcpStream>> r) {
                            auto s = weak.lock();

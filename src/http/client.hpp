@@ -25,6 +25,9 @@ struct ClientOptions {
   // An inactivity timeout while waiting for the response: reset by every byte received,
   // as the original's LWP read timeout.
   uint64_t read_timeout_ms = 60000;
+  // A bound on the whole call, connect to last byte (0: none). The read timeout alone lets a
+  // peer that sends a byte now and then hold the call forever.
+  uint64_t total_timeout_ms = 0;
   // How many responses to read from the connection (the pairing exchange sends two).
   int responses = 1;
   ResponseLimits limits;
@@ -33,7 +36,8 @@ struct ClientOptions {
 struct ClientResult {
   // Failure text for anything short of the expected responses: "connection refused",
   // "cannot resolve host 'x': ...", "connection timed out", "TLS handshake failed: ...",
-  // "read timeout", "connection closed before a complete response".
+  // "read timeout", "timed out: no complete response within <n>s" (total_timeout_ms),
+  // "connection closed before a complete response".
   Status status;
   std::vector<Response> responses; // complete responses, in order
   bool tls_resumed = false;

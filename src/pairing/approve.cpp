@@ -8,6 +8,7 @@
 #include "log/log.hpp"
 #include "pki/ca_store.hpp"
 #include "pki/cert.hpp"
+#include "pki/dispatcher_identity.hpp"
 #include "pki/serial.hpp"
 #include "proto/pairing_wire.hpp"
 #include "state/registry.hpp"
@@ -21,16 +22,6 @@ constexpr unsigned kPairingCertDays = 825;
 
 bool is_ip_literal(std::string_view s) {
   return looks_like_ipv4(s) || looks_like_ipv6(s);
-}
-
-// canon() of the served certificate's serial as `openssl x509 -serial` prints it: what the
-// original sends and what a Perl or C++ agent compares against (agent-and-wire §4.2.1).
-std::string served_serial(const std::string& cert_path) {
-  auto pem = read_file(cert_path, 1u << 20);
-  if (!pem.ok()) return {};
-  auto info = pki::cert_info(*pem);
-  if (!info.ok()) return {};
-  return pki::canon_serial(info->serial);
 }
 
 } // namespace
@@ -80,7 +71,7 @@ Result<ApproveOutcome> approve_request(const ApproveContext& ctx, const std::str
   auto info = pki::cert_info(issued->cert_pem);
   if (!info.ok()) return error("cannot read the issued certificate: " + info.message());
 
-  out.dispatcher_serial = served_serial(ctx.cert_path);
+  out.dispatcher_serial = pki::served_serial(ctx.cert_path);
   std::string now = iso8601_utc(unix_now());
 
   // Register first: the agent only gets its certificate once this dispatcher has recorded it,

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include "base/files.hpp"
+#include "pki/cert.hpp"
 #include "pki/csr.hpp"
+#include "pki/serial.hpp"
 
 namespace cx::pki {
 
@@ -43,6 +45,14 @@ Status write_dispatcher_identity(const DispatcherIdentity& id, const std::string
   cert_opts.mode = 0644;
   CX_TRY(write_file_atomic(key_path, id.key_pem, key_opts));
   return write_file_atomic(cert_path, id.cert_pem, cert_opts);
+}
+
+std::string served_serial(const std::string& cert_path) {
+  auto pem = read_file(cert_path, 1u << 20);
+  if (!pem.ok()) return {};
+  auto info = cert_info(*pem);
+  if (!info.ok()) return {};
+  return canon_serial(info->serial);
 }
 
 KeySpec key_spec_of(const std::string& key_path, const KeySpec& fallback) {

@@ -30,6 +30,11 @@ Result<DispatcherIdentity> issue_dispatcher_identity(const CaStore& store, const
 Status write_dispatcher_identity(const DispatcherIdentity& id, const std::string& cert_path,
                                  const std::string& key_path, const std::string& service_user);
 
+// canon() of the serial of the certificate at `cert_path`, as `openssl x509 -serial` prints it:
+// what the original sends to agents and what a Perl or C++ agent compares (agent-and-wire
+// §4.2.1). "" when the file cannot be read.
+std::string served_serial(const std::string& cert_path);
+
 // The type of an existing key file (rotation keeps it); `fallback` when it cannot be read.
 KeySpec key_spec_of(const std::string& key_path, const KeySpec& fallback);
 

@@ -271,6 +271,13 @@ class Rotation(harness.TestCase):
         for a in self.fleet.agents:
             self.assertRegex(st.out, r"\n%s +current +\S+Z +%s" % (re.escape(a.name), new[:16]))
 
+        # A second rotation inside the window would strand agents that missed the first.
+        again = self.fleet.ced("rotate-cert")
+        self.assertEqual(again.rc, 255, again)
+        self.assertIn("Rotation failed: the previous serial %s is not retired yet" % old,
+                      again.err)
+        self.assertEqual(self.serial(), new)
+
         # Within the overlap window maintain keeps the old serial.
         m = self.fleet.ced("maintain")
         self.assertEqual(m.rc, 0, m)
@@ -292,6 +299,10 @@ class Rotation(harness.TestCase):
         self.assertFalse(self.fleet.disp.exists("/etc/ctrl-exec/dispatcher.crt.previous"))
         r, doc = self.fleet.ced_json("ping", *self.fleet.names())
         self.assertEqual({x["status"] for x in doc["results"]}, {"ok"})
+        # Retired: the next rotation goes ahead, announced with the identity just retired to.
+        r = self.fleet.ced("rotate-cert")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("  Updated: 3\n  Failed:  0\n", r.out)
 
     def test_missed_broadcast_is_retried_with_the_old_identity(self):
         a1, a2, a3 = self.fleet.agents

@@ -176,7 +176,12 @@ TEST_CASE("discovery body is optional and lenient", "[api]") {
       {R"({"hosts":[]})", {}, ""},
       {R"({"hosts":null})", {}, ""},
       {R"({"hosts":["a","b"]})", {"a", "b"}, ""},
-      {R"({"hosts":"a"})", {}, "hosts must be an array of strings"},
+      // Not a list at all: every agent, as the original's `ref eq 'ARRAY'` test reads it.
+      {R"({"hosts":"a"})", {}, ""},
+      {R"({"hosts":{"a":1}})", {}, ""},
+      {R"({"hosts":[{}]})", {}, "hosts must be an array of strings"},
+      // Each name once, in first-seen order: the answer is an object keyed by name.
+      {R"({"hosts":["b","a","b"]})", {"b", "a"}, ""},
   };
   for (const auto& r : rows) {
     INFO(r.body);

@@ -303,6 +303,28 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
            R"(","rtt":"12ms","script":"backup","state":"error"})",
        HostState::error,
        {ok_line("accepted")}},
+      // The same without a reqid: the dispatch's reqid is filled in, as for sync results.
+      {answer(200, "OK", R"({"script":"backup","exit":-1,"error":"async not available"})"),
+       R"({"error":"async not available","exit":-1,"host":"db-01","reqid":")" + R +
+           R"(","rtt":"12ms","script":"backup","state":"error"})",
+       HostState::error,
+       {ok_line("accepted")}},
+      // A 2xx that is not a JSON object: a submission that failed.
+      {answer(202, "Accepted", "not json"),
+       status_json("error", "invalid JSON response", "error"),
+       HostState::error,
+       {ok_line("error")}},
+      // A body nested deeper than a run record could hold is treated as not JSON.
+      {answer(202, "Accepted", std::string(500, '[') + std::string(500, ']')),
+       status_json("error", "invalid JSON response", "error"),
+       HostState::error,
+       {ok_line("error")}},
+      {answer(202, "Accepted",
+              R"({"status":"accepted","x":)" + std::string(510, '[') + std::string(510, ']') +
+                  "}"),
+       status_json("error", "invalid JSON response", "error"),
+       HostState::error,
+       {ok_line("error")}},
   };
   RunSpec spec;
   spec.script = "backup";
@@ -344,6 +366,11 @@ TEST_CASE("ping_result: ok, 413, 403 and transport failures", "[engine]") {
        err_json("request too large", "error"),
        HostState::error,
        {err_line("request too large")}},
+      // A 2xx that is not a JSON object: the original's text (logged at ERR here).
+      {answer(200, "OK", "<html>"),
+       err_json("invalid JSON", "error"),
+       HostState::error,
+       {err_line("invalid JSON")}},
       {answer(403, "Forbidden", R"({"error":"serial mismatch"})"),
        err_json("forbidden: serial mismatch", "denied"),
        HostState::denied,
