@@ -57,7 +57,7 @@ const Mode kModes[] = {
     {"list-locks", cx::engine::cmd_list_locks, "list-locks [--json]"},
     {"serial-status", cx::engine::cmd_serial_status, "serial-status [--json]"},
     {"maintain", cx::engine::cmd_maintain, "maintain [--json]"},
-    {"rotate-cert", cx::engine::cmd_rotate_cert, "rotate-cert"},
+    {"rotate-cert", cx::engine::cmd_rotate_cert, "rotate-cert [--force]"},
 };
 
 std::string usage() {
