@@ -21,9 +21,10 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-Result<std::string> read_file(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return error("cannot read '" + path + "': " + errno_text(errno));
+namespace {
+
+// Reads `fd` to its end and closes it.
+Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes) {
   std::string out;
   char buf[16384];
   while (true) {
@@ -44,6 +45,49 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
   }
   ::close(fd);
   return out;
+}
+
+// Opens `path` as a regular file and nothing else: the last component is not followed when it
+// is a symbolic link (O_NOFOLLOW), and opening a FIFO or device does not block (O_NONBLOCK,
+// cleared again once the file is known to be regular) nor make it our terminal (O_NOCTTY).
+// Returns the descriptor, or -1 with `err` (an errno value) and `why` set; anything but a
+// regular file is "not a regular file".
+int open_regular(const std::string& path, int flags, mode_t mode, int& err, std::string& why) {
+  int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
+  if (fd < 0) {
+    err = errno;
+    // ELOOP is O_NOFOLLOW meeting a symbolic link; EISDIR and ENXIO (a socket) are the other
+    // kinds of file that open() itself refuses.
+    bool irregular = err == ELOOP || err == EISDIR || err == ENXIO;
+    why = irregular ? "not a regular file" : errno_text(err);
+    return -1;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    err = EINVAL;
+    why = "not a regular file";
+    ::close(fd);
+    return -1;
+  }
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
+} // namespace
+
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error("cannot read '" + path + "': " + errno_text(errno));
+  return read_all(fd, path, max_bytes);
+}
+
+Result<std::string> read_regular_file(const std::string& path, size_t max_bytes) {
+  int err = 0;
+  std::string why;
+  int fd = open_regular(path, O_RDONLY, 0, err, why);
+  if (fd < 0) return error("cannot read '" + path + "': " + why);
+  return read_all(fd, path, max_bytes);
 }
 
 std::string dirname(std::string_view path) {
@@ -177,13 +221,40 @@ FileLock& FileLock::operator=(FileLock&& o) noexcept {
 }
 
 Status FileLock::lock(const std::string& path, bool wait, mode_t create_mode) {
+  return lock_file(path, wait, create_mode);
+}
+
+Status FileLock::lock_existing(const std::string& path, bool wait) {
+  return lock_file(path, wait, std::nullopt);
+}
+
+Status FileLock::lock_file(const std::string& path, bool wait, std::optional<mode_t> create_mode) {
   unlock();
   busy_ = false;
-  bool created = !path_exists(path);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, create_mode);
-  if (fd < 0) return error("cannot open lock '" + path + "': " + errno_text(errno));
+  constexpr int kFlags = O_RDWR | O_APPEND;
+  int fd = -1, err = 0;
+  std::string why;
+  bool created = false;
+  if (!create_mode) {
+    fd = open_regular(path, kFlags, 0, err, why);
+  } else {
+    // O_EXCL tells whether we made the file, and never creates through a symbolic link. A
+    // file removed between the two opens is simply created on the next round.
+    for (int attempt = 0; attempt < 3 && fd < 0; ++attempt) {
+      fd = open_regular(path, kFlags | O_CREAT | O_EXCL, *create_mode, err, why);
+      if (fd >= 0) {
+        created = true;
+      } else if (err == EEXIST) {
+        fd = open_regular(path, kFlags, 0, err, why);
+        if (fd < 0 && err != ENOENT) break;
+      } else {
+        break;
+      }
+    }
+  }
+  if (fd < 0) return error("cannot open lock '" + path + "': " + why);
   // The umask would otherwise narrow the mode of a lock that other group members share.
-  if (created) ::fchmod(fd, create_mode);
+  if (created) ::fchmod(fd, *create_mode);
   while (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
     if (errno == EINTR) continue;
     int e = errno;

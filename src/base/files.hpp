@@ -17,8 +17,16 @@ namespace cx {
 
 std::string errno_text(int err);
 
+// The most read_file reads unless told otherwise.
+inline constexpr size_t kDefaultMaxReadBytes = 64u << 20;
+
 // Reads a whole file; fails with "cannot read '<path>': <reason>" or if it exceeds max_bytes.
-Result<std::string> read_file(const std::string& path, size_t max_bytes = 64u << 20);
+Result<std::string> read_file(const std::string& path, size_t max_bytes = kDefaultMaxReadBytes);
+// As read_file, for a file in a directory that a less privileged user can write: the path must
+// name a regular file itself. A symbolic link is not followed, and a FIFO or device is refused
+// without blocking ("cannot read '<path>': not a regular file").
+Result<std::string> read_regular_file(const std::string& path,
+                                      size_t max_bytes = kDefaultMaxReadBytes);
 
 struct WriteOptions {
   mode_t mode = 0644;
@@ -49,7 +57,9 @@ std::optional<std::string> real_path(const std::string& path);
 std::string dirname(std::string_view path);
 std::string basename(std::string_view path);
 
-// An flock(2) on a file that is opened (and created) for the lifetime of the object.
+// An flock(2) on a file that is opened (and created) for the lifetime of the object. The lock
+// file must be a regular file: a symbolic link planted in its place is neither followed nor
+// created through, and a FIFO or device is refused without blocking.
 class FileLock {
 public:
   FileLock() = default;
@@ -62,6 +72,9 @@ public:
   // Exclusive lock; with `wait` false, returns an error immediately when another holder exists
   // (then `busy()` is true). `create_mode` applies when the file is created.
   Status lock(const std::string& path, bool wait, mode_t create_mode = 0660);
+  // The same, but a missing file is an error ("No such file or directory") and is not created:
+  // for probes, which must leave no files behind.
+  Status lock_existing(const std::string& path, bool wait);
   void unlock();
   bool held() const { return fd_ >= 0; }
   // The locked descriptor (-1 when not held), e.g. to hand the lock to a child process.
@@ -72,6 +85,8 @@ public:
   bool busy() const { return busy_; }
 
 private:
+  Status lock_file(const std::string& path, bool wait, std::optional<mode_t> create_mode);
+
   int fd_ = -1;
   bool busy_ = false;
 };

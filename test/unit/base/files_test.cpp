@@ -1,6 +1,7 @@
 // Tests for src/base/files.cpp.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +79,59 @@ TEST_CASE("a second non-blocking lock is refused while the first is held", "[bas
   CHECK(second.busy());
   first.unlock();
   CHECK(second.lock(path, false).ok());
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("locks and regular-file reads refuse what is not a regular file", "[base]") {
+  // A shared state directory: someone planted a symbolic link (to a file that does not exist
+  // yet, or to one that does), a FIFO and a directory where a lock or a record is expected.
+  std::string dir = temp_dir();
+  std::string target = dir + "/target", existing = dir + "/existing";
+  REQUIRE(write_file_atomic(existing, "secret").ok());
+  REQUIRE(::symlink(target.c_str(), (dir + "/dangling").c_str()) == 0);
+  REQUIRE(::symlink(existing.c_str(), (dir + "/link").c_str()) == 0);
+  REQUIRE(::mkfifo((dir + "/fifo").c_str(), 0600) == 0);
+  REQUIRE(::mkdir((dir + "/dir").c_str(), 0700) == 0);
+  for (const char* name : {"dangling", "link", "fifo", "dir"}) {
+    std::string path = dir + "/" + name;
+    INFO(name);
+    FileLock lock;
+    Status st = lock.lock(path, false);
+    CHECK(st.message() == "cannot open lock '" + path + "': not a regular file");
+    CHECK_FALSE(lock.held());
+    CHECK_FALSE(lock.busy());
+    CHECK_FALSE(lock.lock_existing(path, true).ok());
+    auto read = read_regular_file(path);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.message() == "cannot read '" + path + "': not a regular file");
+  }
+  CHECK_FALSE(path_exists(target)); // nothing was created through the link
+  CHECK(*read_file(existing) == "secret");
+  struct stat st;
+  REQUIRE(::stat(existing.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644); // and nothing chmod'ed through it
+  // Regular files work as before.
+  CHECK(*read_regular_file(existing) == "secret");
+  FileLock ok;
+  CHECK(ok.lock(dir + "/new.lock", false).ok());
+  CHECK(ok.held());
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("lock_existing neither creates a missing file nor differs otherwise", "[base]") {
+  std::string dir = temp_dir();
+  std::string path = dir + "/h--s.lock";
+  FileLock probe;
+  Status st = probe.lock_existing(path, false);
+  CHECK(st.message() == "cannot open lock '" + path + "': No such file or directory");
+  CHECK_FALSE(probe.busy());
+  CHECK_FALSE(path_exists(path));
+  FileLock holder;
+  REQUIRE(holder.lock(path, false).ok());
+  CHECK_FALSE(probe.lock_existing(path, false).ok());
+  CHECK(probe.busy());
+  holder.unlock();
+  CHECK(probe.lock_existing(path, false).ok());
   std::system(("rm -rf " + dir).c_str());
 }
 
