@@ -2,6 +2,7 @@
 #include "agent/async_job.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -38,19 +39,22 @@ bool ends_with_json(const std::string& name) {
   return name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
 }
 
+// Symbolic links are neither followed into nor judged by their target's age: the purge only
+// ever deletes the record files the agent itself wrote.
 size_t purge_dir(const std::string& dir, int64_t cutoff, bool descend) {
   auto names = list_dir(dir);
   if (!names.ok()) return 0;
   size_t removed = 0;
   for (const auto& name : *names) {
     std::string p = dir + "/" + name;
-    if (descend && name[0] != '.' && is_directory(p)) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    if (descend && name[0] != '.' && S_ISDIR(st.st_mode)) {
       removed += purge_dir(p, cutoff, false);
       continue;
     }
-    if (!ends_with_json(name) || !is_regular_file(p)) continue;
-    auto mtime = file_mtime(p);
-    if (mtime && *mtime < cutoff && remove_file(p).ok()) ++removed;
+    if (!ends_with_json(name) || !S_ISREG(st.st_mode)) continue;
+    if (static_cast<int64_t>(st.st_mtime) < cutoff && remove_file(p).ok()) ++removed;
   }
   return removed;
 }
@@ -75,7 +79,9 @@ RecordLookup find_async_record(const std::string& runs_dir, const std::string& o
   RecordLookup out;
   if (!is_owner_id(owner) || !is_reqid(reqid)) return out;
   auto read = [&](const std::string& path, bool own_dir) {
-    auto text = read_file(path);
+    // Records are only ever written by rename: a symbolic link or FIFO in their place is not
+    // ours, and must neither be followed nor block the loop.
+    auto text = read_regular_file(path);
     if (!text.ok()) return false;
     auto doc = json::parse(*text);
     if (!doc.ok() || !doc->IsObject()) return false;

@@ -185,7 +185,9 @@ int promote_cert(const Paths& paths) {
     log::warning("cert-promote", {{"ERROR", why}});
     return 0;
   };
-  auto pem = read_file(staged, 1u << 20);
+  // promote-cert runs as root, and the staging directory belongs to the agent's user: a
+  // symbolic link or FIFO planted as the staged cert is refused (and removed), not read.
+  auto pem = read_regular_file(staged, 1u << 20);
   if (!pem.ok()) return drop(pem.message());
   auto ca = read_file(c.ca, 1u << 20);
   if (!ca.ok()) {

@@ -102,7 +102,10 @@ TrustedMap parse_trusted_map(std::string_view text) {
 
 Result<TrustedMap> load_trusted_map(const std::string& path) {
   if (!path_exists(path)) return TrustedMap();
-  auto text = read_file(path, 16u << 20);
+  // The map's directory belongs to the agent's user, and root edits the map at pairing: a
+  // symbolic link or FIFO planted in its place is refused, not read (every write replaces the
+  // map with a regular file anyway).
+  auto text = read_regular_file(path, 16u << 20);
   if (!text.ok()) return text.status();
   return parse_trusted_map(*text);
 }

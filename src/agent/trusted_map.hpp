@@ -66,7 +66,8 @@ private:
 // canon(); lines with an empty or "nan" serial or an invalid id (is_dispatcher_id) are skipped.
 // Later lines win.
 TrustedMap parse_trusted_map(std::string_view text);
-// An absent file is an empty map; an unreadable one is an error.
+// An absent file is an empty map; an unreadable one, or one that is not a regular file (a
+// symbolic link is not followed), is an error.
 Result<TrustedMap> load_trusted_map(const std::string& path);
 
 // The header, then `<serial> <id>` lines sorted by key (serial as map_line_serial writes it).

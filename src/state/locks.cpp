@@ -34,11 +34,13 @@ std::vector<Pair> unique_pairs(const std::vector<std::string>& hosts, std::strin
   return out;
 }
 
-// Whether someone else holds the lock at `path`. A lock file that cannot be opened or locked
-// for another reason is not reported: the probe cannot tell, and acquire() reports the failure.
+// Whether someone else holds the lock at `path`. A missing lock file is not held, and probing
+// does not create it. A lock file that cannot be opened or locked for another reason (such as
+// a symbolic link planted in its place) is not reported: the probe cannot tell, and acquire()
+// reports the failure.
 bool held_elsewhere(const std::string& path) {
   FileLock probe;
-  if (probe.lock(path, false, kLockMode).ok()) return false; // released when `probe` goes
+  if (probe.lock_existing(path, false).ok()) return false; // released when `probe` goes
   return probe.busy();
 }
 
@@ -80,7 +82,8 @@ Locks::Locks(std::string dir) : dir_(std::move(dir)) {}
 std::vector<std::string> Locks::check_available(const std::vector<std::string>& hosts,
                                                 std::string_view script) const {
   std::vector<std::string> conflicts;
-  // A missing directory holds no locks. Probing creates the lock files, as the original does.
+  // A missing directory holds no locks. Unlike the original, probing creates no lock files
+  // (docs/COMPATIBILITY.md): a missing one is simply not held.
   if (!is_directory(dir_)) return conflicts;
   for (const Pair& p : unique_pairs(hosts, script))
     if (held_elsewhere(dir_ + "/" + p.file))

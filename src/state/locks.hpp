@@ -15,7 +15,8 @@ namespace cx::state {
 
 // "<H>--<S>.lock", where H is the host string as the operator gave it (before registry
 // resolution, so "web-01:7450" gives "web-01_7450") and S the script name, each with every
-// character outside [A-Za-z0-9_.-] replaced by '_'.
+// character outside [A-Za-z0-9_.-] replaced by '_'. Lock files are regular files: a symbolic
+// link in the directory is never followed.
 std::string lock_file_name(std::string_view host, std::string_view script);
 
 struct HeldLock {
@@ -67,7 +68,7 @@ public:
 
   // Probes each (host, script) pair with a non-blocking exclusive flock and releases it at
   // once. Returns the pairs someone else holds, as "<host>:<script>", in input order.
-  // Duplicate hosts are probed once.
+  // Duplicate hosts are probed once. A missing lock file is not held and is not created.
   std::vector<std::string> check_available(const std::vector<std::string>& hosts,
                                            std::string_view script) const;
 

@@ -185,7 +185,9 @@ std::vector<PairingRequest> PairingQueue::list(int64_t now) const {
 
 std::optional<PairingRequest> PairingQueue::get(std::string_view id) const {
   if (!is_queue_id(id)) return std::nullopt;
-  auto text = read_file(request_path(id), 1u << 20);
+  // The directory is group-writable: a symbolic link planted as a request or an answer is
+  // not followed (pairing mode runs as root).
+  auto text = read_regular_file(request_path(id), 1u << 20);
   if (!text.ok()) return std::nullopt;
   auto r = parse_pairing_request(*text, id);
   if (!r.ok()) return std::nullopt;
@@ -213,10 +215,10 @@ Status PairingQueue::write_denied(std::string_view id, std::string_view body) co
 PairingQueue::Poll PairingQueue::poll(std::string_view id) const {
   Poll p;
   if (!is_queue_id(id)) return p;
-  if (auto body = read_file(approved_path(id), 1u << 20); body.ok()) {
+  if (auto body = read_regular_file(approved_path(id), 1u << 20); body.ok()) {
     p.answer = PairingAnswer::approved;
     p.body = std::move(*body);
-  } else if (auto denied = read_file(denied_path(id), 1u << 20); denied.ok()) {
+  } else if (auto denied = read_regular_file(denied_path(id), 1u << 20); denied.ok()) {
     p.answer = PairingAnswer::denied;
     p.body = std::move(*denied);
   }

@@ -222,7 +222,8 @@ Status Registry::register_agent(const AgentRecord& rec) {
 
 std::optional<AgentRecord> Registry::get(std::string_view name) const {
   if (!is_agent_name(name)) return std::nullopt;
-  auto text = read_file(record_path(name), 1u << 20);
+  // The directory is group-writable: a symbolic link planted as a record is not followed.
+  auto text = read_regular_file(record_path(name), 1u << 20);
   if (!text.ok()) return std::nullopt;
   auto rec = parse_agent_record(*text, name);
   if (!rec.ok()) return std::nullopt;

@@ -2,12 +2,14 @@
 // of dispatcher-and-api §3.3, and written whole with an atomic rename.
 #include "state/run_store.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
+#include "log/log.hpp"
 #include "json/writer.hpp"
 
 namespace cx::state {
@@ -224,8 +226,16 @@ Status RunStore::save(std::string_view reqid, const json::Value& record) const {
 
 std::optional<json::Document> RunStore::load(std::string_view reqid) const {
   if (!is_run_reqid(reqid)) return std::nullopt;
-  auto body = read_file(record_path(reqid), kMaxRecordBytes);
-  if (!body.ok()) return std::nullopt;
+  // The directory is group-writable: a symbolic link planted as a record is not followed
+  // (a `status` run by root would otherwise read its target and rewrite it into the store).
+  std::string path = record_path(reqid);
+  auto body = read_regular_file(path, kMaxRecordBytes);
+  if (!body.ok()) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      log::warning("run-store-fail", {{"ERROR", body.message()}, {"REQID", std::string(reqid)}});
+    return std::nullopt;
+  }
   auto doc = json::parse(*body);
   if (!doc.ok() || !doc->IsObject()) return std::nullopt;
   return std::move(doc).value();

@@ -24,8 +24,7 @@ bool is_run_reqid(std::string_view reqid);
 //  complete:true, submitter?:{username, source_ip}}. `results` must be an array; it is copied.
 json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
-                                int64_t completed,
-                                const std::optional<hook::Submitter>& submitter);
+                                int64_t completed, const std::optional<hook::Submitter>& submitter);
 
 // {reqid, script, mode:"async", created:<unix>, hosts:{<name>:{status, error?}}, pending:[...],
 //  complete:<bool>, submitter?}. Each submit result (an object with `host`, `status`, maybe
@@ -65,7 +64,9 @@ public:
   // Atomic write: temp file in the directory, chmod 0640, rename. The directory is created
   // 0750 when missing. Errors: "invalid reqid '<r>'", or the I/O failure naming the file.
   Status save(std::string_view reqid, const json::Value& record) const;
-  // nullopt when the reqid is invalid, the file is absent, unreadable or not a JSON object.
+  // nullopt when the reqid is invalid, the file is absent, unreadable or not a JSON object, or
+  // is not a regular file (a symbolic link is not followed; that case also logs a WARNING
+  // `run-store-fail ERROR REQID`).
   std::optional<json::Document> load(std::string_view reqid) const;
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.

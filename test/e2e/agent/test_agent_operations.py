@@ -564,6 +564,23 @@ class Renewal(agentlib.AgentTestCase):
         self.assertEqual(self.root.read(ETC + "/agent.crt"), live)
         self.assertIn("ACTION=cert-promote ERROR=", r.err)
 
+    def test_promote_refuses_a_staged_cert_that_is_not_a_regular_file(self):
+        # promote-cert runs as root; the staging directory belongs to the agent's user. A link
+        # (here to the live cert, which would pass every check) or a FIFO planted as the staged
+        # cert is removed unread, and never blocks the agent's start.
+        live = self.root.read(ETC + "/agent.crt")
+        staged = self.root.path(STATE + "/agent.crt.staged")
+        for plant in (lambda: os.symlink(self.root.path(ETC + "/agent.crt"), staged),
+                      lambda: os.mkfifo(staged, 0o600)):
+            plant()
+            r = self.root.run(["ctrl-exec-agent", "promote-cert"], timeout=10)
+            self.assertEqual(r.rc, 0, r.err)
+            self.assertFalse(os.path.lexists(staged))
+            self.assertEqual(self.root.read(ETC + "/agent.crt"), live)
+            self.assertIn("ACTION=cert-promote ERROR=\"cannot read '%s': not a regular file\""
+                          % staged, r.err)
+            self.assertNotIn("STATUS=installed", r.err)
+
 
 if __name__ == "__main__":
     agentlib.harness.main()

@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include <thread>
 
@@ -237,6 +239,27 @@ TEST_CASE("async records: paths, writing, lookup and purge", "[agent]") {
   CHECK(purge_async_records(runs, now) == 0);
   CHECK(purge_async_records(runs, now + kRecordTtlSeconds + 10) == 2);
   CHECK(find_async_record(runs, "disp-1", "x1").kind == RecordLookup::Kind::missing);
+}
+
+TEST_CASE("async records that are not regular files are neither read nor purged through",
+          "[agent]") {
+  test::TempDir dir;
+  std::string runs = dir / "runs";
+  REQUIRE(make_dirs(runs + "/disp-1").ok());
+  // Old records outside the runs directory, reachable through planted links.
+  std::string outside = dir / "outside";
+  REQUIRE(make_dirs(outside).ok());
+  REQUIRE(write_file_atomic(outside + "/keep.json", R"({"owner":"disp-1","status":"done"})").ok());
+  struct utimbuf old_time {};
+  REQUIRE(::utime((outside + "/keep.json").c_str(), &old_time) == 0); // mtime 1970
+  REQUIRE(::symlink((outside + "/keep.json").c_str(), (runs + "/disp-1/linked.json").c_str()) == 0);
+  REQUIRE(::symlink(outside.c_str(), (runs + "/disp-2").c_str()) == 0);
+  REQUIRE(::mkfifo((runs + "/disp-1/fifo.json").c_str(), 0600) == 0);
+  CHECK(find_async_record(runs, "disp-1", "linked").kind == RecordLookup::Kind::missing);
+  CHECK(find_async_record(runs, "disp-1", "fifo").kind == RecordLookup::Kind::missing);
+  CHECK(purge_async_records(runs, unix_now()) == 0);
+  CHECK(path_exists(outside + "/keep.json"));
+  CHECK(path_exists(runs + "/disp-1/linked.json"));
 }
 
 TEST_CASE("async job spec round trip and validation", "[agent]") {

@@ -141,3 +141,30 @@ TEST_CASE("the map file is rewritten atomically with its header and mode 0644", 
   CHECK_FALSE(add_trusted_dispatcher(path, "not-a-serial", "x").ok());
   CHECK_FALSE(add_trusted_dispatcher(dir / "missing-dir/map", "ab", "x").ok());
 }
+
+TEST_CASE("a map that is not a regular file is refused, not read or edited through", "[agent]") {
+  // The map's directory belongs to the agent's user; root edits the map at request-pairing.
+  test::TempDir dir;
+  const std::string elsewhere = dir / "elsewhere";
+  const std::string content = "aa root-only-line\n";
+  REQUIRE(write_file_atomic(elsewhere, content, {.mode = 0600}).ok());
+  const std::string link = dir / "linked-map", fifo = dir / "fifo-map";
+  REQUIRE(::symlink(elsewhere.c_str(), link.c_str()) == 0);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& path : {link, fifo}) {
+    INFO(path);
+    auto m = load_trusted_map(path);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.message() == "cannot read '" + path + "': not a regular file");
+    // An edit fails before writing anything: no entry of the target is copied into a map.
+    CHECK_FALSE(add_trusted_dispatcher(path, "7f3a9c", "disp-a").ok());
+  }
+  struct stat st;
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(test::slurp(elsewhere) == content);
+  // Nor is the lock file next to the map created through a link.
+  REQUIRE(::symlink((dir / "lock-target").c_str(), (dir / "map.lock").c_str()) == 0);
+  REQUIRE(add_trusted_dispatcher(dir / "map", "7f3a9c", "disp-a").ok());
+  CHECK_FALSE(path_exists(dir / "lock-target"));
+}

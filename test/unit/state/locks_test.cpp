@@ -110,6 +110,50 @@ TEST_CASE("locks: file names", "[state]") {
   }
 }
 
+TEST_CASE("locks: probes create no lock files", "[state]") {
+  test::TempDir tmp;
+  CapturedLog capture;
+  Locks locks(tmp / "locks");
+  REQUIRE(make_dirs(locks.dir()).ok());
+  CHECK(locks.check_available({"host-a", "host-b"}, "deploy").empty());
+  CHECK(locks.list_held().empty());
+  auto names = list_dir(locks.dir());
+  REQUIRE(names.ok());
+  CHECK(names->empty());
+}
+
+TEST_CASE("locks: a symbolic link planted as a lock file is never followed", "[state]") {
+  // The locks directory is group-writable and root runs `ced`: a member of the group must
+  // not make root create, open or chmod a file elsewhere.
+  test::TempDir tmp;
+  CapturedLog capture;
+  Locks locks(tmp / "locks");
+  REQUIRE(make_dirs(locks.dir()).ok());
+  const std::string missing = tmp / "created-by-root", existing = tmp / "existing";
+  REQUIRE(write_file_atomic(existing, "keep", {.mode = 0600}).ok());
+  REQUIRE(::symlink(missing.c_str(), (locks.dir() + "/host-a--deploy.lock").c_str()) == 0);
+  REQUIRE(::symlink(existing.c_str(), (locks.dir() + "/host-b--deploy.lock").c_str()) == 0);
+  // Someone holds the existing target: through the link it would be reported as held.
+  LockHolder holder(existing);
+
+  CHECK(locks.check_available({"host-a", "host-b"}, "deploy").empty());
+  CHECK(locks.list_held().empty());
+  for (const char* host : {"host-a", "host-b"}) {
+    INFO(host);
+    auto a = locks.acquire({host}, "deploy");
+    CHECK_FALSE(a.ok());
+    CHECK(a.conflicts.empty());
+    CHECK(a.status.message() ==
+          "cannot open lock '" + locks.dir() + "/" + host + "--deploy.lock': not a regular file");
+    CHECK(a.held.size() == 0);
+  }
+  CHECK_FALSE(path_exists(missing));
+  CHECK(mode_of(existing) == 0600);
+  CHECK(test::slurp(existing) == "keep");
+  // Other pairs are unaffected.
+  CHECK(locks.acquire({"host-c"}, "deploy").ok());
+}
+
 TEST_CASE("locks: a new lock file is group-writable despite the umask", "[state]") {
   test::TempDir tmp;
   CapturedLog capture;

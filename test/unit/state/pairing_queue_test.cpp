@@ -205,3 +205,27 @@ TEST_CASE("pairing queue: approve, deny, poll and finish", "[state]") {
   CHECK_FALSE(q.write_approved("../x", "{}").ok());
   CHECK_FALSE(q.write_denied("../x", "{}").ok());
 }
+
+TEST_CASE("pairing queue: links planted as requests or answers are not followed", "[state]") {
+  // The queue directory is group-writable and pairing mode runs as root: a linked answer
+  // would be sent to the waiting agent (the CA key, say), a linked request listed.
+  test::TempDir tmp;
+  PairingQueue q(tmp / "pairing");
+  REQUIRE(q.add(make_request("abc1", "2026-01-01T00:00:00Z")).ok());
+  REQUIRE(q.add(make_request("abc2", "2026-01-01T00:00:00Z")).ok());
+  const std::string secret = tmp / "ca.key";
+  REQUIRE(write_file_atomic(secret, "-----BEGIN PRIVATE KEY-----", {.mode = 0600}).ok());
+  REQUIRE(::symlink(secret.c_str(), q.approved_path("abc1").c_str()) == 0);
+  REQUIRE(::mkfifo(q.denied_path("abc2").c_str(), 0600) == 0);
+  CHECK(q.poll("abc1").answer == PairingAnswer::none);
+  CHECK(q.poll("abc2").answer == PairingAnswer::none); // and does not block
+  // A request linked to a request file outside the queue.
+  const std::string outside = tmp / "outside.json";
+  REQUIRE(write_file_atomic(outside, test::slurp(q.request_path("abc1"))).ok());
+  REQUIRE(::symlink(outside.c_str(), q.request_path("abc3").c_str()) == 0);
+  CHECK_FALSE(q.get("abc3"));
+  auto all = q.list(unix_now());
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].id == "abc1");
+  CHECK(all[1].id == "abc2");
+}

@@ -72,6 +72,22 @@ TEST_CASE("registry: register, overwrite, get and list", "[state]") {
   CHECK((st.st_mode & 07777) == 02770);
 }
 
+TEST_CASE("registry: a record that is not a regular file is not read", "[state]") {
+  // The registry directory is group-writable and root updates records it reads.
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  REQUIRE(reg.register_agent(make_record("web-01", "10.0.0.1")).ok());
+  REQUIRE(::symlink(reg.record_path("web-01").c_str(), reg.record_path("web-02").c_str()) == 0);
+  REQUIRE(::mkfifo(reg.record_path("web-03").c_str(), 0600) == 0);
+  CHECK(reg.get("web-01"));
+  CHECK_FALSE(reg.get("web-02"));
+  CHECK_FALSE(reg.get("web-03")); // and does not block
+  auto all = reg.list();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 1);
+  CHECK((*all)[0].hostname == "web-01");
+}
+
 TEST_CASE("registry: the record on disk has every field of 3.1 in order", "[state]") {
   test::TempDir tmp;
   Registry reg(tmp / "agents");

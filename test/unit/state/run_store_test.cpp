@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utime.h>
 
 #include "base/files.hpp"
 #include "base/time.hpp"
+#include "log/log.hpp"
 #include "state/run_store.hpp"
 #include "testutil.hpp"
 #include "json/writer.hpp"
@@ -276,6 +278,33 @@ TEST_CASE("run store: save and load", "[state]") {
     CHECK(s.message() == r.error);
   }
   CHECK_FALSE(path_exists(tmp / "evil.json"));
+}
+
+TEST_CASE("run store: a record that is not a regular file is not read", "[state]") {
+  // The runs directory is group-writable, and root's `status` rewrites what it loads.
+  test::TempDir tmp;
+  log::init("test", log::Sink::capture);
+  log::clear_captured();
+  RunStore store(tmp / "runs");
+  REQUIRE(make_dirs(store.dir()).ok());
+  const std::string target = tmp / "elsewhere.json";
+  const char* const body = R"({"reqid":"a1","mode":"sync","results":[]})";
+  REQUIRE(write_file_atomic(target, body, {.mode = 0600}).ok());
+  REQUIRE(::symlink(target.c_str(), store.record_path("a1").c_str()) == 0);
+  REQUIRE(::mkfifo(store.record_path("a2").c_str(), 0600) == 0);
+  CHECK_FALSE(store.load("a1"));
+  CHECK_FALSE(store.load("a2")); // and does not block
+  CHECK_FALSE(store.load("a3")); // absent: no log line
+  auto records = log::captured();
+  log::shutdown();
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].level == log::Level::warning);
+  CHECK(records[0].line == "ACTION=run-store-fail ERROR=\"cannot read '" + store.record_path("a1") +
+                               "': not a regular file\" REQID=a1");
+  CHECK(records[1].line.find("REQID=a2") != std::string::npos);
+  // The link and its target are left as they were.
+  CHECK(test::slurp(target) == body);
+  CHECK(mode_of(target) == 0600);
 }
 
 TEST_CASE("run store: aggregation persists and completes", "[state]") {
