@@ -4,6 +4,7 @@
 #include "state/locks.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "base/strings.hpp"
@@ -15,6 +16,34 @@ namespace {
 
 constexpr std::string_view kLockSuffix = ".lock";
 constexpr mode_t kLockMode = 0660;
+// A sanitised component longer than kMaxComponentBytes keeps its first kKeptComponentBytes,
+// then "-" and 16 hex digits of its hash: at most 97 bytes, so that a whole name stays far
+// below NAME_MAX (255) and names stay distinct.
+constexpr size_t kMaxComponentBytes = 100;
+constexpr size_t kKeptComponentBytes = 80;
+
+// FNV-1a, 64 bits: stable across builds and hosts, which is all the shortening needs.
+uint64_t fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// The sanitised component, shortened when it is too long for a file name (ours: the original
+// used it whole, and a name past NAME_MAX cannot be opened; docs/COMPATIBILITY.md).
+std::string lock_name_component(std::string_view raw) {
+  std::string s = sanitize_file_component(raw);
+  if (s.size() <= kMaxComponentBytes) return s;
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t h = fnv1a64(s);
+  std::string out = s.substr(0, kKeptComponentBytes) + "-";
+  for (int shift = 60; shift >= 0; shift -= 4)
+    out += kHex[(h >> shift) & 0xf];
+  return out;
+}
 
 // One (host, script) pair of a request, with its lock file.
 struct Pair {
@@ -63,8 +92,7 @@ bool split_lock_name(std::string_view name, HeldLock& out) {
 } // namespace
 
 std::string lock_file_name(std::string_view host, std::string_view script) {
-  return sanitize_file_component(host) + "--" + sanitize_file_component(script) +
-         std::string(kLockSuffix);
+  return lock_name_component(host) + "--" + lock_name_component(script) + std::string(kLockSuffix);
 }
 
 void LockSet::release() {

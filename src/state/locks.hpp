@@ -15,8 +15,10 @@ namespace cx::state {
 
 // "<H>--<S>.lock", where H is the host string as the operator gave it (before registry
 // resolution, so "web-01:7450" gives "web-01_7450") and S the script name, each with every
-// character outside [A-Za-z0-9_.-] replaced by '_'. Lock files are regular files: a symbolic
-// link in the directory is never followed.
+// character outside [A-Za-z0-9_.-] replaced by '_'. A sanitised component longer than 100
+// bytes becomes its first 80 bytes, "-" and 16 hex digits of a hash of the whole component, so
+// the name stays below NAME_MAX (ours; docs/COMPATIBILITY.md). Lock files are regular files:
+// a symbolic link in the directory is never followed.
 std::string lock_file_name(std::string_view host, std::string_view script);
 
 struct HeldLock {
@@ -80,7 +82,8 @@ public:
 
   // Every `<host>--<script>.lock` currently held by someone, probed as in check_available,
   // sorted by "host:script". The name splits as the original's greedy ^(.+)--(.+)\.lock$
-  // does: on the last "--". A missing directory holds no locks.
+  // does: on the last "--" (a shortened long host or script is listed shortened). A missing
+  // directory holds no locks.
   std::vector<HeldLock> list_held() const;
 
 private:

@@ -147,6 +147,12 @@ class Addressing(harness.TestCase):
             self.assertEqual(r.out, "")
         r = self.fleet.ced("ping", "nosuchagent")
         self.assertEqual(displib.without_logs(r.err).splitlines()[0], "Error: unknown agent: nosuchagent")
+        # A host too long for a lock file name of its own gets the same answer, not "Cannot lock".
+        long_name = "h" * 300
+        r = self.fleet.ced("run", long_name, "noop")
+        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(displib.without_logs(r.err).splitlines()[0],
+                         "Error: unknown agent: " + long_name)
 
     def test_port_override_and_args_verbatim(self):
         a = self.fleet.agents[0]

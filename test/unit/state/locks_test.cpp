@@ -110,6 +110,47 @@ TEST_CASE("locks: file names", "[state]") {
   }
 }
 
+TEST_CASE("locks: long components are shortened below NAME_MAX, and stay distinct", "[state]") {
+  const std::string h100(100, 'h'), h101(101, 'h'), h300(300, 'h');
+  const std::string s300(300, 's');
+  // FNV-1a 64 of the sanitised component, as 16 hex digits.
+  struct Row {
+    std::string host, script, name;
+  };
+  const Row rows[] = {
+      // Up to 100 bytes, names are exactly the original's (shared with a Perl dispatcher).
+      {h100, "noop", h100 + "--noop.lock"},
+      {h101, "noop", std::string(80, 'h') + "-db8646b848536e87--noop.lock"},
+      {h300, "noop", std::string(80, 'h') + "-0e8934f306ff03d5--noop.lock"},
+      {"web", s300, "web--" + std::string(80, 's') + "-57134d16fc78a461.lock"},
+      // Sanitised first, so strings that sanitise alike still share one lock.
+      {std::string(150, ':'), "x", std::string(80, '_') + "-40151bc1f9afc11f--x.lock"},
+      {std::string(150, '/'), "x", std::string(80, '_') + "-40151bc1f9afc11f--x.lock"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.host.size() << " " << r.script.size());
+    std::string name = lock_file_name(r.host, r.script);
+    CHECK(name.size() <= 255);
+    CHECK(name == r.name);
+  }
+  // Same first 80 bytes, different ends: different files.
+  CHECK(lock_file_name(h300 + "a", "s") != lock_file_name(h300 + "b", "s"));
+}
+
+TEST_CASE("locks: a 300-byte host can be locked, listed and probed", "[state]") {
+  test::TempDir tmp;
+  CapturedLog capture;
+  Locks locks(tmp / "locks");
+  const std::string host(300, 'a');
+  auto a = locks.acquire({host}, "noop");
+  REQUIRE(a.status.ok()); // the original failed with "File name too long"
+  CHECK(a.ok());
+  CHECK(locks.check_available({host}, "noop") == Hosts{host + ":noop"});
+  std::string shortened = lock_file_name(host, "noop");
+  shortened.resize(shortened.size() - std::string("--noop.lock").size());
+  CHECK(locks.list_held() == std::vector<HeldLock>{{shortened, "noop"}});
+}
+
 TEST_CASE("locks: probes create no lock files", "[state]") {
   test::TempDir tmp;
   CapturedLog capture;
