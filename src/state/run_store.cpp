@@ -20,8 +20,6 @@ using Alloc = json::Document::AllocatorType;
 constexpr std::string_view kJsonSuffix = ".json";
 constexpr mode_t kRecordMode = 0640;
 constexpr mode_t kDirMode = 0750;
-// Records hold the agents' stdout and stderr; the agent caps each, so this is only a guard.
-constexpr size_t kMaxRecordBytes = 64u << 20;
 
 json::Value text(std::string_view s, Alloc& a) {
   return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
@@ -219,9 +217,14 @@ Status RunStore::save(std::string_view reqid, const json::Value& record) const {
     CX_TRY(make_dirs(dirname(dir_), 0755));
     CX_TRY(make_dirs(dir_, kDirMode));
   }
+  std::string body = json::to_string(record) + "\n";
+  // A record load() could not read back would be stored only to be answered 404.
+  if (body.size() > kMaxRunRecordBytes)
+    return error("run record of " + std::to_string(body.size()) + " bytes exceeds the " +
+                 std::to_string(kMaxRunRecordBytes >> 20) + " MiB limit");
   WriteOptions opts;
   opts.mode = kRecordMode;
-  return write_file_atomic(record_path(reqid), json::to_string(record) + "\n", opts);
+  return write_file_atomic(record_path(reqid), body, opts);
 }
 
 std::optional<json::Document> RunStore::load(std::string_view reqid) const {
@@ -229,7 +232,7 @@ std::optional<json::Document> RunStore::load(std::string_view reqid) const {
   // The directory is group-writable: a symbolic link planted as a record is not followed
   // (a `status` run by root would otherwise read its target and rewrite it into the store).
   std::string path = record_path(reqid);
-  auto body = read_regular_file(path, kMaxRecordBytes);
+  auto body = read_regular_file(path, kMaxRunRecordBytes);
   if (!body.ok()) {
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))

@@ -3,6 +3,7 @@
 // Records are JSON documents: they hold whatever the agents reported, so they stay DOMs.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,6 +17,9 @@
 namespace cx::state {
 
 inline constexpr int64_t kRunRetentionSeconds = 86400;
+// The largest record file save() writes and load() reads. Records hold the agents' stdout and
+// stderr, which our agents can cap (script_output_limit); this bounds what a load may cost.
+inline constexpr size_t kMaxRunRecordBytes = 64u << 20;
 
 // `^[A-Za-z0-9_-]+$`.
 bool is_run_reqid(std::string_view reqid);
@@ -62,7 +66,8 @@ public:
   std::string record_path(std::string_view reqid) const;
 
   // Atomic write: temp file in the directory, chmod 0640, rename. The directory is created
-  // 0750 when missing. Errors: "invalid reqid '<r>'", or the I/O failure naming the file.
+  // 0750 when missing. Errors: "invalid reqid '<r>'", "run record of <n> bytes exceeds the
+  // 64 MiB limit" (kMaxRunRecordBytes, what load() reads), or the I/O failure naming the file.
   Status save(std::string_view reqid, const json::Value& record) const;
   // nullopt when the reqid is invalid, the file is absent, unreadable or not a JSON object, or
   // is not a regular file (a symbolic link is not followed; that case also logs a WARNING

@@ -307,6 +307,37 @@ TEST_CASE("run store: a record that is not a regular file is not read", "[state]
   CHECK(mode_of(target) == 0600);
 }
 
+TEST_CASE("run store: a record load() could not read back is not saved", "[state]") {
+  test::TempDir tmp;
+  RunStore store(tmp / "runs");
+  // A sync record whose results hold one large output: `fill` bytes of it, plus the rest of
+  // the record and the final newline, make the file.
+  auto record_with = [](size_t fill) {
+    json::Document results;
+    results.SetArray();
+    json::Value r(rapidjson::kObjectType);
+    std::string out(fill, 'x');
+    r.AddMember("stdout",
+                json::Value(out.data(), static_cast<rapidjson::SizeType>(out.size()),
+                            results.GetAllocator()),
+                results.GetAllocator());
+    results.PushBack(r, results.GetAllocator());
+    return make_sync_record("big", "s", {"h"}, results, 1700000000, std::nullopt);
+  };
+  const size_t overhead = json::to_string(record_with(0)).size() + 1;
+  // At the limit: stored and read back.
+  REQUIRE(store.save("big", record_with(kMaxRunRecordBytes - overhead)).ok());
+  auto back = store.load("big");
+  REQUIRE(back);
+  CHECK(json::find(*back, "results") != nullptr);
+  // One byte more: refused with the sizes, and the stored record is left alone.
+  Status st = store.save("big", record_with(kMaxRunRecordBytes - overhead + 1));
+  CHECK(st.message() == "run record of " + std::to_string(kMaxRunRecordBytes + 1) +
+                            " bytes exceeds the 64 MiB limit");
+  CHECK(kMaxRunRecordBytes == 64u << 20);
+  CHECK(store.load("big"));
+}
+
 TEST_CASE("run store: aggregation persists and completes", "[state]") {
   test::TempDir tmp;
   RunStore store(tmp / "runs");
