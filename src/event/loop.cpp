@@ -11,18 +11,46 @@ std::string uv_error(int code) {
 
 Loop::Loop() {
   CX_CHECK(uv_loop_init(&loop_) == 0);
+  loop_.data = this;
 }
 
 Loop::~Loop() {
-  // Close whatever is still open, let the close callbacks run, then release the loop.
-  uv_walk(
-      &loop_,
-      [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-      },
-      nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_loop_close(&loop_);
+  // Close whatever is still open and run until every close callback has run: they free the
+  // handles' memory, and what adopted handles keep alive. A close callback may destroy
+  // objects that close more handles, hence the rounds; uv_loop_close() fails while any
+  // handle is left.
+  do {
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, &Loop::on_close);
+        },
+        nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  } while (uv_loop_close(&loop_) == UV_EBUSY);
+  // Every adopted handle was open, so each ran its release above.
+  CX_CHECK(adopted_.empty());
+}
+
+void Loop::adopt(uv_handle_t* handle, std::function<void()> release) {
+  CX_CHECK(handle->loop == &loop_ && !uv_is_closing(handle));
+  adopted_[handle] = std::move(release);
+}
+
+void Loop::close_adopted(uv_handle_t* handle) {
+  CX_CHECK(adopted_.count(handle) == 1);
+  if (!uv_is_closing(handle)) uv_close(handle, &Loop::on_close);
+}
+
+void Loop::on_close(uv_handle_t* handle) {
+  // A handle that is not adopted is closed here only by the loop's destruction; its owner
+  // object frees it (owners are meant to be gone by then).
+  auto* self = static_cast<Loop*>(handle->loop->data);
+  auto it = self->adopted_.find(handle);
+  if (it == self->adopted_.end()) return;
+  auto release = std::move(it->second);
+  self->adopted_.erase(it);
+  release();
 }
 
 void Loop::run() {

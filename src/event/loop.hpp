@@ -1,7 +1,8 @@
 // RAII over libuv: the loop, and the ownership rule for every handle. A handle object owns a
 // heap-allocated uv handle; destroying the object calls uv_close and the close callback frees
 // the memory, so an object may be destroyed at any time, even inside its own callback as long
-// as the callback touches no members afterwards.
+// as the callback touches no members afterwards. Destroying the loop closes what is still open
+// and runs until every close callback has run.
 #pragma once
 
 #include <uv.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_map>
 
 #include "base/status.hpp"
 
@@ -29,8 +31,18 @@ public:
   void stop() { uv_stop(&loop_); }
   uint64_t now_ms() { return uv_now(&loop_); }
 
+  // For a handle whose owner is gone but which must stay open a while (a killed child that is
+  // not reaped yet): the loop keeps `release` and runs it from the handle's close callback,
+  // whether close_adopted() closes the handle or the loop's destruction does. `release` frees
+  // the handle and whatever it kept alive, so destroying the loop first leaks nothing.
+  void adopt(uv_handle_t* handle, std::function<void()> release);
+  void close_adopted(uv_handle_t* handle);
+
 private:
+  static void on_close(uv_handle_t* handle);
+
   uv_loop_t loop_;
+  std::unordered_map<uv_handle_t*, std::function<void()>> adopted_;
 };
 
 namespace detail {

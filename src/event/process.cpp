@@ -21,9 +21,11 @@ struct Process::Impl {
   std::unique_ptr<Timer> deadline, stdin_timer, grace;
   int pid = 0;
   bool exited = false, out_open = false, err_open = false, finished = false;
-  // Set when the owning Process is destroyed before the child exited: the Impl keeps itself
-  // alive until the exit callback, so libuv still reaps the child (no zombie).
-  std::shared_ptr<Impl> self_while_orphaned;
+  // Set when the owning Process is destroyed before the child exited. The process handle then
+  // stays open until the exit callback, so libuv still reaps the child (no zombie), and the
+  // loop holds the Impl through the adopted handle: its close callback frees both, whether
+  // the exit closes it or the loop is destroyed first (then the child is never reaped here).
+  bool orphaned = false;
 
   Impl(Loop& l, ProcessOptions o, DoneFn d) : loop(l), opts(std::move(o)), done(std::move(d)) {}
 
@@ -184,10 +186,8 @@ std::unique_ptr<Process> Process::start(Loop& loop, ProcessOptions opts, DoneFn 
     auto* impl = impl_of(h->data);
     if (!impl) return;
     impl->exited = true;
-    if (impl->self_while_orphaned) {
-      detail::close_and_delete(impl->proc);
-      impl->proc = nullptr;
-      auto keep = std::move(impl->self_while_orphaned); // released when this returns
+    if (impl->orphaned) {
+      impl->loop.close_adopted(reinterpret_cast<uv_handle_t*>(h)); // frees h and the Impl
       return;
     }
     if (term_signal) {
@@ -307,16 +307,25 @@ Process::~Process() {
   impl_->done = nullptr;
   bool running = impl_->proc && !impl_->exited;
   if (running && !impl_->opts.detached) uv_kill(-impl_->pid, SIGKILL);
+  // A process handle already closing was closed by the loop's destruction: the loop is gone
+  // and can adopt nothing.
+  if (running && uv_is_closing(reinterpret_cast<uv_handle_t*>(impl_->proc))) running = false;
   if (!running) {
     impl_->close_handles();
     return;
   }
-  // Drop everything but the process handle, which stays open until the exit is reaped.
+  // Drop everything but the process handle, which stays open until the exit is reaped, and
+  // hand the Impl to the loop with it.
   uv_process_t* proc = impl_->proc;
   impl_->proc = nullptr;
   impl_->close_handles();
   impl_->proc = proc;
-  impl_->self_while_orphaned = impl_;
+  impl_->orphaned = true;
+  impl_->loop.adopt(reinterpret_cast<uv_handle_t*>(proc), [impl = impl_]() mutable {
+    delete impl->proc;
+    impl->proc = nullptr;
+    impl.reset();
+  });
 }
 
 void Process::kill_group(int signum) {

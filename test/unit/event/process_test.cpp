@@ -1,6 +1,10 @@
 // Tests for src/event/process.cpp: real children, no shell unless the test asks for one.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -159,4 +163,53 @@ TEST_CASE("destroying a Process kills the child and drops the callback", "[event
   loop.run();
   CHECK_FALSE(called);
   CHECK(::kill(pid, 0) != 0); // gone (reaped by libuv's SIGCHLD handling or already dead)
+}
+
+TEST_CASE("an orphaned child's runner is freed when it is reaped or the loop goes first",
+          "[event]") {
+  // Destroying a Process before its child exits leaves the process handle open until libuv
+  // reaps the child. If the loop is destroyed first the exit is never seen: the runner must be
+  // freed all the same (LeakSanitizer reports it otherwise). The sentinel lives in the
+  // runner's options, so it tells whether the runner was freed.
+  struct Row {
+    const char* name;
+    bool detached;
+    bool run_loop; // let the loop reap the killed child before it is destroyed
+  };
+  const Row rows[] = {
+      {"killed, reaped by the loop", false, true},
+      {"killed, loop destroyed first", false, false},
+      {"detached, loop destroyed first", true, false},
+  };
+  for (const auto& row : rows) {
+    INFO(row.name);
+    auto sentinel = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = sentinel;
+    int pid = 0;
+    bool called = false;
+    {
+      Loop loop;
+      ProcessOptions o;
+      o.argv = {"/bin/sleep", "30"};
+      o.detached = row.detached;
+      o.on_stdin_timeout = [sentinel](size_t) {};
+      sentinel.reset();
+      auto p = Process::start(loop, std::move(o), [&](ProcessResult) { called = true; });
+      pid = p->pid();
+      REQUIRE(pid > 0);
+      p.reset();
+      CHECK_FALSE(watch.expired()); // held until the child is reaped
+      if (row.run_loop) {
+        loop.run();
+        CHECK(watch.expired());
+      }
+    }
+    CHECK(watch.expired());
+    CHECK_FALSE(called);
+    if (row.detached) CHECK(::kill(pid, 0) == 0); // left running, as detached children are
+    if (!row.run_loop) {
+      ::kill(-pid, SIGKILL); // the loop is gone: reap the child here
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
 }
