@@ -83,6 +83,36 @@ log::Field tls_field(const AgentReply& r) {
   return {"TLS", r.resumed ? "resumed" : "full"};
 }
 
+// A failed exchange's result, {status:"error", error, rtt} and its state; callers add their own
+// members, log, then canonicalize.
+HostResult error_result(const std::string& name, const AgentReply& reply, const std::string& err) {
+  HostResult r;
+  r.name = name;
+  r.rtt_us = reply.rtt_us;
+  set_member(r.doc, "status", "error");
+  set_member(r.doc, "error", err);
+  set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
+  r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+  return r;
+}
+
+// The error text of an exchange without a usable answer (§5.5-§5.9): 403 as "forbidden: ..."
+// where the endpoint reads it so, a 2xx that is not JSON, else the transport rewrite.
+std::string failure_text(const AgentReply& reply, bool forbidden, const char* not_json) {
+  if (forbidden && reply.status == 403) return forbidden_text(reply);
+  if (reply.is_2xx()) return not_json;
+  return rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+}
+
+// A successful exchange's result: the agent's body plus rtt.
+HostResult body_result(const std::string& name, const AgentReply& reply, json::Document body) {
+  HostResult r = from_body(name, std::move(body));
+  r.rtt_us = reply.rtt_us;
+  set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
+  r.state = HostState::ok;
+  return r;
+}
+
 std::optional<std::string> take_reported(const HostResult& r) {
   return string_member(r.doc, "host");
 }
@@ -215,27 +245,15 @@ HostResult ping_result(const std::string& name, const AgentReply& reply,
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    HostResult r;
-    r.name = name;
-    r.rtt_us = reply.rtt_us;
-    std::string err = reply.status == 413   ? "request too large"
-                      : reply.status == 403 ? forbidden_text(reply)
-                      : reply.is_2xx()      ? "invalid JSON"
-                                 : rewrite_transport_error(raw_failure(reply), reply.host,
-                                                           reply.port);
-    set_member(r.doc, "status", "error");
-    set_member(r.doc, "error", err);
-    set_member(r.doc, "rtt", rtt);
-    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    std::string err = reply.status == 413 ? "request too large"
+                                          : failure_text(reply, true, "invalid JSON");
+    HostResult r = error_result(name, reply, err);
     log::err("ping",
              {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
     canonicalize(r, std::nullopt);
     return r;
   }
-  HostResult r = from_body(name, std::move(*body));
-  r.rtt_us = reply.rtt_us;
-  set_member(r.doc, "rtt", rtt);
-  r.state = HostState::ok;
+  HostResult r = body_result(name, reply, std::move(*body));
   log::info("ping", {{"REQID", reqid},
                      {"RESULT", "ok"},
                      {"RTT", rtt},
@@ -250,25 +268,14 @@ HostResult capabilities_result(const std::string& name, const AgentReply& reply)
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    HostResult r;
-    r.name = name;
-    r.rtt_us = reply.rtt_us;
     // Every failure, 403 included, goes through the transport rewrite only (§5.7).
-    std::string err = reply.is_2xx() ? "invalid JSON"
-                                     : rewrite_transport_error(raw_failure(reply), reply.host,
-                                                               reply.port);
-    set_member(r.doc, "status", "error");
-    set_member(r.doc, "error", err);
-    set_member(r.doc, "rtt", rtt);
-    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+    std::string err = failure_text(reply, false, "invalid JSON");
+    HostResult r = error_result(name, reply, err);
     log::err("capabilities", {{"ERROR", err}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
     canonicalize(r, std::nullopt);
     return r;
   }
-  HostResult r = from_body(name, std::move(*body));
-  r.rtt_us = reply.rtt_us;
-  set_member(r.doc, "rtt", rtt);
-  r.state = HostState::ok;
+  HostResult r = body_result(name, reply, std::move(*body));
   size_t scripts = 0;
   if (const json::Value* s = json::find(r.doc, "scripts"); s && s->IsArray()) scripts = s->Size();
   log::info("capabilities", {{"RTT", rtt},
@@ -282,10 +289,10 @@ HostResult capabilities_result(const std::string& name, const AgentReply& reply)
 HostResult fetch_result(const std::string& name, const AgentReply& reply,
                         const std::string& reqid) {
   const std::string rtt = format_rtt(reply.rtt_us);
-  HostResult r;
-  r.name = name;
-  r.rtt_us = reply.rtt_us;
   if (reply.status == 404) {
+    HostResult r;
+    r.name = name;
+    r.rtt_us = reply.rtt_us;
     set_member(r.doc, "status", "unknown");
     set_member(r.doc, "reqid", reqid);
     set_member(r.doc, "rtt", rtt);
@@ -296,24 +303,16 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    std::string err = reply.status == 403 ? forbidden_text(reply)
-                      : reply.is_2xx()    ? "invalid JSON"
-                                       : rewrite_transport_error(raw_failure(reply), reply.host,
-                                                                 reply.port);
-    set_member(r.doc, "status", "error");
-    set_member(r.doc, "error", err);
+    std::string err = failure_text(reply, true, "invalid JSON");
+    HostResult r = error_result(name, reply, err);
     set_member(r.doc, "reqid", reqid);
-    set_member(r.doc, "rtt", rtt);
-    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
     log::err("result",
              {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
     canonicalize(r, std::nullopt);
     return r;
   }
-  r.doc = std::move(*body);
-  set_member(r.doc, "rtt", rtt);
+  HostResult r = body_result(name, reply, std::move(*body));
   if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", reqid);
-  r.state = HostState::ok;
   log::info("result", {{"REQID", reqid},
                        {"RTT", rtt},
                        {"STATUS", string_member(r.doc, "status").value_or("unknown")},
@@ -324,29 +323,17 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
 }
 
 HostResult rotate_result(const std::string& name, const AgentReply& reply) {
-  const std::string rtt = format_rtt(reply.rtt_us);
-  HostResult r;
-  r.name = name;
-  r.rtt_us = reply.rtt_us;
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    std::string err = reply.status == 403 ? forbidden_text(reply)
-                      : reply.is_2xx()    ? "invalid JSON response"
-                                       : rewrite_transport_error(raw_failure(reply), reply.host,
-                                                                 reply.port);
-    set_member(r.doc, "status", "error");
+    HostResult r = error_result(name, reply, failure_text(reply, true, "invalid JSON response"));
     set_member(r.doc, "exit", int64_t{-1});
-    set_member(r.doc, "error", err);
-    set_member(r.doc, "rtt", rtt);
-    r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
     canonicalize(r, std::nullopt);
     return r;
   }
-  r.doc = std::move(*body);
+  HostResult r = body_result(name, reply, std::move(*body));
   bool ok = string_member(r.doc, "status") == "ok";
   if (!json::find(r.doc, "exit")) set_member(r.doc, "exit", int64_t{ok ? 0 : -1});
-  set_member(r.doc, "rtt", rtt);
   r.state = ok ? HostState::ok : HostState::error;
   canonicalize(r, take_reported(r));
   return r;
