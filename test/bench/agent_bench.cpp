@@ -41,6 +41,7 @@
 #include "pki/key.hpp"
 #include "proto/agent_wire.hpp"
 #include "tls/tls.hpp"
+#include "fleet.hpp"
 #include "json/json.hpp"
 
 using namespace cx;
@@ -54,6 +55,14 @@ constexpr uint64_t kCallTimeoutMs = 30000;    // connect+handshake, and read ina
 
 pid_t g_agent = -1; // killed by the SIGALRM safety net and at exit
 
+// Timing, /proc readings and file writing shared with the dispatcher and API benchmarks.
+using bench::mib;
+using bench::now_s;
+using bench::own_cpu_s;
+using bench::proc_cpu_s;
+using bench::proc_status_kb;
+using bench::write;
+
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "agent-bench: %s\n", what.c_str());
   if (g_agent > 0) kill(g_agent, SIGKILL);
@@ -63,45 +72,6 @@ pid_t g_agent = -1; // killed by the SIGALRM safety net and at exit
 template <typename T> T must(Result<T> r, const char* what) {
   if (!r.ok()) die(std::string(what) + ": " + r.message());
   return std::move(*r);
-}
-
-void must(Status st, const char* what) {
-  if (!st.ok()) die(std::string(what) + ": " + st.message());
-}
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double own_cpu_s() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// utime+stime of `pid` in seconds, from /proc/<pid>/stat (fields 14 and 15).
-double proc_cpu_s(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t paren = all.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream rest(all.substr(paren + 1));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i)
-    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// A "<key>   1234 kB" line of /proc/<pid>/status, in kB; -1 when absent.
-long proc_status_kb(pid_t pid, const std::string& key) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key + ":", 0) == 0)
-      return std::strtol(line.c_str() + key.size() + 1, nullptr, 10);
-  return -1;
 }
 
 // The host's TcpExt ListenOverflows counter (/proc/net/netstat): connections dropped because a
@@ -118,23 +88,12 @@ long listen_overflows() {
   return -1;
 }
 
-std::string mib(long kb) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f MiB (%ld kB)", static_cast<double>(kb) / 1024, kb);
-  return buf;
-}
-
 // --- The agent's files and process ---------------------------------------------------------
 
 struct Fixture {
   std::string root;
   std::string ca_pem, disp_crt, disp_key; // the client side's credentials
 };
-
-void write(const std::string& path, const std::string& data, mode_t mode = 0644) {
-  must(make_dirs(dirname(path), 0755), "mkdir");
-  must(write_file_atomic(path, data, WriteOptions{.mode = mode, .fsync = false}), "write");
-}
 
 // A throw-away CA, the agent's cert, a dispatcher cert whose serial is in the trusted map, the
 // config and the allowlist (agentlib.py in test/e2e/agent lays out the same files).
