@@ -148,11 +148,9 @@ private:
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
   std::unique_ptr<event::Timer> grace_timer_;
-  event::Timer reaper_;
   event::Timer drain_timer_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::shared_ptr<Exchange>> exchanges_;
-  std::vector<std::shared_ptr<Exchange>> graveyard_; // freed on the next loop iteration
   int start_exit_code_ = 1;
   bool stopping_ = false;
   bool stopped_ = false;

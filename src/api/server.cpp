@@ -75,7 +75,7 @@ void Exchange::deny(const hook::Decision& d) {
 Api::Api(event::Loop& loop, conf::DispatcherConfig config, Tuning tuning)
     : loop_(loop), config_(std::move(config)), tuning_(tuning),
       registry_(config_.registry_dir.empty() ? paths::registry_dir() : config_.registry_dir),
-      reaper_(loop), drain_timer_(loop) {
+      drain_timer_(loop) {
   engine_ = std::make_unique<engine::Engine>(loop_, config_,
                                              std::make_shared<engine::MemorySessionStore>());
 }
@@ -83,7 +83,6 @@ Api::Api(event::Loop& loop, conf::DispatcherConfig config, Tuning tuning)
 Api::~Api() {
   // Exchanges go first: they hold connections of the server.
   exchanges_.clear();
-  graveyard_.clear();
   server_.reset();
   engine_.reset();
 }
@@ -269,9 +268,8 @@ void Api::route(Exchange& ex) {
 void Api::release(uint64_t id) {
   auto it = exchanges_.find(id);
   if (it == exchanges_.end()) return;
-  graveyard_.push_back(std::move(it->second));
+  loop_.defer_delete(std::move(it->second));
   exchanges_.erase(it);
-  if (!reaper_.active()) reaper_.start(0, [this] { graveyard_.clear(); });
   if (stopping_) check_drained();
 }
 

@@ -360,8 +360,6 @@ struct Engine::Op : std::enable_shared_from_this<Engine::Op> {
   ResultsFn done;
   Results results;
   std::map<size_t, std::unique_ptr<http::ClientCall>> calls;
-  std::vector<std::unique_ptr<http::ClientCall>> spent; // never freed inside their callbacks
-  std::unique_ptr<event::Timer> defer;
 
   // Starts exchanges while there is room. Re-entered from completions, so guarded.
   void pump() {
@@ -384,7 +382,7 @@ struct Engine::Op : std::enable_shared_from_this<Engine::Op> {
     results.push_back(std::move(r));
     --active;
     if (auto it = calls.find(i); it != calls.end()) {
-      spent.push_back(std::move(it->second));
+      engine->loop_.defer_delete(std::move(it->second)); // never freed inside its callback
       calls.erase(it);
     }
     if (results.size() == count)
@@ -409,10 +407,9 @@ Engine::Engine(event::Loop& loop, const conf::DispatcherConfig& config,
       registry_(config_.registry_dir.empty() ? paths::registry_dir() : config_.registry_dir) {}
 
 Engine::~Engine() {
-  alive_.reset();
+  alive_.kill();
   renew_calls_.clear();
   ops_.clear();
-  done_ops_.clear();
 }
 
 Status Engine::init() {
@@ -458,20 +455,10 @@ void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, si
 void Engine::finished(Op* op) {
   for (auto it = ops_.begin(); it != ops_.end(); ++it) {
     if (it->get() != op) continue;
-    done_ops_.push_back(std::move(*it));
+    loop_.defer_delete(std::move(*it));
     ops_.erase(it);
     break;
   }
-  reap_later();
-}
-
-void Engine::reap_later() {
-  if (!reaper_) reaper_ = std::make_unique<event::Timer>(loop_);
-  if (!reaper_->active())
-    reaper_->start(0, [this] {
-      done_ops_.clear();
-      spent_calls_.clear();
-    });
 }
 
 void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
@@ -485,8 +472,7 @@ void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
   ops_.push_back(op);
   // Always from the loop, never inside the caller: an empty batch completes at once there.
   std::weak_ptr<Op> weak = op;
-  op->defer = std::make_unique<event::Timer>(loop_);
-  op->defer->start(0, [weak] {
+  loop_.post([weak] {
     auto o = weak.lock();
     if (!o) return;
     if (o->count == 0)
@@ -546,7 +532,7 @@ Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunS
 
 Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
                     bool renew, ResultsFn done) {
-  std::weak_ptr<int> alive = alive_;
+  auto alive = alive_.watch();
   return exchange_all(
       targets, nullptr, "POST", "/ping", proto::PingRequest{reqid}.to_json(),
       [reqid](const std::string& name, const AgentReply& reply) {
@@ -559,7 +545,7 @@ Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std
         }
         auto shared = std::make_shared<Results>(std::move(results));
         renew_due(*shared, [alive, shared, done = std::move(done)] {
-          if (alive.expired()) return;
+          if (alive.gone()) return;
           done(std::move(*shared));
         });
       });
@@ -618,18 +604,15 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
   const std::string reqid = new_reqid();
   log::info("renew", {{"REQID", reqid}, {"STATUS", "starting"}, {"TARGET", where}});
 
-  std::weak_ptr<int> alive = alive_;
+  auto alive = alive_.watch();
   // Ends this agent's renewal (logging a failure) and moves on, from a later loop iteration
   // because we are inside an exchange's callback.
   auto next = [this, alive, queue, index, done, where](const std::string& failure) {
-    if (alive.expired()) return;
+    if (alive.gone()) return;
     if (!failure.empty()) log::err("renew", {{"ERROR", failure}, {"TARGET", where}});
     retire_renew_call();
-    auto t = std::make_shared<event::Timer>(loop_);
-    renew_timers_.push_back(t);
-    t->start(0, [this, alive, queue, index, done] {
-      if (alive.expired()) return;
-      renew_timers_.clear();
+    loop_.post([this, alive, queue, index, done] {
+      if (alive.gone()) return;
       renew_one(queue, index + 1, done);
     });
   };
@@ -686,9 +669,8 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
 
 void Engine::retire_renew_call() {
   for (auto& c : renew_calls_)
-    spent_calls_.push_back(std::move(c));
+    loop_.defer_delete(std::move(c));
   renew_calls_.clear();
-  reap_later();
 }
 
 } // namespace cx::engine

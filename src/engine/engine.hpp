@@ -125,7 +125,6 @@ private:
   void renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> queue,
                  size_t index, std::function<void()> done);
   void finished(Op* op);
-  void reap_later();
   void retire_renew_call();
 
   event::Loop& loop_;
@@ -136,12 +135,8 @@ private:
   std::unique_ptr<AgentClient> client_;
   std::vector<std::unique_ptr<AgentClient>> retired_clients_;
   std::list<std::shared_ptr<Op>> ops_;
-  std::vector<std::shared_ptr<Op>> done_ops_; // freed on a later loop iteration
-  std::unique_ptr<event::Timer> reaper_;
   std::vector<std::unique_ptr<http::ClientCall>> renew_calls_; // the renewal exchange under way
-  std::vector<std::unique_ptr<http::ClientCall>> spent_calls_;
-  std::vector<std::shared_ptr<event::Timer>> renew_timers_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  event::Liveness alive_;
 };
 
 } // namespace cx::engine

@@ -12,9 +12,14 @@ std::string uv_error(int code) {
 Loop::Loop() {
   CX_CHECK(uv_loop_init(&loop_) == 0);
   loop_.data = this;
+  CX_CHECK(uv_timer_init(&loop_, &reaper_) == 0);
+  reaper_.data = this;
+  // The reaper is started only while something is deferred; idle, it keeps no loop alive.
 }
 
 Loop::~Loop() {
+  // Deferred objects go first: their destructors close the handles they own.
+  free_deferred(true);
   // Close whatever is still open and run until every close callback has run: they free the
   // handles' memory, and what adopted handles keep alive. A close callback may destroy
   // objects that close more handles, hence the rounds; uv_loop_close() fails while any
@@ -27,6 +32,7 @@ Loop::~Loop() {
         },
         nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
+    free_deferred(true); // close callbacks may have deferred more
   } while (uv_loop_close(&loop_) == UV_EBUSY);
   // Every adopted handle was open, so each ran its release above.
   CX_CHECK(adopted_.empty());
@@ -51,6 +57,46 @@ void Loop::on_close(uv_handle_t* handle) {
   auto release = std::move(it->second);
   self->adopted_.erase(it);
   release();
+}
+
+void Loop::arm_reaper() {
+  auto* h = reinterpret_cast<uv_handle_t*>(&reaper_);
+  if (uv_is_active(h) || uv_is_closing(h)) return;
+  uv_timer_start(
+      &reaper_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Loop*>(t->data);
+        // Calls first: they may hand over more objects to free (those wait a round).
+        std::vector<std::function<void()>> calls;
+        calls.swap(self->posted_);
+        for (auto& fn : calls)
+          fn();
+        self->free_deferred(false);
+      },
+      0, 0);
+}
+
+void Loop::defer_delete(std::shared_ptr<void> thing) {
+  if (!thing) return;
+  deferred_.push_back(std::move(thing));
+  arm_reaper();
+}
+
+void Loop::post(std::function<void()> fn) {
+  posted_.push_back(std::move(fn));
+  arm_reaper();
+}
+
+void Loop::free_deferred(bool all) {
+  // A destructor may defer more objects: during a run they wait for the next round (the
+  // timer is armed again by defer_delete); at teardown (`all`) they go at once, and posted
+  // calls are dropped unrun.
+  do {
+    std::vector<std::shared_ptr<void>> batch;
+    batch.swap(deferred_);
+    batch.clear();
+    if (all) posted_.clear();
+  } while (all && (!deferred_.empty() || !posted_.empty()));
 }
 
 void Loop::run() {

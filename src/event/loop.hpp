@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/status.hpp"
 
@@ -38,11 +40,57 @@ public:
   void adopt(uv_handle_t* handle, std::function<void()> release);
   void close_adopted(uv_handle_t* handle);
 
+  // The one lifetime rule for objects that end inside their own callbacks (a connection that
+  // closes, an exchange that answers, a finished fan-out): the owner hands the last reference
+  // here and the object is destroyed on a later loop iteration, never under a frame of its
+  // own. Whatever is still deferred when the loop is destroyed is destroyed first.
+  void defer_delete(std::shared_ptr<void> thing);
+  template <typename T> void defer_delete(std::unique_ptr<T> thing) {
+    defer_delete(std::shared_ptr<void>(std::move(thing)));
+  }
+  // Runs `fn` on a later loop iteration (to move on from inside a callback whose object is
+  // about to be deferred). Posted calls that have not run when the loop is destroyed are
+  // dropped, not run.
+  void post(std::function<void()> fn);
+
 private:
   static void on_close(uv_handle_t* handle);
+  void arm_reaper();
+  void free_deferred(bool all);
 
   uv_loop_t loop_;
   std::unordered_map<uv_handle_t*, std::function<void()>> adopted_;
+  uv_timer_t reaper_;
+  std::vector<std::shared_ptr<void>> deferred_;
+  std::vector<std::function<void()>> posted_;
+};
+
+// Liveness: the one check for a callback that may run after its owner is gone (a handler that
+// destroyed its stream, a reverse lookup that finishes after the listener stopped). The owner
+// holds a Liveness member; callbacks capture a Watch and return when it reports gone. The
+// owner may also end its liveness early (kill) to silence callbacks before it is destroyed.
+class Liveness {
+public:
+  class Watch {
+  public:
+    bool alive() const { return !token_.expired(); }
+    bool gone() const { return token_.expired(); }
+
+  private:
+    friend class Liveness;
+    explicit Watch(std::weak_ptr<void> token) : token_(std::move(token)) {}
+    std::weak_ptr<void> token_;
+  };
+
+  Liveness() = default;
+  Liveness(const Liveness&) = delete;
+  Liveness& operator=(const Liveness&) = delete;
+
+  Watch watch() const { return Watch(token_); }
+  void kill() { token_.reset(); }
+
+private:
+  std::shared_ptr<void> token_ = std::make_shared<char>(0);
 };
 
 namespace detail {

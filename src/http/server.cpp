@@ -149,8 +149,7 @@ void Connection::mark_closed() {
 // --- Server ----------------------------------------------------------------------------------
 
 Server::Server(event::Loop& loop, ServerOptions options, ServerHooks hooks)
-    : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop),
-      reaper_(loop) {}
+    : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop) {}
 
 Server::~Server() {
   listener_.close();
@@ -233,9 +232,9 @@ void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) 
 void Server::release(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
-  graveyard_.push_back(std::move(it->second));
+  // Never destroyed inside its own callbacks: the loop frees it on a later iteration.
+  loop_.defer_delete(std::move(it->second));
   conns_.erase(it);
-  if (!reaper_.active()) reaper_.start(0, [this] { graveyard_.clear(); });
 }
 
 } // namespace cx::http

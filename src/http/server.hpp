@@ -148,10 +148,6 @@ private:
   event::TcpListener listener_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
-  // Closed connections are dropped on the next loop iteration, never inside their own
-  // callbacks.
-  std::vector<std::shared_ptr<Connection>> graveyard_;
-  event::Timer reaper_;
 };
 
 } // namespace cx::http

@@ -74,7 +74,7 @@ Status Listener::start() {
   so.request_timeout_ms = opts_.request_timeout_ms;
   so.limits.max_body = proto::kMaxPairBody;
   so.allow_keep_alive = false;
-  std::weak_ptr<int> alive = alive_;
+  auto alive = alive_.watch();
   http::ServerHooks hooks;
   hooks.admit = [this](const event::SockAddr& peer) {
     std::string ip = peer.ip();
@@ -93,7 +93,7 @@ Status Listener::start() {
   hooks.bad_request = [this](const std::shared_ptr<http::Connection>& c,
                              const http::RequestParser& p) { on_bad_request(c, p); };
   hooks.closed = [this, alive](http::Connection& c) {
-    if (alive.expired()) return;
+    if (alive.gone()) return;
     conns_.erase(c.id());
     answered_.erase(c.id());
     if (stopping_ && !stopped_ && server_ && server_->open_connections() <= 1) {
@@ -179,13 +179,13 @@ void Listener::on_request(const std::shared_ptr<http::Connection>& conn, http::R
   }
   if (queue_full(conn)) return;
   std::string source = conn->peer_ip();
-  std::weak_ptr<int> alive = alive_;
+  auto alive = alive_.watch();
   auto in = std::make_shared<QueuedInput>();
   in->req = std::move(*parsed.request);
   in->source_ip = source;
   lookup_reverse_dns(loop_, source, opts_.reverse_dns_timeout_ms,
                      [this, alive, conn, in](ReverseDns r) {
-                       if (alive.expired()) return;
+                       if (alive.gone()) return;
                        in->rdns = std::move(r);
                        enqueue(conn, std::move(*in));
                      });

@@ -126,7 +126,7 @@ private:
   bool stopping_ = false;
   bool stopped_ = false;
   StopReason reason_ = StopReason::quit;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0); // for callbacks that may outlive us
+  event::Liveness alive_; // for callbacks that may outlive us
 };
 
 // Runs a listener on its own loop until it stops (timeout, `quit`, SIGINT or SIGTERM).

@@ -243,7 +243,7 @@ Stream::Stream(std::shared_ptr<Config> config, std::unique_ptr<event::TcpStream>
 }
 
 Stream::~Stream() {
-  alive_.reset();
+  alive_.kill();
   tcp_.reset();
   mbedtls_ssl_free(&ssl_);
 }
@@ -355,14 +355,14 @@ void Stream::read_stop() {
 }
 
 void Stream::drive_read() {
-  std::weak_ptr<int> guard = alive_;
+  auto guard = alive_.watch();
   unsigned char buf[16384];
   while (reading_ && state_ == State::open) {
     int rc = mbedtls_ssl_read(&ssl_, buf, sizeof buf);
     if (rc > 0) {
       auto fn = on_data_;
       fn(std::string_view(reinterpret_cast<char*>(buf), static_cast<size_t>(rc)));
-      if (guard.expired()) return; // the handler destroyed this stream
+      if (guard.gone()) return; // the handler destroyed this stream
       continue;
     }
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;

@@ -164,7 +164,7 @@ private:
   DataFn on_data_;
   EndFn on_end_;
   event::SockAddr peer_addr_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0); // expires when this is destroyed
+  event::Liveness alive_; // a data handler may destroy this stream
 };
 
 } // namespace cx::tls
