@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/submitter.hpp"
 #include "event/loop.hpp"
 
 namespace cx::hook {
@@ -25,9 +26,7 @@ struct Policy {
   Caller caller = Caller::api;
 };
 
-struct Submitter {
-  std::string username, source_ip;
-};
+using Submitter = cx::Submitter;
 
 struct Request {
   std::string action; // api, run, ping, status (dispatcher); run, discovery, rotate (agent)

@@ -38,7 +38,7 @@ void set(json::Value& obj, std::string_view key, json::Value v, Alloc& a) {
     add(obj, key, std::move(v), a);
 }
 
-void add_submitter(json::Value& obj, const std::optional<hook::Submitter>& submitter, Alloc& a) {
+void add_submitter(json::Value& obj, const std::optional<Submitter>& submitter, Alloc& a) {
   if (!submitter) return;
   json::Value s(rapidjson::kObjectType);
   add(s, "username", text(submitter->username, a), a);
@@ -73,7 +73,7 @@ bool is_run_reqid(std::string_view reqid) {
 json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
                                 int64_t completed,
-                                const std::optional<hook::Submitter>& submitter) {
+                                const std::optional<Submitter>& submitter) {
   CX_CHECK(results.IsArray());
   json::Document doc;
   doc.SetObject();
@@ -94,7 +94,7 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
 
 json::Document make_async_record(std::string_view reqid, std::string_view script,
                                  const json::Value& submit_results, int64_t created,
-                                 const std::optional<hook::Submitter>& submitter) {
+                                 const std::optional<Submitter>& submitter) {
   json::Document doc;
   doc.SetObject();
   Alloc& a = doc.GetAllocator();

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/status.hpp"
-#include "hook/hook.hpp"
+#include "base/submitter.hpp"
 #include "json/json.hpp"
 
 namespace cx::state {
@@ -28,7 +28,7 @@ bool is_run_reqid(std::string_view reqid);
 //  complete:true, submitter?:{username, source_ip}}. `results` must be an array; it is copied.
 json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
-                                int64_t completed, const std::optional<hook::Submitter>& submitter);
+                                int64_t completed, const std::optional<Submitter>& submitter);
 
 // {reqid, script, mode:"async", created:<unix>, hosts:{<name>:{status, error?}}, pending:[...],
 //  complete:<bool>, submitter?}. Each submit result (an object with `host`, `status`, maybe
@@ -36,7 +36,7 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
 // "error"), plus `error` when the submit result had one. pending/complete are computed.
 json::Document make_async_record(std::string_view reqid, std::string_view script,
                                  const json::Value& submit_results, int64_t created,
-                                 const std::optional<hook::Submitter>& submitter);
+                                 const std::optional<Submitter>& submitter);
 
 // An async record's hosts whose status is accepted or running, sorted.
 std::vector<std::string> pending_hosts(const json::Value& record);

@@ -357,7 +357,7 @@ inline std::string check_run_record(const json::Document& doc) {
   const json::Value* results = json::find(doc, "results");
   const json::Value& submits = results ? *results : static_cast<const json::Value&>(doc);
   json::Document async =
-      state::make_async_record(kRunReqid, "s", submits, kNow, hook::Submitter{"u", "127.0.0.1"});
+      state::make_async_record(kRunReqid, "s", submits, kNow, cx::Submitter{"u", "127.0.0.1"});
   broken = check_pending(async);
   if (!broken.empty()) return "async: " + broken;
   for (const std::string& name : host_names(async)) {

@@ -88,7 +88,7 @@ TEST_CASE("run store: reqids", "[state]") {
 TEST_CASE("run store: a sync record keeps its shape", "[state]") {
   auto results = doc_of(R"([{"host":"h1","exit":0,"stdout":"ok\n","stderr":"","rtt":"5ms"}])");
   auto rec = make_sync_record("r1", "deploy", {"h1", "h2:7450"}, results, 1700000000,
-                              hook::Submitter{"alice", "10.0.0.1"});
+                              Submitter{"alice", "10.0.0.1"});
   CHECK(json::to_string(rec) ==
         R"({"reqid":"r1","script":"deploy","mode":"sync","hosts":["h1","h2:7450"],)"
         R"("results":[{"host":"h1","exit":0,"stdout":"ok\n","stderr":"","rtt":"5ms"}],)"
@@ -131,7 +131,7 @@ TEST_CASE("run store: an async record takes each host's submit status", "[state]
   CHECK_FALSE(is_sync_record(rec));
 
   auto with_submitter = make_async_record("r3", "s", doc_of(R"([{"host":"b","status":"busy"}])"), 7,
-                                          hook::Submitter{"bob", "::1"});
+                                          Submitter{"bob", "::1"});
   CHECK(json::to_string(with_submitter) ==
         R"({"reqid":"r3","script":"s","mode":"async","created":7,"hosts":{"b":{"status":"busy"}},)"
         R"("pending":[],"complete":true,"submitter":{"username":"bob","source_ip":"::1"}})");
@@ -240,7 +240,7 @@ TEST_CASE("run store: save and load", "[state]") {
   CHECK_FALSE(store.load("a1b2c3d4e5f60001")); // no directory yet
 
   auto rec = make_async_record("a1b2c3d4e5f60001", "deploy", doc_of(kSubmitResults), 1700000000,
-                               hook::Submitter{"alice", "10.0.0.1"});
+                               Submitter{"alice", "10.0.0.1"});
   ::mode_t old = ::umask(0);
   Status st = store.save("a1b2c3d4e5f60001", rec);
   ::umask(old);
