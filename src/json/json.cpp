@@ -18,12 +18,25 @@ namespace cx::json {
 
 namespace {
 
-// Forwards every SAX event to the document under construction and refuses to nest deeper than
-// kMaxDepth. RapidJSON has no depth limit of its own.
+// Whether a decoded string holds a UTF-16 surrogate code point (U+D800-U+DFFF), which is not
+// valid UTF-8. The input bytes are validated as UTF-8 by the reader, so one can only come from
+// an escape: RapidJSON 1.1 pairs a high surrogate with its low one, but decodes a lone low
+// surrogate ("\uDDDD") into these three bytes instead of refusing it.
+bool has_surrogate(const char* s, size_t n) {
+  for (size_t i = 0; i + 1 < n; ++i)
+    if (static_cast<unsigned char>(s[i]) == 0xED && (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0)
+      return true;
+  return false;
+}
+
+// Forwards every SAX event to the document under construction; refuses to nest deeper than
+// kMaxDepth (RapidJSON has no depth limit of its own) and refuses strings that would not be
+// valid UTF-8.
 class DepthLimiter {
 public:
   explicit DepthLimiter(Document& doc) : doc_(doc) {}
   bool too_deep() const { return too_deep_; }
+  bool bad_surrogate() const { return bad_surrogate_; }
 
   bool Null() { return doc_.Null(); }
   bool Bool(bool b) { return doc_.Bool(b); }
@@ -35,8 +48,12 @@ public:
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
     return doc_.RawNumber(s, n, copy);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return valid(s, n) && doc_.String(s, n, copy);
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    return valid(s, n) && doc_.Key(s, n, copy);
+  }
   bool StartObject() { return enter() && doc_.StartObject(); }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
@@ -49,6 +66,10 @@ public:
   }
 
 private:
+  bool valid(const char* s, size_t n) {
+    if (has_surrogate(s, n)) bad_surrogate_ = true;
+    return !bad_surrogate_;
+  }
   bool enter() {
     if (++depth_ > kMaxDepth) too_deep_ = true;
     return !too_deep_;
@@ -56,6 +77,7 @@ private:
   Document& doc_;
   unsigned depth_ = 0;
   bool too_deep_ = false;
+  bool bad_surrogate_ = false;
 };
 
 // Runs the reader for Document::Populate, which then moves the finished root into the document.
@@ -63,6 +85,7 @@ struct Generator {
   std::string_view text;
   rapidjson::ParseResult result;
   bool too_deep = false;
+  bool bad_surrogate = false;
 
   bool operator()(Document& doc) {
     // Iterative parsing keeps the C++ stack flat whatever the input looks like.
@@ -74,6 +97,7 @@ struct Generator {
     DepthLimiter limiter(doc);
     result = reader.Parse<kFlags>(in, limiter);
     too_deep = limiter.too_deep();
+    bad_surrogate = limiter.bad_surrogate();
     return !result.IsError();
   }
 };
@@ -152,11 +176,12 @@ Result<Document> parse(std::string_view text) {
     return error("invalid JSON: NUL byte at offset " + std::to_string(off));
   }
   Document doc;
-  Generator gen{text, {}, false};
+  Generator gen{text, {}, false, false};
   doc.Populate(gen);
   if (gen.result.IsError()) {
-    std::string what = gen.too_deep ? "nesting deeper than " + std::to_string(kMaxDepth)
-                                    : rapidjson::GetParseError_En(gen.result.Code());
+    std::string what = gen.too_deep        ? "nesting deeper than " + std::to_string(kMaxDepth)
+                       : gen.bad_surrogate ? std::string("lone UTF-16 surrogate in a string")
+                                           : rapidjson::GetParseError_En(gen.result.Code());
     return error("invalid JSON: " + what + " at offset " + std::to_string(gen.result.Offset()));
   }
   keep_last_duplicates(doc);

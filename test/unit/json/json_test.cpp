@@ -40,6 +40,17 @@ TEST_CASE("parse accepts one JSON value and rejects the rest", "[json]") {
       {"\"\xFF\"", "", "invalid JSON: Invalid encoding in string. at offset 1"},
       {"NaN", "", "invalid JSON: Invalid value. at offset 0"},
       {std::string("{}\0{", 4), "", "invalid JSON: NUL byte at offset 2"},
+      // UTF-16 escapes: a pair decodes to one code point; a lone surrogate would become
+      // invalid UTF-8, so it is refused wherever it stands (issue 11, defect 3).
+      {"\"\\uD83D\\uDE00\"", "\"\xF0\x9F\x98\x80\"", ""},
+      {"\"\\uDDDD\"", "", "invalid JSON: lone UTF-16 surrogate in a string at offset 8"},
+      {"{\"hostname\":\"web-01\",\"csr\":\"\\uDDDD\"}", "",
+       "invalid JSON: lone UTF-16 surrogate in a string at offset 35"},
+      {"{\"\\uDC00\":1}", "", "invalid JSON: lone UTF-16 surrogate in a string at offset 9"},
+      {"[\"ok\",\"a\\uDFFFb\"]", "", "invalid JSON: lone UTF-16 surrogate in a string at offset 16"},
+      {"\"\\uD800\"", "", "invalid JSON: The surrogate pair in string is invalid. at offset 1"},
+      {"\"\\uD800\\u0041\"", "",
+       "invalid JSON: The surrogate pair in string is invalid. at offset 1"},
   };
   for (const auto& r : rows) {
     INFO(r.in);
