@@ -130,7 +130,7 @@ bool is_script_name(std::string_view s) {
 }
 
 bool is_agent_name(std::string_view s) {
-  if (s.empty() || !is_alnum(s.front())) return false;
+  if (s.empty() || s.size() > kMaxAgentNameLength || !is_alnum(s.front())) return false;
   for (char c : s)
     if (!is_alnum(c) && c != '.' && c != '_' && c != '-') return false;
   return true;

@@ -30,7 +30,12 @@ std::optional<int64_t> parse_int(std::string_view s);
 
 // ^[\w-]+$ in ASCII: a script name on 7443 and in the API.
 bool is_script_name(std::string_view s);
-// ^[A-Za-z0-9][A-Za-z0-9._-]*$: agent registry names and pairing hostnames.
+// ^[A-Za-z0-9][A-Za-z0-9._-]*$ and at most kMaxAgentNameLength bytes: agent registry names and
+// pairing hostnames. The name is the registry's file name, `<name>.json`, written through a
+// temporary `.<name>.json.tmpXXXXXX`; the bound keeps both within a 255-byte file name, so a
+// pairing request is refused up front instead of being queued and then failing at approve
+// (the original has no bound; docs/COMPATIBILITY.md).
+inline constexpr size_t kMaxAgentNameLength = 239;
 bool is_agent_name(std::string_view s);
 // ^[A-Za-z0-9_-]+$: request ids accepted in file names.
 bool is_reqid(std::string_view s);

@@ -222,6 +222,8 @@ class Refusals(Listener):
         rows = [
             (pairlib.request("../etc", self.csr), "invalid hostname", "invalid-hostname"),
             (pairlib.request("-web", self.csr), "invalid hostname", "invalid-hostname"),
+            # Too long for a registry file: refused, not queued and then failing at approve.
+            (pairlib.request("a" * 300, self.csr), "invalid hostname", "invalid-hostname"),
             ({"hostname": "web"}, "invalid request", None),
             ({"csr": self.csr}, "invalid request", None),
             (b"this is not json", "invalid request", None),

@@ -26,6 +26,10 @@ TEST_CASE("name rules", "[base]") {
   }
   CHECK(is_dispatcher_id(std::string(64, 'a')));
   CHECK_FALSE(is_dispatcher_id(std::string(65, 'a')));
+  // The registry file and its temporary twin must fit a 255-byte file name (issue 11, defect 2).
+  CHECK(is_agent_name(std::string(239, 'a')));
+  CHECK_FALSE(is_agent_name(std::string(240, 'a')));
+  CHECK_FALSE(is_agent_name(std::string(300, 'a')));
 }
 
 TEST_CASE("address shapes", "[base]") {

@@ -8,7 +8,7 @@ using namespace cx::proto;
 
 TEST_CASE("pairing wire: request validation (dispatcher-and-api 8, steps 3-5)", "[proto]") {
   struct Row {
-    const char* body;
+    std::string body;
     std::string_view reason; // empty: accepted
   };
   const Row rows[] = {
@@ -29,6 +29,10 @@ TEST_CASE("pairing wire: request validation (dispatcher-and-api 8, steps 3-5)", 
       {R"({"hostname":"a b","csr":"PEM"})", kPairInvalidHostname},
       {R"({"hostname":"-x","csr":"PEM"})", kPairInvalidHostname},
       {R"({"hostname":".hidden","csr":"PEM"})", kPairInvalidHostname},
+      // Too long for a registry file name: refused here, never queued (issue 11, defect 2).
+      {R"({"hostname":")" + std::string(300, 'a') + R"(","csr":"PEM"})", kPairInvalidHostname},
+      {R"({"hostname":")" + std::string(240, 'a') + R"(","csr":"PEM"})", kPairInvalidHostname},
+      {R"({"hostname":")" + std::string(239, 'a') + R"(","csr":"PEM"})", ""},
   };
   for (const auto& r : rows) {
     INFO(r.body);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "base/files.hpp"
+#include "base/strings.hpp"
 #include "state/registry.hpp"
 #include "testutil.hpp"
 
@@ -146,7 +147,8 @@ TEST_CASE("registry: defaults and normalisation when reading records", "[state]"
 TEST_CASE("registry: name validity guards every path", "[state]") {
   test::TempDir tmp;
   Registry reg(tmp / "agents");
-  const char* bad[] = {"../etc", "a/b", ".hidden", "", "-lead", "a b", "x:1"};
+  const std::string too_long(240, 'a');
+  const char* bad[] = {"../etc", "a/b", ".hidden", "", "-lead", "a b", "x:1", too_long.c_str()};
   for (const char* name : bad) {
     INFO("name '" << name << "'");
     CHECK(reg.register_agent(make_record(name)).message() ==
@@ -154,7 +156,9 @@ TEST_CASE("registry: name validity guards every path", "[state]") {
     CHECK_FALSE(reg.get(name));
     CHECK(reg.remove(name).message() == "No registry entry for '" + std::string(name) + "'");
   }
-  const char* good[] = {"a", "web-01", "web_01.example.com", "9x", "A.b-c_d"};
+  // The longest name still fits a file name, with the atomic write's temporary twin.
+  const std::string longest(cx::kMaxAgentNameLength, 'b');
+  const char* good[] = {"a", "web-01", "web_01.example.com", "9x", "A.b-c_d", longest.c_str()};
   for (const char* name : good) {
     INFO("name '" << name << "'");
     CHECK(reg.register_agent(make_record(name)).ok());
