@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <set>
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
@@ -363,6 +364,7 @@ Registry::bulk_update_serial(const std::vector<std::pair<std::string, SerialUpda
 
 DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& refs) const {
   DispatchResolution res;
+  std::set<std::pair<std::string, std::string>> seen;
   for (const std::string& ref : refs) {
     auto [name, port] = split_ref(ref);
     auto rec = get(name);
@@ -370,7 +372,9 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
       res.unknown.push_back(ref);
       continue;
     }
-    res.hosts.push_back({std::string(name), target_of(*rec, port)});
+    DispatchTarget t{std::string(name), target_of(*rec, port)};
+    // A host named twice is one host: it runs once, in the place it was first named.
+    if (seen.emplace(t.name, t.target).second) res.hosts.push_back(std::move(t));
   }
   if (!res.unknown.empty()) {
     res.ok = false;

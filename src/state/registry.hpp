@@ -89,8 +89,10 @@ struct DispatchTarget {
 };
 
 struct DispatchResolution {
-  bool ok = true;                    // false when any reference is unknown
-  std::vector<DispatchTarget> hosts; // empty unless ok
+  bool ok = true; // false when any reference is unknown
+  // Empty unless ok. A set in first-seen order: a reference that resolves to the same name
+  // and target as an earlier one is dropped (docs/COMPATIBILITY.md).
+  std::vector<DispatchTarget> hosts;
   std::vector<std::string> unknown;  // the references as given, in input order
 };
 

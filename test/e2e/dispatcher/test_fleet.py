@@ -68,6 +68,21 @@ class Fleet(harness.TestCase):
             self.assertEqual((res["exit"], res["stdout"], res["stderr"], res["state"]),
                              (3, "about to fail\n", "failure detail\n", "ok"))
 
+        # A host named more than once runs once, in the place it was first named (issue 11,
+        # defect 4): three names, two of them repeated, give two results and two agent runs.
+        a, b = names[0], names[1]
+        host = {x.name: x for x in self.fleet.agents}
+        before = {n: host[n].log().count("ACTION=run ") for n in (a, b)}
+        r, doc = self.fleet.ced_json("run", a, b, a, a, b, "noop")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([res["host"] for res in doc["results"]].count(a), 1, doc)
+        self.assertEqual(sorted(res["host"] for res in doc["results"]), sorted([a, b]))
+        self.assertEqual(len(self.fleet.log_lines("run", r.err)), 2)
+        for n in (a, b):
+            harness.wait_until(lambda: host[n].log().count("ACTION=run ") > before[n],
+                               what="the run in %s's log" % n)
+            self.assertEqual(host[n].log().count("ACTION=run "), before[n] + 1)
+
     def test_failure_modes(self):
         a1, a2, a3, a4, a5 = self.fleet.agents
         # a1: stopped (unreachable).

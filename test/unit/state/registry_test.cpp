@@ -238,6 +238,16 @@ TEST_CASE("registry: resolve_dispatch (acceptance row 22)", "[state]") {
       {{"../etc", "by-ip"}, false, {}, {"../etc"}},
       {{"by-ip:abc"}, false, {}, {"by-ip:abc"}},
       {{"by-ip", "by-name"}, true, {{"by-ip", "10.0.0.5"}, {"by-name", "by-name"}}, {}},
+      // A host named twice is one host, in first-seen order (issue 11, defect 4); the same
+      // name with another port is another target.
+      {{"by-name", "by-ip", "by-name", "by-ip", "by-name"},
+       true,
+       {{"by-name", "by-name"}, {"by-ip", "10.0.0.5"}},
+       {}},
+      {{"by-ip", "by-ip:7443", "by-ip:7450"},
+       true,
+       {{"by-ip", "10.0.0.5"}, {"by-ip", "10.0.0.5:7450"}},
+       {}},
   };
   for (const auto& row : rows) {
     INFO("refs[0] = " << row.refs[0] << " (" << row.refs.size() << " refs)");
