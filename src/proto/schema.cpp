@@ -1,6 +1,7 @@
 // Body descriptions: validation and OpenAPI rendering; see schema.hpp.
 #include "proto/schema.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -150,10 +151,10 @@ Schema Schema::default_json(std::string_view text) && {
 }
 
 const Member& Schema::member(std::string_view name) const {
-  for (const Member& m : members_)
-    if (m.name == name) return m;
-  CX_CHECK(!"no such member in the description");
-  return members_.front();
+  auto it = std::find_if(members_.begin(), members_.end(),
+                         [name](const Member& m) { return m.name == name; });
+  CX_CHECK(it != members_.end());
+  return *it;
 }
 
 Member Member::describe(std::string_view text) && {

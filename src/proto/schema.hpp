@@ -61,7 +61,6 @@ public:
   // The default as JSON text, e.g. "[]" or "false".
   Schema default_json(std::string_view text) &&;
 
-  Type type() const { return type_; }
   const std::vector<std::string>& enum_values() const { return enum_; }
   const std::vector<Member>& members() const { return members_; }
   // The member `name` of an object schema; it must exist (a description that names a member

@@ -3,6 +3,8 @@
 // against its description, so that struct and description cannot drift apart.
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -262,13 +264,22 @@ TEST_CASE("every agent reply struct writes a body its description accepts", "[pr
       {"serial mismatch", body::serial_mismatch(), agent_bodies().error_reply},
       {"not authorised", body::not_authorised("no"), agent_bodies().error_reply},
   };
+  std::map<const Definition*, std::set<std::string>> written;
   for (const auto& r : rows) {
     INFO(r.what << ": " << r.body);
     json::Document d = doc(r.body);
     CHECK(validate(r.def.schema, d).message() == "");
     // Every member the struct writes is described (the description lists all of them).
     CHECK(unlisted(r.def.schema, d).empty());
+    for (const auto& m : d.GetObject())
+      written[&r.def].insert(m.name.GetString());
   }
+  // And every member described is written by some row: the description invents nothing.
+  for (const auto& [def, names] : written)
+    for (const Member& m : def->schema.members()) {
+      INFO(def->name << " " << m.name);
+      CHECK(names.count(m.name) == 1);
+    }
 }
 
 TEST_CASE("the description rejects what the structs must not write", "[proto]") {
