@@ -12,6 +12,7 @@
 #include "base/status.hpp"
 #include "base/strings.hpp"
 #include "base/version.hpp"
+#include "proto/wire_schemas.hpp"
 #include "json/writer.hpp"
 
 namespace cx::api {
@@ -36,160 +37,45 @@ constexpr std::string_view kHead = R"json({
   {"name": "agents", "description": "Work on agents"},
   {"name": "runs", "description": "Stored run results"}]})json";
 
-constexpr std::string_view kComponents = R"json({
- "schemas": {
-  "HostState": {"type": "string", "enum": ["ok", "error", "timeout", "unreachable", "busy", "denied"],
-   "description": "How the exchange with this host ended: ok (the agent answered as asked; a script's non-zero exit is still ok), error, timeout, unreachable (no such name, refused, no route), busy (already running there) or denied (the agent refused this dispatcher or its hook said no)."},
-  "HealthResponse": {"type": "object", "required": ["ok", "version"],
-   "properties": {"ok": {"type": "boolean", "const": true}, "version": {"type": "string"}}},
-  "IndexResponse": {"type": "object", "required": ["name", "version", "spec", "live_spec", "endpoints"],
-   "properties": {
-    "name": {"type": "string", "const": "ctrl-exec-api"},
-    "version": {"type": "string"},
-    "spec": {"type": "string", "description": "path of the static OpenAPI document"},
-    "live_spec": {"type": "string", "description": "path of the live OpenAPI document"},
-    "endpoints": {"type": "array", "items": {"type": "object", "required": ["method", "path"],
-     "properties": {"method": {"type": "string"}, "path": {"type": "string"}}}}}},
-  "PingRequest": {"type": "object", "required": ["hosts"],
-   "properties": {
-    "hosts": {"type": "array", "minItems": 1, "maxItems": 500,
-     "description": "registry names, each optionally with :<port>",
-     "items": {"type": "string"}},
-    "username": {"type": "string", "description": "passed to the auth hook"},
-    "token": {"type": "string", "description": "passed to the auth hook"}}},
-  "PingResult": {"type": "object", "required": ["host", "status"],
-   "properties": {
-    "host": {"type": "string", "description": "the registry name"},
-    "status": {"type": "string", "enum": ["ok", "error"]},
-    "rtt": {"type": "string", "examples": ["12ms"]},
-    "version": {"type": "string"},
-    "expiry": {"type": "string", "description": "the agent certificate's notAfter"},
-    "staged": {"type": "boolean"},
-    "reqid": {"type": "string"},
-    "reported_hostname": {"type": "string", "description": "the agent's own name, when it differs"},
-    "error": {"type": "string"},
-    "state": {"$ref": "#/components/schemas/HostState"}}},
-  "PingResponse": {"type": "object", "required": ["ok", "results"],
-   "properties": {"ok": {"type": "boolean", "const": true},
-    "results": {"type": "array", "items": {"$ref": "#/components/schemas/PingResult"}}}},
-  "RunRequest": {"type": "object", "required": ["hosts", "script"],
-   "properties": {
-    "hosts": {"type": "array", "minItems": 1, "maxItems": 500,
-     "description": "registry names, each optionally with :<port>",
-     "items": {"type": "string"}},
-    "script": {"type": "string", "pattern": "^[\\w-]+$", "description": "an allowlisted script name"},
-    "args": {"type": "array", "items": {"type": "string"}, "default": [],
-     "description": "passed to the script as argv, untouched"},
-    "username": {"type": "string", "description": "passed to the auth hooks and the script"},
-    "token": {"type": "string", "description": "passed to the auth hooks and the script"},
-    "async": {"type": "boolean", "default": false,
-     "description": "answer 202 once submitted; collect with GET /status/{reqid}"}}},
-  "RunResult": {"type": "object", "required": ["host", "exit"], "additionalProperties": true,
-   "properties": {
-    "host": {"type": "string"},
-    "script": {"type": "string"},
-    "exit": {"type": "integer", "description": "the script's exit status; -1 for a dispatcher-side failure or an agent refusal"},
-    "stdout": {"type": "string"},
-    "stderr": {"type": "string"},
-    "rtt": {"type": "string"},
-    "reqid": {"type": "string"},
-    "reported_hostname": {"type": "string"},
-    "error": {"type": "string"},
-    "truncated": {"type": "boolean", "description": "an output stream hit the agent's script_output_limit"},
-    "timed_out": {"type": "boolean", "description": "the agent killed the script at its script_timeout"},
-    "state": {"$ref": "#/components/schemas/HostState"}}},
-  "RunResponse": {"type": "object", "required": ["ok", "reqid", "results"],
-   "properties": {"ok": {"type": "boolean", "const": true}, "reqid": {"type": "string"},
-    "results": {"type": "array", "items": {"$ref": "#/components/schemas/RunResult"}}}},
-  "AsyncSubmitResult": {"type": "object", "required": ["host", "status"],
-   "properties": {
-    "host": {"type": "string"},
-    "script": {"type": "string"},
-    "status": {"type": "string", "enum": ["accepted", "busy", "error"]},
-    "reqid": {"type": "string"},
-    "rtt": {"type": "string"},
-    "error": {"type": "string"},
-    "state": {"$ref": "#/components/schemas/HostState"}}},
-  "AsyncSubmitResponse": {"type": "object", "required": ["ok", "reqid", "async", "results"],
-   "properties": {"ok": {"type": "boolean", "const": true}, "reqid": {"type": "string"},
-    "async": {"type": "boolean", "const": true},
-    "results": {"type": "array", "items": {"$ref": "#/components/schemas/AsyncSubmitResult"}}}},
-  "HostStatus": {"type": "object", "required": ["status"],
-   "properties": {
-    "status": {"type": "string", "enum": ["accepted", "running", "done", "expired", "busy", "error"]},
-    "exit": {"type": "integer"},
-    "stdout": {"type": "string"},
-    "stderr": {"type": "string"},
-    "error": {"type": "string"},
-    "fetch_error": {"type": "string", "description": "the last attempt to fetch the result failed; it is retried on the next request"}}},
-  "StatusResponse": {"type": "object", "required": ["ok", "reqid", "script", "mode", "complete"],
-   "properties": {
-    "ok": {"type": "boolean", "const": true},
-    "reqid": {"type": "string"},
-    "script": {"type": "string"},
-    "mode": {"type": "string", "enum": ["sync", "async"]},
-    "hosts": {"oneOf": [
-     {"type": "object", "description": "async: per-host state",
-      "additionalProperties": {"$ref": "#/components/schemas/HostStatus"}},
-     {"type": "array", "description": "sync: the hosts as submitted", "items": {"type": "string"}}]},
-    "results": {"type": "array", "description": "sync only",
-     "items": {"$ref": "#/components/schemas/RunResult"}},
-    "completed": {"type": "integer", "description": "sync only: unix time"},
-    "created": {"type": "integer", "description": "async only: unix time"},
-    "pending": {"type": "array", "description": "async only", "items": {"type": "string"}},
-    "complete": {"type": "boolean"}}},
-  "DiscoveryRequest": {"type": "object",
-   "properties": {
-    "hosts": {"type": "array", "maxItems": 500,
-     "description": "registry names; missing or empty means every registered agent",
-     "items": {"type": "string"}},
-    "username": {"type": "string"},
-    "token": {"type": "string"}}},
-  "ScriptEntry": {"type": "object", "required": ["name"],
-   "properties": {
-    "name": {"type": "string"},
-    "path": {"type": "string"},
-    "executable": {"type": "boolean"},
-    "profile": {"type": "string"},
-    "schema": {"type": "object", "description": "the script's argument schema, as the agent has it"},
-    "schema_version": {"type": "string"}}},
-  "HostCapabilities": {"type": "object", "required": ["host", "status"],
-   "properties": {
-    "host": {"type": "string"},
-    "status": {"type": "string", "enum": ["ok", "error"]},
-    "version": {"type": "string"},
-    "reported_hostname": {"type": "string"},
-    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
-    "scripts": {"type": "array", "items": {"$ref": "#/components/schemas/ScriptEntry"}},
-    "error": {"type": "string"},
-    "rtt": {"type": "string"},
-    "state": {"$ref": "#/components/schemas/HostState"}}},
-  "DiscoveryResponse": {"type": "object", "required": ["ok", "hosts"],
-   "properties": {"ok": {"type": "boolean", "const": true},
-    "hosts": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/HostCapabilities"}}}},
-  "ErrorResponse": {"type": "object", "required": ["ok", "error"],
-   "properties": {
-    "ok": {"type": "boolean", "const": false},
-    "error": {"type": "string", "description": "a short class, or the auth hook's reason"},
-    "detail": {"type": "string"},
-    "code": {"type": "integer", "description": "1 denied, 2 bad credentials, 3 insufficient privilege, 4 locked; any other value is the auth hook's exit status"},
-    "conflicts": {"type": "array", "description": "with 409: the held <host>:<script> pairs",
-     "items": {"type": "string"}}}}},
- "responses": {
-  "BadRequest": {"description": "The request is malformed.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "Forbidden": {"description": "The auth hook (or api_auth_default) refused the request. With auth_deny_generic on, the body is only {\"ok\":false,\"error\":\"forbidden\"}.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "NotFound": {"description": "No such route, no such agent, or no result for this request id.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "Conflict": {"description": "A host+script pair is locked by another dispatch.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "ServerError": {"description": "The server could not read what it needed.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "ServiceUnavailable": {"description": "More than api_max_children requests are in progress.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
-  "DiscoverySuccess": {"description": "The capabilities of each agent, keyed by registry name.",
-   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoveryResponse"}}}}}})json";
+// The shared responses of components.responses: a description and the body's component.
+struct SharedResponse {
+  std::string_view name, description;
+  std::string_view body = "ErrorResponse";
+};
+constexpr SharedResponse kResponses[] = {
+    {"BadRequest", "The request is malformed."},
+    {"Forbidden",
+     "The auth hook (or api_auth_default) refused the request. With auth_deny_generic on, the "
+     "body is only {\"ok\":false,\"error\":\"forbidden\"}."},
+    {"NotFound", "No such route, no such agent, or no result for this request id."},
+    {"Conflict", "A host+script pair is locked by another dispatch."},
+    {"ServerError", "The server could not read what it needed."},
+    {"ServiceUnavailable", "More than api_max_children requests are in progress."},
+    {"DiscoverySuccess", "The capabilities of each agent, keyed by registry name.",
+     "DiscoveryResponse"},
+};
+
+// components: the schemas rendered from the API's body descriptions (proto/wire_schemas.hpp),
+// which the tests also validate real responses against, and the shared responses.
+std::string components_text() {
+  json::Writer w;
+  w.begin_object().key("schemas").begin_object();
+  for (const proto::Definition* d : proto::api_bodies()) {
+    w.key(d->name);
+    proto::write_openapi(w, d->schema);
+  }
+  w.end_object().key("responses").begin_object();
+  for (const SharedResponse& r : kResponses) {
+    const proto::Definition* body = proto::find_api_body(r.body);
+    CX_CHECK(body);
+    w.key(r.name).begin_object().member("description", r.description).key("content");
+    w.begin_object().key("application/json").begin_object().key("schema");
+    proto::write_openapi(w, proto::Schema::ref(*body));
+    w.end_object().end_object().end_object();
+  }
+  w.end_object().end_object();
+  return w.str();
+}
 
 using rapidjson::StringRef;
 using Alloc = json::Document::AllocatorType;
@@ -243,7 +129,7 @@ std::string build_static() {
     item.AddMember(str_value(to_lower(r.method), a), json::Value(op, a), a);
   }
   doc.AddMember("paths", paths, a);
-  json::Document components = parse_builtin(kComponents);
+  json::Document components = parse_builtin(components_text());
   doc.AddMember("components", json::Value(components, a), a);
   return json::to_string(doc);
 }

@@ -10,8 +10,9 @@
 
 namespace cx::api {
 
-// The static document, compact JSON. Its paths are exactly the route table's; info.version is
-// our version. Built on first use and then served byte for byte.
+// The static document, compact JSON. Its paths are exactly the route table's, its component
+// schemas are the API bodies of proto/wire_schemas.hpp (which the tests validate real responses
+// against); info.version is our version. Built on first use and then served byte for byte.
 const std::string& static_document();
 
 // The live document (§6.5 GET /openapi-live.json): the static one with

@@ -24,8 +24,8 @@ class ApiFleet(harness.TestCase):
 
     def call(self, method, path, body=None, headers=()):
         data = None if body is None else body if isinstance(body, str) else json.dumps(body)
-        status, text, head = harness.curl(apifix.url(self.port, path), method=method, data=data,
-                                          headers=headers, timeout=60)
+        status, text, head = apifix.curl(apifix.url(self.port, path), method=method, data=data,
+                                         headers=headers, timeout=60)
         try:
             return status, json.loads(text)
         except ValueError:

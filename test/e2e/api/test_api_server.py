@@ -21,7 +21,7 @@ class ApiServer(harness.TestCase):
         return self.api
 
     def get(self, path, **kw):
-        return harness.curl(apifix.url(self.port, path), timeout=10, **kw)
+        return apifix.curl(apifix.url(self.port, path), timeout=10, **kw)
 
     # --- routes that need no agent -------------------------------------------------------------
 
@@ -235,12 +235,12 @@ class ApiServer(harness.TestCase):
             for path in ("/health", "/nope", "/"):
                 s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
                            % path).encode())
-                head, body = apifix.read_response(s)
+                head, body = apifix.read_response(s, ("GET", path))
                 self.assertIn("\r\nConnection: keep-alive", head)
                 json.loads(body)
             # A request without the header gets the original's framing and the close.
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, _ = apifix.read_response(s)
+            head, _ = apifix.read_response(s, ("GET", "/health"))
             self.assertNotIn("Connection:", head)
             self.assertEqual(apifix.read_all(s), b"")
         # curl reuses the connection when asked to keep it.
@@ -261,7 +261,7 @@ class ApiServer(harness.TestCase):
         self.assertIn("(TLS)", api.out())
         api.wait_for_log("TLS=yes")
         # The certificate names localhost: curl verifies it against our CA and that name.
-        status, body, head = harness.curl(
+        status, body, head = apifix.curl(
             "https://localhost:%d/health" % self.port, cacert=os.path.join(d, "ca.crt"),
             timeout=10, extra=("--resolve", "localhost:%d:127.0.0.1" % self.port))
         self.assertEqual((status, json.loads(body)["ok"]), (200, True))

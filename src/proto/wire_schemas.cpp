@@ -1,0 +1,354 @@
+// The bodies of 7443 and 7445, described once; see wire_schemas.hpp. The descriptions of the
+// API's members are our own text (dispatcher-and-api §5, §6.5). Each set is built on first use
+// and lives for the program; a definition may use the ones above it.
+#include "proto/wire_schemas.hpp"
+
+namespace cx::proto {
+
+namespace {
+
+Schema text(std::string_view description = {}) {
+  return Schema::string().describe(description);
+}
+
+Schema flag(std::string_view description = {}) {
+  return Schema::boolean().describe(description);
+}
+
+Schema one_of_texts(std::vector<std::string> values) {
+  return Schema::string().enums(std::move(values));
+}
+
+Schema list_of_texts(std::string_view description = {}) {
+  return Schema::array(Schema::string()).describe(description);
+}
+
+// {"status":"ok"|"error", <members>, "error"?}: the agent's rotate and renew replies.
+Schema ok_or_error(std::vector<Member> members) {
+  members.insert(members.begin(), required("status", one_of_texts({"ok", "error"})));
+  members.push_back(optional("error", text()));
+  return Schema::object(std::move(members));
+}
+
+// {"status":"ok","host":H,"version":V, <members>}: the agent's ping and capabilities replies.
+Schema ok_with_identity(std::vector<Member> members) {
+  members.insert(members.begin(),
+                 {required("status", one_of_texts({"ok"})),
+                  required("host", text("the agent's own name")), required("version", text())});
+  return Schema::object(std::move(members));
+}
+
+// `"ok": true` (or false) leads every API body.
+Member ok_member(bool value) {
+  return required("ok", Schema::boolean().constant(value));
+}
+
+// The hosts of a /ping or /run request.
+Schema requested_hosts() {
+  return Schema::array(Schema::string())
+      .min_items(1)
+      .max_items(500)
+      .describe("registry names, each optionally with :<port>");
+}
+
+} // namespace
+
+// --- 7443: the agent's replies ---------------------------------------------------------------
+
+AgentBodies::AgentBodies()
+    : script_entry{"ScriptEntry",
+                   Schema::object({
+                       required("name", text()),
+                       optional("path", text()),
+                       optional("executable", flag()),
+                       optional("profile", text()),
+                       optional("schema", Schema::object().describe(
+                                              "the script's argument schema, as the agent has it")),
+                       optional("schema_version", text()),
+                   })},
+      run_result{"agent.RunResult",
+                 Schema::object({
+                     optional("script", text()),
+                     required("exit", Schema::integer()),
+                     optional("stdout", text()),
+                     optional("stderr", text()),
+                     optional("reqid", text()),
+                     optional("error", text()),
+                     optional("truncated", flag("an output stream hit the agent's "
+                                                "script_output_limit")),
+                     optional("timed_out", flag("the agent killed the script at its "
+                                                "script_timeout")),
+                     optional("host", text("never sent by our agents; a peer's own name")),
+                 })},
+      async_reply{"agent.AsyncReply", Schema::object({
+                                          required("script", text()),
+                                          required("status", one_of_texts({"accepted", "busy"})),
+                                          required("reqid", text()),
+                                          optional("error", text()),
+                                      })},
+      ping_reply{"agent.PingReply",
+                 ok_with_identity({
+                     required("expiry", text("the agent certificate's notAfter")),
+                     required("staged", flag()),
+                     required("reqid", text()),
+                 })},
+      capabilities_reply{"agent.CapabilitiesReply",
+                         ok_with_identity({
+                             required("tags", Schema::object().values(text())),
+                             required("scripts", Schema::array(Schema::ref(script_entry))),
+                         })},
+      result_record{"agent.ResultRecord",
+                    Schema::object({
+                        required("reqid", text()),
+                        required("status", one_of_texts({"running", "done", "unknown"})),
+                        optional("script", text()),
+                        optional("owner", text()),
+                        optional("started", text("ISO-8601 UTC")),
+                        optional("finished", text("ISO-8601 UTC")),
+                        optional(run_result, "exit"),
+                        optional(run_result, "stdout"),
+                        optional(run_result, "stderr"),
+                        optional("error", text("a dispatcher-side error; never written by agents")),
+                        optional(run_result, "truncated"),
+                        optional(run_result, "timed_out"),
+                    })},
+      rotate_reply{"agent.RotateReply",
+                   ok_or_error({optional("action", text()), optional("serial", text()),
+                                optional("dispatcher", text())})},
+      renew_reply{"agent.RenewReply",
+                  ok_or_error({optional("csr", text()), optional("reqid", text())})},
+      renew_complete_reply{"agent.RenewCompleteReply",
+                           ok_or_error({optional("reqid", text()), optional("staged", flag())})},
+      error_reply{"agent.ErrorReply",
+                  Schema::object({required("error", text()), optional("status", text())})} {}
+
+const AgentBodies& agent_bodies() {
+  static const AgentBodies bodies;
+  return bodies;
+}
+
+// --- 7445: the API ---------------------------------------------------------------------------
+
+namespace {
+
+struct ApiBodies {
+  const AgentBodies& agent = agent_bodies();
+
+  Definition host_state{
+      "HostState",
+      one_of_texts({"ok", "error", "timeout", "unreachable", "busy", "denied"})
+          .describe("How the exchange with this host ended: ok (the agent answered as asked; a "
+                    "script's non-zero exit is still ok), error, timeout, unreachable (no such "
+                    "name, refused, no route), busy (already running there) or denied (the agent "
+                    "refused this dispatcher or its hook said no).")};
+  Member state = optional("state", Schema::ref(host_state));
+
+  Definition health_response{"HealthResponse",
+                             Schema::object({ok_member(true), required("version", text())})};
+
+  Definition index_response{
+      "IndexResponse",
+      Schema::object({
+          required("name", Schema::string().constant("ctrl-exec-api")),
+          required("version", text()),
+          required("spec", text("path of the static OpenAPI document")),
+          required("live_spec", text("path of the live OpenAPI document")),
+          required("endpoints", Schema::array(Schema::object(
+                                    {required("method", text()), required("path", text())}))),
+      })};
+
+  Definition ping_request{"PingRequest", Schema::object({
+                                             required("hosts", requested_hosts()),
+                                             optional("username", text("passed to the auth hook")),
+                                             optional("token", text("passed to the auth hook")),
+                                         })};
+
+  Definition ping_result{"PingResult", Schema::object({
+                                           required("host", text("the registry name")),
+                                           required("status", one_of_texts({"ok", "error"})),
+                                           optional("rtt", Schema::string().example("12ms")),
+                                           optional(agent.ping_reply, "version"),
+                                           optional(agent.ping_reply, "expiry"),
+                                           optional(agent.ping_reply, "staged"),
+                                           optional(agent.ping_reply, "reqid"),
+                                           optional("reported_hostname",
+                                                    text("the agent's own name, when it differs")),
+                                           optional("error", text()),
+                                           state,
+                                       })};
+
+  Definition ping_response{
+      "PingResponse",
+      Schema::object(
+          {ok_member(true), required("results", Schema::array(Schema::ref(ping_result)))})};
+
+  Definition run_request{
+      "RunRequest",
+      Schema::object({
+          required("hosts", requested_hosts()),
+          required("script",
+                   Schema::string().pattern(R"(^[\w-]+$)").describe("an allowlisted script name")),
+          optional("args", Schema::array(Schema::string())
+                               .default_json("[]")
+                               .describe("passed to the script as argv, untouched")),
+          optional("username", text("passed to the auth hooks and the script")),
+          optional("token", text("passed to the auth hooks and the script")),
+          optional("async", Schema::boolean().default_json("false").describe(
+                                "answer 202 once submitted; collect with GET /status/{reqid}")),
+      })};
+
+  Definition run_result{
+      "RunResult",
+      Schema::object(
+          {
+              required("host", text()),
+              optional(agent.run_result, "script"),
+              required(agent.run_result, "exit")
+                  .describe(
+                      "the script's exit status; -1 for a dispatcher-side failure or an agent "
+                      "refusal"),
+              optional(agent.run_result, "stdout"),
+              optional(agent.run_result, "stderr"),
+              optional("rtt", text()),
+              optional(agent.run_result, "reqid"),
+              optional("reported_hostname", text()),
+              optional(agent.run_result, "error"),
+              optional(agent.run_result, "truncated"),
+              optional(agent.run_result, "timed_out"),
+              state,
+          })
+          .extra_members()};
+
+  Definition run_response{"RunResponse",
+                          Schema::object({
+                              ok_member(true),
+                              required("reqid", text()),
+                              required("results", Schema::array(Schema::ref(run_result))),
+                          })};
+
+  // An agent that will not run asynchronously (an executor is configured, say) answers as a
+  // sync run would, {script, exit:-1, error, reqid}, and the API passes that on: no status then.
+  Definition async_submit_result{
+      "AsyncSubmitResult",
+      Schema::object({
+          required("host", text()),
+          optional(agent.async_reply, "script"),
+          optional("status", one_of_texts({"accepted", "busy", "error"})
+                                 .describe("absent when the agent refused to run asynchronously "
+                                           "and answered as a synchronous run would")),
+          optional(agent.run_result, "exit")
+              .describe("-1 when the agent refused to run asynchronously (then without status)"),
+          optional(agent.async_reply, "reqid"),
+          optional("rtt", text()),
+          optional(agent.async_reply, "error"),
+          state,
+      })};
+
+  Definition async_submit_response{
+      "AsyncSubmitResponse",
+      Schema::object({
+          ok_member(true),
+          required("reqid", text()),
+          required("async", Schema::boolean().constant(true)),
+          required("results", Schema::array(Schema::ref(async_submit_result))),
+      })};
+
+  Definition host_status{
+      "HostStatus",
+      Schema::object({
+          required("status",
+                   one_of_texts({"accepted", "running", "done", "expired", "busy", "error"})),
+          optional(agent.result_record, "exit"),
+          optional(agent.result_record, "stdout"),
+          optional(agent.result_record, "stderr"),
+          optional("error", text()),
+          optional(agent.result_record, "truncated"),
+          optional(agent.result_record, "timed_out"),
+          optional("fetch_error", text("the last attempt to fetch the result failed; it is "
+                                       "retried on the next request")),
+      })};
+
+  Definition status_response{
+      "StatusResponse",
+      Schema::object({
+          ok_member(true),
+          required("reqid", text()),
+          required("script", text()),
+          required("mode", one_of_texts({"sync", "async"})),
+          optional("hosts", Schema::one_of({Schema::object()
+                                                .describe("async: per-host state")
+                                                .values(Schema::ref(host_status)),
+                                            list_of_texts("sync: the hosts as submitted")})),
+          optional("results", Schema::array(Schema::ref(run_result)).describe("sync only")),
+          optional("completed", Schema::integer().describe("sync only: unix time")),
+          optional("created", Schema::integer().describe("async only: unix time")),
+          optional("pending", list_of_texts("async only")),
+          required("complete", Schema::boolean()),
+      })};
+
+  Definition discovery_request{
+      "DiscoveryRequest",
+      Schema::object({
+          optional("hosts", Schema::array(Schema::string())
+                                .max_items(500)
+                                .describe("registry names; missing or empty means every "
+                                          "registered agent")),
+          optional("username", text()),
+          optional("token", text()),
+      })};
+
+  Definition host_capabilities{"HostCapabilities",
+                               Schema::object({
+                                   required("host", text()),
+                                   required("status", one_of_texts({"ok", "error"})),
+                                   optional(agent.capabilities_reply, "version"),
+                                   optional("reported_hostname", text()),
+                                   optional(agent.capabilities_reply, "tags"),
+                                   optional(agent.capabilities_reply, "scripts"),
+                                   optional("error", text()),
+                                   optional("rtt", text()),
+                                   state,
+                               })};
+
+  Definition discovery_response{
+      "DiscoveryResponse",
+      Schema::object({
+          ok_member(true),
+          required("hosts", Schema::object().values(Schema::ref(host_capabilities))),
+      })};
+
+  Definition error_response{
+      "ErrorResponse",
+      Schema::object({
+          ok_member(false),
+          required("error", text("a short class, or the auth hook's reason")),
+          optional("detail", text()),
+          optional("code", Schema::integer().describe(
+                               "1 denied, 2 bad credentials, 3 insufficient privilege, 4 locked; "
+                               "any other value is the auth hook's exit status")),
+          optional("conflicts", list_of_texts("with 409: the held <host>:<script> pairs")),
+      })};
+
+  std::vector<const Definition*> all{
+      &host_state,         &health_response,     &index_response,        &ping_request,
+      &ping_result,        &ping_response,       &run_request,           &run_result,
+      &run_response,       &async_submit_result, &async_submit_response, &host_status,
+      &status_response,    &discovery_request,   &agent.script_entry,    &host_capabilities,
+      &discovery_response, &error_response,
+  };
+};
+
+} // namespace
+
+const std::vector<const Definition*>& api_bodies() {
+  static const ApiBodies bodies;
+  return bodies.all;
+}
+
+const Definition* find_api_body(std::string_view name) {
+  for (const Definition* d : api_bodies())
+    if (d->name == name) return d;
+  return nullptr;
+}
+
+} // namespace cx::proto
