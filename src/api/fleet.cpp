@@ -113,14 +113,14 @@ void handle_run(Exchange& ex) {
     std::weak_ptr<Exchange> weak = e.shared_from_this();
     engine::Engine* eng = &e.api.engine(); // owned by the Api, which outlives its runs
     Status st = eng->run(
-        res.hosts, spec, [weak, eng, in, spec, submitter, locks](Results results) {
+        res.hosts, spec, [weak, eng, refs = res.refs, spec, submitter, locks](Results results) {
           locks->held.release();
           std::string array = engine::results_json_array(results);
           json::Document list = engine::results_document(results);
           auto record = std::make_shared<const json::Document>(
               spec.async ? state::make_async_record(spec.reqid, spec.script, list, unix_now(),
                                                     submitter)
-                         : state::make_sync_record(spec.reqid, spec.script, in->hosts, list,
+                         : state::make_sync_record(spec.reqid, spec.script, refs, list,
                                                    unix_now(), submitter));
           // Stored even when the client has gone; answered once the record is on disk, so a
           // GET /status right after finds it.

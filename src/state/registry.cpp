@@ -374,11 +374,14 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
     }
     DispatchTarget t{std::string(name), target_of(*rec, port)};
     // A host named twice is one host: it runs once, in the place it was first named.
-    if (seen.emplace(t.name, t.target).second) res.hosts.push_back(std::move(t));
+    if (!seen.emplace(t.name, t.target).second) continue;
+    res.hosts.push_back(std::move(t));
+    res.refs.push_back(ref);
   }
   if (!res.unknown.empty()) {
     res.ok = false;
     res.hosts.clear();
+    res.refs.clear();
   }
   return res;
 }

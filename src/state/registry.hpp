@@ -93,7 +93,8 @@ struct DispatchResolution {
   // Empty unless ok. A set in first-seen order: a reference that resolves to the same name
   // and target as an earlier one is dropped (docs/COMPATIBILITY.md).
   std::vector<DispatchTarget> hosts;
-  std::vector<std::string> unknown;  // the references as given, in input order
+  std::vector<std::string> refs;    // the references behind `hosts`, as given, in its order
+  std::vector<std::string> unknown; // the references as given, in input order
 };
 
 // A `--tags k=v[,k=v...]` filter, AND of exact matches.

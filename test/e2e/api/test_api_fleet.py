@@ -69,6 +69,13 @@ class AllowAll(ApiFleet):
         self.assertEqual(self.fleet.ced("wait", reqid).rc, 0)
 
         # A failing script is still 200: per-host failures are in the results.
+        # A host named twice runs once (issue 11, defect 4).
+        st, doc = self.call("POST", "/run", {"hosts": [names[0], names[0]], "script": "noop"})
+        self.assertEqual(st, 200, doc)
+        self.assertEqual([r["host"] for r in doc["results"]], [names[0]])
+        rec = json.loads(self.root.read("/var/lib/ctrl-exec/runs/%s.json" % doc["reqid"]))
+        self.assertEqual(rec["hosts"], [names[0]])
+
         st, doc = self.call("POST", "/run", {"hosts": names[:1], "script": "fail"})
         self.assertEqual((st, doc["results"][0]["exit"]), (200, 3))
 

@@ -256,6 +256,10 @@ TEST_CASE("registry: resolve_dispatch (acceptance row 22)", "[state]") {
     CHECK(res.hosts == row.hosts);
     CHECK(res.unknown == row.unknown);
   }
+  // The references kept are the ones first given for each host, as written.
+  auto res = reg.resolve_dispatch({"by-ip:7443", "by-name", "by-ip", "by-name:7460"});
+  CHECK(res.refs == std::vector<std::string>{"by-ip:7443", "by-name", "by-name:7460"});
+  CHECK(reg.resolve_dispatch({"by-ip", "nope"}).refs.empty());
 }
 
 TEST_CASE("registry: resolve_target passes unknown names through", "[state]") {
