@@ -40,14 +40,6 @@ void out(const std::string& s) {
   std::fflush(stdout);
 }
 
-// printf into a std::string (the original's column layouts are printf formats).
-template <typename... A> std::string fmt(const char* f, A... args) {
-  int n = std::snprintf(nullptr, 0, f, args...);
-  std::string s(static_cast<size_t>(n), '\0');
-  std::snprintf(s.data(), s.size() + 1, f, args...);
-  return s;
-}
-
 void log_config_warnings(const std::vector<conf::ConfigWarning>& warnings) {
   for (const auto& w : warnings)
     log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
@@ -167,8 +159,8 @@ int cmd_setup_ctrl_exec(const DispatcherArgs& a) {
   // Always 825 days, whatever cert_days says (§4.13).
   auto id = pki::issue_dispatcher_identity(store, *spec, 825);
   if (!id.ok()) return die(id.message());
-  if (auto st = pki::write_dispatcher_identity(*id, config->cert, config->key,
-                                               config->service_user);
+  if (auto st =
+          pki::write_dispatcher_identity(*id, config->cert, config->key, config->service_user);
       !st.ok())
     return die(st.message());
   out("dispatcher cert created:\n  Key:  " + config->key + "\n  Cert: " + config->cert +
@@ -183,15 +175,15 @@ int cmd_list_requests(const DispatcherArgs&) {
     out("No pending pairing requests.\n");
     return 0;
   }
-  std::string s =
-      fmt("%-10s  %-24s  %-16s  %-28s  %s\n", "ID", "HOSTNAME", "SOURCE IP", "REVERSE DNS", "CODE");
+  std::string s = strprintf("%-10s  %-24s  %-16s  %-28s  %s\n", "ID", "HOSTNAME", "SOURCE IP",
+                            "REVERSE DNS", "CODE");
   s += std::string(92, '-') + "\n";
   for (const auto& r : reqs) {
     std::string src = !r.source_ip.empty() ? r.source_ip : !r.ip.empty() ? r.ip : "?";
     std::string rdns =
         r.reverse_dns.empty() ? "-" : r.reverse_dns + (r.reverse_confirmed ? " (ok)" : " (?)");
-    s += fmt("%-10s  %-24s  %-16s  %-28s  %s\n", r.id.c_str(), r.hostname.c_str(), src.c_str(),
-             rdns.c_str(), r.code.empty() ? "??????" : r.code.c_str());
+    s += strprintf("%-10s  %-24s  %-16s  %-28s  %s\n", r.id.c_str(), r.hostname.c_str(),
+                   src.c_str(), rdns.c_str(), r.code.empty() ? "??????" : r.code.c_str());
   }
   s += "\nReverse DNS is how this dispatcher resolves each agent's IP; (ok) = forward-confirmed.\n"
        "Approve shows the exact edit-agent command if a name will not resolve here.\n";
@@ -260,16 +252,17 @@ int cmd_list_agents(const DispatcherArgs& a) {
     out(w.str() + "\n");
     return 0;
   }
-  std::string s = fmt("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", "HOSTNAME", "IP", "PORT",
-                      "LOOKUP", "PAIRED", "CERT EXPIRY", "DAYS LEFT");
+  std::string s = strprintf("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", "HOSTNAME", "IP",
+                            "PORT", "LOOKUP", "PAIRED", "CERT EXPIRY", "DAYS LEFT");
   s += std::string(112, '-') + "\n";
   int64_t now = unix_now();
   for (const auto& r : agents) {
     std::string days = "?";
     if (auto t = parse_openssl_time(r.expiry)) days = std::to_string((*t - now) / 86400);
-    s += fmt("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", or_default(r.hostname, "?").c_str(),
-             or_default(r.ip, "?").c_str(), std::to_string(r.port).c_str(), r.lookup_by.c_str(),
-             or_default(r.paired, "?").c_str(), or_default(r.expiry, "?").c_str(), days.c_str());
+    s += strprintf(
+        "%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", or_default(r.hostname, "?").c_str(),
+        or_default(r.ip, "?").c_str(), std::to_string(r.port).c_str(), r.lookup_by.c_str(),
+        or_default(r.paired, "?").c_str(), or_default(r.expiry, "?").c_str(), days.c_str());
   }
   out(s);
   return 0;
