@@ -1,5 +1,5 @@
 // ctrl-exec-agent (alias cea): the agent. This file only parses the command line (agent-and-wire
-// §1.1) and calls into src/agent (serve and the small modes) and src/pairing (request-pairing).
+// §1.1) and calls into src/agent (serve, request-pairing and the small modes).
 //
 // Options follow the original's Getopt::Long rules: before or after the mode word, with one or
 // two dashes, `--opt=value` or `--opt value`, abbreviated to any unique prefix. A bad option
@@ -13,13 +13,13 @@
 
 #include "agent/async_job.hpp"
 #include "agent/modes.hpp"
+#include "agent/requester.hpp"
 #include "agent/server.hpp"
 #include "applets/applets.hpp"
 #include "base/paths.hpp"
 #include "base/version.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
-#include "pairing/requester.hpp"
 
 namespace {
 
@@ -109,7 +109,7 @@ int agent_main(int argc, char** argv) {
   CLI::App app{"ctrl-exec-agent"};
   app.set_help_flag();
   cx::agent::Paths paths{cx::paths::agent_config(), cx::paths::agent_allowlist()};
-  cx::pairing::RequestPairingOptions pairing;
+  cx::agent::RequestPairingOptions pairing;
   std::vector<std::string> words;
   bool show_version = false, show_help = false;
   std::string lookup_by;
@@ -159,7 +159,7 @@ int agent_main(int argc, char** argv) {
     // --background, the port range) are checked by request_pairing, with its fatal messages.
     if (lookup_opt->count() > 0) pairing.lookup_by = lookup_by;
     pairing.config_path = paths.config;
-    return cx::pairing::request_pairing(pairing);
+    return cx::agent::request_pairing(pairing);
   }
   std::fprintf(stderr, "Unknown mode '%s'\n\n%s", mode.c_str(), usage().c_str());
   return kExitUsage;

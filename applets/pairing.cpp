@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/requester.hpp"
 #include "applets/applets.hpp"
 #include "applets/pairing_hooks.hpp"
 #include "base/strings.hpp"
@@ -18,7 +19,6 @@
 #include "event/loop.hpp"
 #include "log/log.hpp"
 #include "pairing/mode.hpp"
-#include "pairing/requester.hpp"
 
 namespace {
 
@@ -42,7 +42,7 @@ int pairing_main(int argc, char** argv) {
   std::vector<std::string> words;
   std::string timeout_text, lookup_by;
   bool version = false, help = false, daemon_child = false, request_child = false;
-  cx::pairing::RequestPairingOptions req;
+  cx::agent::RequestPairingOptions req;
 
   CLI::App app("ctrl-exec-pairing", "ctrl-exec-pairing");
   app.set_help_flag();
@@ -52,7 +52,7 @@ int pairing_main(int argc, char** argv) {
   app.add_flag("--version", version);
   app.add_flag("--help", help);
   app.add_flag(cx::pairing::kDaemonChildFlag, daemon_child)->group("");
-  app.add_flag(cx::pairing::kRequestChildFlag, request_child)->group("");
+  app.add_flag(cx::agent::kRequestChildFlag, request_child)->group("");
   app.add_option("--dispatcher", req.dispatcher)->group("");
   app.add_option("--lookup-by", lookup_by)->group("");
   app.add_option("words", words);
@@ -90,7 +90,7 @@ int pairing_main(int argc, char** argv) {
     req.background = true;
     req.timeout = static_cast<int>(timeout.value_or(30));
     if (!lookup_by.empty()) req.lookup_by = lookup_by;
-    return cx::pairing::request_pairing(req);
+    return cx::agent::request_pairing(req);
   }
 
   cx::log::init("ctrl-exec-dispatcher");

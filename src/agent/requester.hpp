@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-namespace cx::pairing {
+namespace cx::agent {
 
 struct RequestPairingOptions {
   std::string config_path;              // agent.conf (read leniently for `port`)
@@ -23,4 +23,4 @@ inline constexpr const char* kRequestChildFlag = "--request-child";
 // error; background parent: 0; background child: 0, 2 or 3).
 int request_pairing(const RequestPairingOptions& opts);
 
-} // namespace cx::pairing
+} // namespace cx::agent

@@ -2,7 +2,7 @@
 // and CSR, show the pairing code, send the request on 7444, read both responses by
 // Content-Length, check the nonce, then store the cert, key and CA and append the dispatcher
 // to the trusted map. --background hands the waiting to a detached re-executed child.
-#include "pairing/requester.hpp"
+#include "agent/requester.hpp"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -19,7 +19,7 @@
 #include "base/paths.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
-#include "conf/ini.hpp"
+#include "conf/agent.hpp"
 #include "event/loop.hpp"
 #include "event/tcp.hpp"
 #include "http/client.hpp"
@@ -33,8 +33,10 @@
 
 extern char** environ;
 
-namespace cx::pairing {
+namespace cx::agent {
 namespace {
+
+using conf::AgentPairingFiles;
 
 constexpr int kExitFatal = 255;
 constexpr int kExitTimeout = 2; // background child: no answer within --timeout
@@ -48,33 +50,6 @@ constexpr int kHandoffWaitMs = 120 * 1000;
 
 // The background child finds the descriptor of its report pipe here.
 constexpr const char* kHandoffEnv = "CTRL_EXEC_PAIRING_HANDOFF";
-
-struct AgentFiles {
-  int port = 7443; // the serve port reported to the dispatcher
-  std::string cert, key, ca, trusted_map;
-};
-
-// agent.conf read leniently: only the serve port and the file paths matter here, and a
-// missing or broken config leaves the defaults (§5.4 step 4; the paths honour the config,
-// which the original ignores, §2.1 QUIRK).
-AgentFiles agent_files(const std::string& config_path) {
-  AgentFiles f{7443, paths::agent_cert(), paths::agent_key(), paths::agent_ca(),
-               paths::agent_trusted_map()};
-  auto ini = conf::load_sectioned(config_path);
-  if (!ini.ok()) return f;
-  auto get = [&](const char* k) -> const std::string* {
-    auto it = ini->top.find(k);
-    return it == ini->top.end() ? nullptr : &it->second;
-  };
-  if (auto* p = get("port"); p && is_digits(*p)) {
-    if (auto n = parse_uint(*p); n && *n >= 1 && *n <= 65535) f.port = static_cast<int>(*n);
-  }
-  if (auto* p = get("cert")) f.cert = *p;
-  if (auto* p = get("key")) f.key = *p;
-  if (auto* p = get("ca")) f.ca = *p;
-  if (auto* p = get("trusted_dispatchers_path")) f.trusted_map = *p;
-  return f;
-}
 
 std::string absolute(const std::string& p) {
   if (p.empty() || p[0] == '/') return p;
@@ -254,7 +229,7 @@ Status make_agent_state_dir(const std::string& dir) {
 
 // Stores what the approval delivered. The map entry goes first: a cert without a trusted
 // dispatcher would refuse everything, and is easy to see; the reverse cannot happen then.
-Status store_pairing(const AgentFiles& f, const std::string& key_pem,
+Status store_pairing(const AgentPairingFiles& f, const std::string& key_pem,
                      const proto::PairResponse& r) {
   auto match = pki::key_matches_cert(key_pem, r.cert);
   if (!match.ok()) return error("the certificate received cannot be read: " + match.message());
@@ -262,7 +237,7 @@ Status store_pairing(const AgentFiles& f, const std::string& key_pem,
   if (!r.dispatcher_serial.empty()) {
     CX_TRY(make_agent_state_dir(dirname(f.trusted_map)));
     std::string id = r.dispatcher_id.empty() ? r.dispatcher_serial : r.dispatcher_id;
-    CX_TRY(agent::add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
+    CX_TRY(add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
   }
   CX_TRY(store(f.key, key_pem, 0640));
   CX_TRY(store(f.cert, r.cert, 0640));
@@ -288,7 +263,7 @@ std::string start_instructions() {
 }
 
 // Checks that apply before anything is sent; the message of the first that fails, or "".
-std::string check_options(const RequestPairingOptions& o, const AgentFiles& f) {
+std::string check_options(const RequestPairingOptions& o, const AgentPairingFiles& f) {
   if (o.dispatcher.empty())
     return "request-pairing needs --dispatcher <host> (the dispatcher's name or address)";
   if (o.lookup_by && *o.lookup_by != "ip" && *o.lookup_by != "hostname")
@@ -412,7 +387,7 @@ int start_background(const RequestPairingOptions& o) {
 } // namespace
 
 int request_pairing(const RequestPairingOptions& o) {
-  AgentFiles files = agent_files(o.config_path);
+  AgentPairingFiles files = conf::load_agent_pairing_files(o.config_path);
   const char* handoff_env = std::getenv(kHandoffEnv);
   bool child = o.background && handoff_env != nullptr;
   std::unique_ptr<Handoff> handoff;
@@ -488,4 +463,4 @@ int request_pairing(const RequestPairingOptions& o) {
   return 0;
 }
 
-} // namespace cx::pairing
+} // namespace cx::agent
