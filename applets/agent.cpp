@@ -16,14 +16,13 @@
 #include "agent/requester.hpp"
 #include "agent/server.hpp"
 #include "applets/applets.hpp"
+#include "base/exit_codes.hpp"
 #include "base/paths.hpp"
 #include "base/version.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
 
 namespace {
-
-constexpr int kExitUsage = 2;
 
 std::string usage() {
   return "Usage: ctrl-exec-agent <mode> [options]\n"
@@ -103,7 +102,7 @@ int agent_main(int argc, char** argv) {
   std::string err;
   if (!normalise(args, err)) {
     std::fprintf(stderr, "ctrl-exec-agent: %s\n\n%s", err.c_str(), usage().c_str());
-    return kExitUsage;
+    return cx::kExitUsage;
   }
 
   CLI::App app{"ctrl-exec-agent"};
@@ -128,7 +127,7 @@ int agent_main(int argc, char** argv) {
     app.parse(rev);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "ctrl-exec-agent: %s\n\n%s", e.what(), usage().c_str());
-    return kExitUsage;
+    return cx::kExitUsage;
   }
   if (show_version) {
     std::printf("ctrl-exec-agent %.*s\n", static_cast<int>(cx::version().size()),
@@ -143,7 +142,7 @@ int agent_main(int argc, char** argv) {
   if (words.size() > 1) {
     std::fprintf(stderr, "ctrl-exec-agent: unexpected argument '%s'\n\n%s", words[1].c_str(),
                  usage().c_str());
-    return kExitUsage;
+    return cx::kExitUsage;
   }
 
   cx::log::init("ctrl-exec-agent");
@@ -162,5 +161,5 @@ int agent_main(int argc, char** argv) {
     return cx::agent::request_pairing(pairing);
   }
   std::fprintf(stderr, "Unknown mode '%s'\n\n%s", mode.c_str(), usage().c_str());
-  return kExitUsage;
+  return cx::kExitUsage;
 }

@@ -14,8 +14,10 @@
 
 #include "applets/applets.hpp"
 #include "applets/pairing_hooks.hpp"
+#include "base/exit_codes.hpp"
+#include "base/paths.hpp"
 #include "base/version.hpp"
-#include "conf/dispatcher_cli.hpp"
+#include "cli/dispatcher_args.hpp"
 #include "engine/commands.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
@@ -23,7 +25,7 @@
 
 namespace {
 
-using cx::conf::DispatcherArgs;
+using cx::cli::DispatcherArgs;
 
 int pairing_mode(const DispatcherArgs& a) {
   return cx::pairing::run_pairing_mode(a, pairing_hooks());
@@ -31,7 +33,7 @@ int pairing_mode(const DispatcherArgs& a) {
 
 struct Mode {
   const char* name;
-  int (*run)(const DispatcherArgs&);
+  cx::cli::Command* run;
   const char* usage;
 };
 
@@ -150,7 +152,7 @@ int dispatcher_main(int argc, char** argv) {
   std::string err;
   if (!normalise(before, err)) {
     std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n\n%s", err.c_str(), usage().c_str());
-    return cx::conf::kExitUsage;
+    return cx::kExitUsage;
   }
 
   DispatcherArgs args;
@@ -184,7 +186,7 @@ int dispatcher_main(int argc, char** argv) {
     app.parse(static_cast<int>(cargv.size()), cargv.data());
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n", e.what());
-    return cx::conf::kExitUsage;
+    return cx::kExitUsage;
   }
   if (version) {
     std::printf("ctrl-exec-dispatcher %.*s\n", static_cast<int>(cx::version().size()),
@@ -197,7 +199,7 @@ int dispatcher_main(int argc, char** argv) {
   }
   if (words.empty()) {
     std::fputs(usage().c_str(), stderr);
-    return cx::conf::kExitUsage;
+    return cx::kExitUsage;
   }
   args.mode = words.front();
   args.words.assign(words.begin() + 1, words.end());
@@ -208,5 +210,5 @@ int dispatcher_main(int argc, char** argv) {
     }
   }
   std::fprintf(stderr, "Unknown mode '%s'\n%s", args.mode.c_str(), usage().c_str());
-  return cx::conf::kExitUsage;
+  return cx::kExitUsage;
 }

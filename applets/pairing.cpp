@@ -13,9 +13,10 @@
 #include "agent/requester.hpp"
 #include "applets/applets.hpp"
 #include "applets/pairing_hooks.hpp"
+#include "base/exit_codes.hpp"
 #include "base/strings.hpp"
 #include "base/version.hpp"
-#include "conf/dispatcher_cli.hpp"
+#include "cli/dispatcher_args.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
 #include "pairing/mode.hpp"
@@ -38,7 +39,7 @@ const char* kUsage =
 
 int pairing_main(int argc, char** argv) {
   cx::event::ignore_sigpipe();
-  cx::conf::DispatcherArgs args;
+  cx::cli::DispatcherArgs args;
   std::vector<std::string> words;
   std::string timeout_text, lookup_by;
   bool version = false, help = false, daemon_child = false, request_child = false;
@@ -60,7 +61,7 @@ int pairing_main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "ctrl-exec-pairing: %s\n", e.what());
-    return cx::conf::kExitUsage;
+    return cx::kExitUsage;
   }
   if (version) {
     std::printf("ctrl-exec-pairing %.*s\n", static_cast<int>(cx::version().size()),
@@ -78,7 +79,7 @@ int pairing_main(int argc, char** argv) {
     timeout = cx::parse_int(timeout_text);
     if (!timeout) {
       std::fprintf(stderr, "Error: --timeout must be an integer number of seconds.\n");
-      return cx::conf::kExitUsage;
+      return cx::kExitUsage;
     }
   }
 

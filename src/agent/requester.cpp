@@ -14,11 +14,13 @@
 #include <cstring>
 
 #include "agent/trusted_map.hpp"
+#include "base/daemon.hpp"
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
 #include "base/hostname.hpp"
-#include "base/paths.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
+#include "cli/cli.hpp"
 #include "conf/agent.hpp"
 #include "event/loop.hpp"
 #include "event/tcp.hpp"
@@ -31,16 +33,12 @@
 #include "proto/pairing_wire.hpp"
 #include "tls/tls.hpp"
 
-extern char** environ;
-
 namespace cx::agent {
 namespace {
 
+using cli::out;
 using conf::AgentPairingFiles;
 
-constexpr int kExitFatal = 255;
-constexpr int kExitTimeout = 2; // background child: no answer within --timeout
-constexpr int kExitDenied = 3;  // background child: denied, or the nonce did not match
 constexpr uint64_t kProbeTimeoutMs = 5000;
 constexpr uint64_t kConnectTimeoutMs = 30000;
 // The dispatcher answers within 600 s (its approval timeout); the original's socket timeout.
@@ -51,19 +49,8 @@ constexpr int kHandoffWaitMs = 120 * 1000;
 // The background child finds the descriptor of its report pipe here.
 constexpr const char* kHandoffEnv = "CTRL_EXEC_PAIRING_HANDOFF";
 
-std::string absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char cwd[4096];
-  if (!::getcwd(cwd, sizeof cwd)) return p;
-  return std::string(cwd) + "/" + p;
-}
-
-void out(const std::string& s) {
-  std::fputs(s.c_str(), stdout);
-  std::fflush(stdout);
-}
-
-// The operator's message for a failure to reach the pairing port.
+// The operator's message for a failure to reach the pairing port. It reads the error's words;
+// the one place that does, to be replaced by the error's kind.
 std::string connect_failure(const RequestPairingOptions& o, const std::string& err) {
   std::string where = o.dispatcher + ":" + std::to_string(o.port);
   std::string hint = "Start pairing mode on the dispatcher first: sudo ctrl-exec-dispatcher "
@@ -297,61 +284,34 @@ std::string pairing_hostname(bool warn) {
 
 // The foreground half of --background: start the child, print the reqid it reports, exit 0.
 int start_background(const RequestPairingOptions& o) {
-  std::vector<std::string> argv_s = {"ctrl-exec",
-                                     "ctrl-exec-pairing",
-                                     kRequestChildFlag,
-                                     "--config",
-                                     absolute(o.config_path),
-                                     "--dispatcher",
-                                     o.dispatcher,
-                                     "--port",
-                                     std::to_string(o.port),
-                                     "--timeout",
-                                     std::to_string(o.timeout)};
-  if (o.lookup_by) {
-    argv_s.push_back("--lookup-by");
-    argv_s.push_back(*o.lookup_by);
-  }
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    std::fprintf(stderr, "pipe: %s\n", errno_text(errno).c_str());
-    return kExitFatal;
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return cli::die("pipe: " + errno_text(errno));
+  // No event loop runs in this process yet, so the child is started by fork and exec.
+  DetachedChild spec;
+  spec.argv = {"ctrl-exec",
+               "ctrl-exec-pairing",
+               kRequestChildFlag,
+               "--config",
+               absolute_path(o.config_path),
+               "--dispatcher",
+               o.dispatcher,
+               "--port",
+               std::to_string(o.port),
+               "--timeout",
+               std::to_string(o.timeout)};
+  if (o.lookup_by) {
+    spec.argv.push_back("--lookup-by");
+    spec.argv.push_back(*o.lookup_by);
   }
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CTRL_EXEC_ROOT=", 15) != 0 &&
-        std::strncmp(*e, kHandoffEnv, std::strlen(kHandoffEnv)) != 0)
-      env_s.emplace_back(*e);
-  if (!paths::root().empty()) env_s.push_back("CTRL_EXEC_ROOT=" + absolute(paths::root()));
-  env_s.push_back(std::string(kHandoffEnv) + "=3");
-  std::vector<char*> argv, envp;
-  for (auto& s : argv_s)
-    argv.push_back(s.data());
-  argv.push_back(nullptr);
-  for (auto& s : env_s)
-    envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) {
-    std::fprintf(stderr, "fork: %s\n", errno_text(errno).c_str());
-    return kExitFatal;
-  }
-  if (child == 0) {
-    // No event loop runs in this process yet, so fork-then-exec is safe.
-    ::setsid();
-    if (::chdir("/") != 0) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull < 0) ::_exit(127);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::dup2(pipefd[1], 3); // dup2 clears O_CLOEXEC on the copy
-    ::execve("/proc/self/exe", argv.data(), envp.data());
-    ::_exit(127);
-  }
+  spec.env = {{kHandoffEnv, "3"}};
+  spec.report_fd = pipefd[1];
+  auto spawned = spawn_detached(spec);
   ::close(pipefd[1]);
+  if (!spawned.ok()) {
+    ::close(pipefd[0]);
+    return cli::die(spawned.message());
+  }
+  pid_t child = *spawned;
   std::string line;
   uint64_t waited = 0;
   ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
@@ -440,14 +400,14 @@ int request_pairing(const RequestPairingOptions& o) {
   if (ex.reqid.empty()) return fail(connect_failure(o, ex.transport_error));
   if (ex.timed_out) {
     log::warning("pair-timeout", {{"REQID", ex.reqid}});
-    return kExitTimeout;
+    return kExitPairingTimeout;
   }
   if (!ex.second) return fail("Pairing failed: " + ex.transport_error);
   if (auto st = proto::check_pair_result(*ex.second, nonce); !st.ok()) {
     log::warning("pair-denied", {{"REQID", ex.reqid}, {"REASON", st.message()}});
     bool denied = ex.second->status != "approved";
     return fail((denied ? "Pairing denied: " : "Pairing failed: ") + st.message(),
-                o.background ? kExitDenied : kExitFatal);
+                o.background ? kExitPairingDenied : kExitFatal);
   }
   if (auto st = store_pairing(files, *key, *ex.second); !st.ok())
     return fail("Pairing failed: cannot store the certificates: " + st.message());
