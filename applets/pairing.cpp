@@ -27,25 +27,26 @@ using cx::applets::usage_error;
 
 constexpr const char* kName = "ctrl-exec-pairing";
 
-// `config_path` is what --config said, else the default.
+// The usage text, around the --config default (what --config said, else the default).
+const char* kUsage =
+    "Usage: ctrl-exec-pairing [start|stop] [--timeout <1-600>] [--port <n>] [--config <path>]\n"
+    "\n"
+    "Runs the dispatcher's pairing listener (the same as 'ctrl-exec-dispatcher pairing-mode'):\n"
+    "  (no word)   in the foreground, with the interactive prompt when stdin is a terminal\n"
+    "              or a pipe\n"
+    "  start       in the background; stop it with 'ctrl-exec-pairing stop'\n"
+    "  stop        stop the background listener\n"
+    "\n"
+    "Options:\n"
+    "  --config <path>   dispatcher config (default ";
+const char* kUsageEnd =
+    ")\n"
+    "  --timeout <s>     auto-stop after this many seconds (1-600; default pairing_timeout, else "
+    "600)\n"
+    "  --port <n>        listen port (default 7444)\n";
+
 std::string usage(const std::string& config_path) {
-  return "Usage: ctrl-exec-pairing [start|stop] [--timeout <1-600>] [--port <n>] [--config "
-         "<path>]\n"
-         "\n"
-         "Runs the dispatcher's pairing listener (the same as 'ctrl-exec-dispatcher "
-         "pairing-mode'):\n"
-         "  (no word)   in the foreground, with the interactive prompt when stdin is a terminal\n"
-         "              or a pipe\n"
-         "  start       in the background; stop it with 'ctrl-exec-pairing stop'\n"
-         "  stop        stop the background listener\n"
-         "\n"
-         "Options:\n"
-         "  --config <path>   dispatcher config (default " +
-         config_path +
-         ")\n"
-         "  --timeout <s>     auto-stop after this many seconds (1-600; default "
-         "pairing_timeout, else 600)\n"
-         "  --port <n>        listen port (default 7444)\n";
+  return kUsage + config_path + kUsageEnd;
 }
 
 } // namespace

@@ -262,39 +262,39 @@ std::optional<json::Document> aggregate_once(Session& s, const std::string& reqi
   return record;
 }
 
-} // namespace
-
-int cmd_status(const DispatcherArgs& a) {
-  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher status <reqid>");
+// `status` and `wait`: the run's record, aggregated again every 2 s until it is complete or
+// `wait_s` seconds have passed (status: no wait), then printed as the original prints it.
+int show_run(const DispatcherArgs& a, const char* usage, std::optional<int64_t> wait_s) {
+  if (a.words.empty()) return die(usage);
   const std::string& reqid = a.words[0];
   auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
-  auto record = aggregate_once(s, reqid);
-  if (!record) return not_found(reqid, a.json);
-  out(a.json ? record_json(*record) : format_status(*record));
-  return 0;
-}
-
-int cmd_wait(const DispatcherArgs& a) {
-  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]");
-  const std::string& reqid = a.words[0];
-  auto config = cli::load_config(a.config_path, false);
-  if (!config) return kExitFatal;
-  Session s(std::move(*config), a);
-  const int64_t deadline = unix_now() + a.timeout.value_or(300);
+  const int64_t deadline = unix_now() + wait_s.value_or(0);
   std::optional<json::Document> record;
   for (;;) {
     record = aggregate_once(s, reqid);
     if (!record) return not_found(reqid, a.json);
-    if (truthy_member(*record, "complete") || unix_now() >= deadline) break;
+    if (!wait_s || truthy_member(*record, "complete") || unix_now() >= deadline) break;
     event::Timer pause(s.loop);
     pause.start(2000, [] {});
     s.loop.run();
   }
   out(a.json ? record_json(*record) : format_status(*record));
+  if (!wait_s) return 0;
   if (!truthy_member(*record, "complete")) return kExitIncomplete;
   return any_failed(*record) ? kExitFailure : kExitOk;
+}
+
+} // namespace
+
+int cmd_status(const DispatcherArgs& a) {
+  return show_run(a, "Usage: ctrl-exec-dispatcher status <reqid>", std::nullopt);
+}
+
+int cmd_wait(const DispatcherArgs& a) {
+  return show_run(a, "Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]",
+                  a.timeout.value_or(300));
 }
 
 int cmd_list_locks(const DispatcherArgs& a) {

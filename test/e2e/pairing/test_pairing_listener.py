@@ -546,19 +546,24 @@ class Interactive(Listener):
 
 
 class Background(Listener):
-    def test_start_stop_and_the_pidfile(self):
-        pidfile = self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")
-        r = self.root.run(["ced", "pairing-mode", "stop"])
-        self.assertEqual((r.rc, r.out), (0, "No background pairing mode is running.\n"))
-        r = self.root.run(["ced", "pairing-mode", "start", "--port", str(self.port),
-                           "--timeout", "300"])
+    def start_300s(self, args):
+        """Runs a `start` command for a 300 s session on self.port; returns the session's pid."""
+        r = self.root.run(args)
         self.assertEqual(r.rc, 0, r)
-        with open(pidfile) as f:
+        with open(self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")) as f:
             pid = int(f.read())
         self.addCleanup(lambda: pid and _kill(pid))
         self.assertEqual(r.out, "Pairing mode started in the background on port %d (PID %d).\n"
                          "It auto-stops after 300s; stop sooner with:\n"
                          "    ctrl-exec-dispatcher pairing-mode stop\n" % (self.port, pid))
+        return pid
+
+    def test_start_stop_and_the_pidfile(self):
+        pidfile = self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")
+        r = self.root.run(["ced", "pairing-mode", "stop"])
+        self.assertEqual((r.rc, r.out), (0, "No background pairing mode is running.\n"))
+        pid = self.start_300s(["ced", "pairing-mode", "start", "--port", str(self.port),
+                               "--timeout", "300"])
         self.assertTrue(harness.port_open(self.port))
         r = self.root.run(["ced", "pairing-mode", "start", "--port", str(self.port)])
         self.assertEqual(r.rc, 255)
@@ -583,15 +588,8 @@ class Background(Listener):
         self.assertFalse(os.path.exists(pidfile))
 
     def test_pairing_applet_options_after_the_mode_word(self):
-        pidfile = self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")
-        r = self.root.run(["ctrl-exec-pairing", "start", "--port=%d" % self.port, "--time", "300"])
-        self.assertEqual(r.rc, 0, r)
-        with open(pidfile) as f:
-            pid = int(f.read())
-        self.addCleanup(lambda: pid and _kill(pid))
-        self.assertEqual(r.out, "Pairing mode started in the background on port %d (PID %d).\n"
-                         "It auto-stops after 300s; stop sooner with:\n"
-                         "    ctrl-exec-dispatcher pairing-mode stop\n" % (self.port, pid))
+        pid = self.start_300s(["ctrl-exec-pairing", "start", "--port=%d" % self.port,
+                               "--time", "300"])
         r = self.root.run(["ctrl-exec-pairing", "stop", "--conf", "/nonexistent.conf"])
         self.assertEqual((r.rc, r.out), (0, "Pairing mode stopped (was PID %d); pairing port "
                                             "closed.\n" % pid))
