@@ -1,9 +1,8 @@
 // ctrl-exec-agent (alias cea): the agent. This file only parses the command line (agent-and-wire
-// §1.1) and calls into src/agent (serve and the small modes) and src/pairing (request-pairing).
+// §1.1) and calls into src/agent (serve, request-pairing and the small modes).
 //
-// Options follow the original's Getopt::Long rules: before or after the mode word, with one or
-// two dashes, `--opt=value` or `--opt value`, abbreviated to any unique prefix. A bad option
-// prints the usage on stderr and exits 2; no mode prints it on stdout and exits 0.
+// Options follow the original's Getopt::Long rules (applets/options.hpp). A bad option prints
+// the usage on stderr and exits 2; no mode prints it on stdout and exits 0.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -13,17 +12,18 @@
 
 #include "agent/async_job.hpp"
 #include "agent/modes.hpp"
+#include "agent/requester.hpp"
 #include "agent/server.hpp"
 #include "applets/applets.hpp"
+#include "applets/options.hpp"
+#include "base/exit_codes.hpp"
 #include "base/paths.hpp"
-#include "base/version.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
-#include "pairing/requester.hpp"
 
 namespace {
 
-constexpr int kExitUsage = 2;
+constexpr const char* kName = "ctrl-exec-agent";
 
 std::string usage() {
   return "Usage: ctrl-exec-agent <mode> [options]\n"
@@ -51,45 +51,6 @@ std::string usage() {
          "  --version              print the version\n";
 }
 
-struct OptionSpec {
-  const char* name;
-  bool takes_value;
-};
-const OptionSpec kOptions[] = {
-    {"allowlist", true},  {"background", false}, {"config", true},
-    {"dispatcher", true}, {"help", false},       {"lookup-by", true},
-    {"port", true},       {"timeout", true},     {"version", false},
-};
-
-// Rewrites single-dash and abbreviated long options to `--<full name>`; false with `err` set
-// for an unknown or ambiguous one.
-bool normalise(std::vector<std::string>& args, std::string& err) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string& a = args[i];
-    if (a.size() < 2 || a[0] != '-') continue;
-    std::string_view body = std::string_view(a).substr(a[1] == '-' ? 2 : 1);
-    size_t eq = body.find('=');
-    std::string name(body.substr(0, eq));
-    std::vector<const OptionSpec*> found;
-    for (const auto& o : kOptions) {
-      if (name == o.name) {
-        found = {&o};
-        break;
-      }
-      if (!name.empty() && std::string_view(o.name).rfind(name, 0) == 0) found.push_back(&o);
-    }
-    if (found.size() != 1) {
-      err = found.empty() ? "unknown option '" + a + "'" : "option '" + a + "' is ambiguous";
-      return false;
-    }
-    std::string full = "--" + std::string(found[0]->name);
-    if (eq != std::string_view::npos) full += std::string(body.substr(eq));
-    a = full;
-    if (found[0]->takes_value && eq == std::string_view::npos) ++i; // its value follows
-  }
-  return true;
-}
-
 } // namespace
 
 int agent_main(int argc, char** argv) {
@@ -99,17 +60,10 @@ int agent_main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == cx::agent::kSupervisorMode)
     return cx::agent::run_async_supervisor();
 
-  std::vector<std::string> args(argv + 1, argv + argc);
-  std::string err;
-  if (!normalise(args, err)) {
-    std::fprintf(stderr, "ctrl-exec-agent: %s\n\n%s", err.c_str(), usage().c_str());
-    return kExitUsage;
-  }
-
-  CLI::App app{"ctrl-exec-agent"};
+  CLI::App app{kName};
   app.set_help_flag();
   cx::agent::Paths paths{cx::paths::agent_config(), cx::paths::agent_allowlist()};
-  cx::pairing::RequestPairingOptions pairing;
+  cx::agent::RequestPairingOptions pairing;
   std::vector<std::string> words;
   bool show_version = false, show_help = false;
   std::string lookup_by;
@@ -123,30 +77,18 @@ int agent_main(int argc, char** argv) {
   app.add_flag("--version", show_version);
   app.add_flag("--help", show_help);
   app.add_option("words", words);
-  try {
-    std::vector<std::string> rev(args.rbegin(), args.rend());
-    app.parse(rev);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ctrl-exec-agent: %s\n\n%s", e.what(), usage().c_str());
-    return kExitUsage;
-  }
-  if (show_version) {
-    std::printf("ctrl-exec-agent %.*s\n", static_cast<int>(cx::version().size()),
-                cx::version().data());
-    return 0;
-  }
+  if (auto err = cx::applets::parse_command_line(app, {argv + 1, argv + argc}))
+    return cx::applets::usage_error(kName, err->message, usage());
+  if (show_version) return cx::applets::print_version(kName);
   if (show_help || words.empty()) {
     std::fputs(usage().c_str(), stdout);
     return 0;
   }
   const std::string& mode = words.front();
-  if (words.size() > 1) {
-    std::fprintf(stderr, "ctrl-exec-agent: unexpected argument '%s'\n\n%s", words[1].c_str(),
-                 usage().c_str());
-    return kExitUsage;
-  }
+  if (words.size() > 1)
+    return cx::applets::usage_error(kName, "unexpected argument '" + words[1] + "'", usage());
 
-  cx::log::init("ctrl-exec-agent");
+  cx::log::init(kName);
   if (mode == "serve") return cx::agent::serve(paths);
   if (mode == "pairing-status") return cx::agent::pairing_status(paths);
   if (mode == "self-check") return cx::agent::self_check(paths);
@@ -159,8 +101,8 @@ int agent_main(int argc, char** argv) {
     // --background, the port range) are checked by request_pairing, with its fatal messages.
     if (lookup_opt->count() > 0) pairing.lookup_by = lookup_by;
     pairing.config_path = paths.config;
-    return cx::pairing::request_pairing(pairing);
+    return cx::agent::request_pairing(pairing);
   }
   std::fprintf(stderr, "Unknown mode '%s'\n\n%s", mode.c_str(), usage().c_str());
-  return kExitUsage;
+  return cx::kExitUsage;
 }

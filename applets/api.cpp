@@ -1,5 +1,5 @@
 // ctrl-exec-api: the HTTP JSON API on 7445 (dispatcher-and-api §6). This file only parses the
-// command line; the server is src/api.
+// command line, by the rules of applets/options.hpp; the server is src/api.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -7,8 +7,9 @@
 
 #include "api/api.hpp"
 #include "applets/applets.hpp"
+#include "applets/options.hpp"
+#include "base/exit_codes.hpp"
 #include "base/paths.hpp"
-#include "base/version.hpp"
 
 int api_main(int argc, char** argv) {
   CLI::App app{"ctrl-exec-api - the HTTP JSON API of a ctrl-exec dispatcher", "ctrl-exec-api"};
@@ -16,18 +17,14 @@ int api_main(int argc, char** argv) {
   bool show_version = false;
   app.add_option("--config", config, "config file (default " + config + ")");
   app.add_flag("--version", show_version, "print the version");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError&) {
+  if (auto err = cx::applets::parse_command_line(app, {argv + 1, argv + argc})) {
+    if (err->kind == cx::applets::OptionError::Kind::help) {
+      std::fputs(app.help().c_str(), stdout); // CLI11's help text, from the options above
+      return 0;
+    }
     std::fprintf(stderr, "Usage: ctrl-exec-api [--config <path>]\n");
-    return 2;
+    return cx::kExitUsage;
   }
-  if (show_version) {
-    std::printf("ctrl-exec-api %.*s\n", static_cast<int>(cx::version().size()),
-                cx::version().data());
-    return 0;
-  }
+  if (show_version) return cx::applets::print_version("ctrl-exec-api");
   return cx::api::run(config);
 }

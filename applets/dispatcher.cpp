@@ -1,10 +1,8 @@
 // ctrl-exec-dispatcher (alias ced): the operator CLI. This file only parses the command line
 // and calls the command implementations in src/engine and src/pairing.
 //
-// Options follow the original's Getopt::Long rules (dispatcher-and-api §4.1): anywhere before
-// a bare `--`, abbreviated to any unique prefix, with one or two dashes, `--opt=value` or
-// `--opt value`; everything after `--` goes to the script untouched. Unlike the original, an
-// unknown or ambiguous option is an error rather than a stray word (docs/COMPATIBILITY.md).
+// Options follow the original's Getopt::Long rules (applets/options.hpp) anywhere before a bare
+// `--`; everything after `--` goes to the script untouched.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -13,9 +11,11 @@
 #include <vector>
 
 #include "applets/applets.hpp"
+#include "applets/options.hpp"
 #include "applets/pairing_hooks.hpp"
-#include "base/version.hpp"
-#include "conf/dispatcher_cli.hpp"
+#include "base/exit_codes.hpp"
+#include "base/paths.hpp"
+#include "cli/dispatcher_args.hpp"
 #include "engine/commands.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
@@ -23,7 +23,14 @@
 
 namespace {
 
-using cx::conf::DispatcherArgs;
+using cx::applets::CommandLine;
+using cx::applets::OptionError;
+using cx::applets::parse_command_line;
+using cx::applets::print_version;
+using cx::applets::usage_error;
+using cx::cli::DispatcherArgs;
+
+constexpr const char* kName = "ctrl-exec-dispatcher";
 
 int pairing_mode(const DispatcherArgs& a) {
   return cx::pairing::run_pairing_mode(a, pairing_hooks());
@@ -31,15 +38,14 @@ int pairing_mode(const DispatcherArgs& a) {
 
 struct Mode {
   const char* name;
-  int (*run)(const DispatcherArgs&);
+  cx::cli::Command* run;
   const char* usage;
 };
 
 const Mode kModes[] = {
     {"setup-ca", cx::pairing::cmd_setup_ca, "setup-ca [--key-type ec|rsa] [--force]"},
     {"setup-ctrl-exec", cx::pairing::cmd_setup_ctrl_exec, "setup-ctrl-exec [--key-type ec|rsa]"},
-    {"pairing-mode", pairing_mode,
-     "pairing-mode [start|stop] [--timeout <1-600>] [--port <n>]"},
+    {"pairing-mode", pairing_mode, "pairing-mode [start|stop] [--timeout <1-600>] [--port <n>]"},
     {"list-requests", cx::pairing::cmd_list_requests, "list-requests"},
     {"approve", cx::pairing::cmd_approve,
      "approve <reqid> [--lookup-by ip|hostname] [--ip <addr>] [--agent-port <n>]"},
@@ -82,83 +88,14 @@ std::string usage() {
   return u;
 }
 
-struct OptionSpec {
-  const char* name;
-  bool takes_value;
-};
-const OptionSpec kOptions[] = {
-    {"agent-port", true}, {"async", false}, {"config", true},   {"force", false},
-    {"help", false},      {"ip", true},     {"json", false},    {"key-type", true},
-    {"lookup-by", true},  {"port", true},   {"rename", true},   {"tags", true},
-    {"timeout", true},    {"token", true},  {"username", true}, {"version", false},
-};
-
-// Rewrites abbreviated and single-dash long options to their full `--name` form.
-bool normalise(std::vector<std::string>& args, std::string& err) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string& a = args[i];
-    if (a.size() < 2 || a[0] != '-') continue;
-    std::string_view body = std::string_view(a).substr(a[1] == '-' ? 2 : 1);
-    if (body.empty()) continue;
-    size_t eq = body.find('=');
-    std::string name(body.substr(0, eq));
-    const OptionSpec* match = nullptr;
-    std::vector<std::string> candidates;
-    for (const auto& o : kOptions) {
-      if (name == o.name) {
-        match = &o;
-        candidates = {o.name};
-        break;
-      }
-      if (std::string_view(o.name).rfind(name, 0) == 0) {
-        candidates.push_back(o.name);
-        match = &o;
-      }
-    }
-    if (candidates.empty()) {
-      err = "unknown option '" + a + "'";
-      return false;
-    }
-    if (candidates.size() > 1) {
-      err = "option '" + a + "' is ambiguous (";
-      for (size_t k = 0; k < candidates.size(); ++k)
-        err += (k ? ", --" : "--") + candidates[k];
-      err += ")";
-      return false;
-    }
-    std::string rebuilt = "--" + std::string(match->name);
-    if (eq != std::string_view::npos) rebuilt += std::string(body.substr(eq));
-    a = rebuilt;
-    if (match->takes_value && eq == std::string_view::npos) ++i; // the next word is its value
-  }
-  return true;
-}
-
 } // namespace
 
 int dispatcher_main(int argc, char** argv) {
   cx::event::ignore_sigpipe();
-  std::vector<std::string> before, after;
-  bool dashdash = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!dashdash && std::string_view(argv[i]) == "--") {
-      dashdash = true;
-      continue;
-    }
-    (dashdash ? after : before).emplace_back(argv[i]);
-  }
-  std::string err;
-  if (!normalise(before, err)) {
-    std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n\n%s", err.c_str(), usage().c_str());
-    return cx::conf::kExitUsage;
-  }
-
   DispatcherArgs args;
-  args.has_dashdash = dashdash;
-  args.script_args = std::move(after);
   std::vector<std::string> words;
   bool version = false, help = false;
-  CLI::App app("ctrl-exec-dispatcher", "ctrl-exec-dispatcher");
+  CLI::App app(kName, kName);
   app.set_help_flag(); // --help is handled below, with our own usage text
   app.add_option("--config", args.config_path);
   app.add_flag("--json", args.json);
@@ -177,36 +114,28 @@ int dispatcher_main(int argc, char** argv) {
   app.add_option("--tags", args.tags);
   app.add_option("--key-type", args.key_type);
   app.add_option("words", words);
-  std::vector<const char*> cargv{"ctrl-exec-dispatcher"};
-  for (auto& w : before)
-    cargv.push_back(w.c_str());
-  try {
-    app.parse(static_cast<int>(cargv.size()), cargv.data());
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ctrl-exec-dispatcher: %s\n", e.what());
-    return cx::conf::kExitUsage;
-  }
-  if (version) {
-    std::printf("ctrl-exec-dispatcher %.*s\n", static_cast<int>(cx::version().size()),
-                cx::version().data());
-    return 0;
-  }
+  CommandLine line;
+  if (auto err = parse_command_line(app, {argv + 1, argv + argc}, true, &line))
+    return usage_error(kName, err->message, err->kind == OptionError::Kind::name ? usage() : "");
+  args.has_dashdash = line.has_dashdash;
+  args.script_args = std::move(line.tail);
+  if (version) return print_version(kName);
   if (help) {
     std::fputs(usage().c_str(), stdout);
     return 0;
   }
   if (words.empty()) {
     std::fputs(usage().c_str(), stderr);
-    return cx::conf::kExitUsage;
+    return cx::kExitUsage;
   }
   args.mode = words.front();
   args.words.assign(words.begin() + 1, words.end());
   for (const auto& m : kModes) {
     if (args.mode == m.name) {
-      cx::log::init("ctrl-exec-dispatcher");
+      cx::log::init(kName);
       return m.run(args);
     }
   }
   std::fprintf(stderr, "Unknown mode '%s'\n%s", args.mode.c_str(), usage().c_str());
-  return cx::conf::kExitUsage;
+  return cx::kExitUsage;
 }

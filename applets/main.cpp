@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "applets/applets.hpp"
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
 #include "base/version.hpp"
 
@@ -78,13 +79,13 @@ int install_links(const std::string& dir) {
   if (n <= 0) {
     std::fprintf(stderr, "ctrl-exec: --install: cannot find this binary: %s\n",
                  std::strerror(errno));
-    return 1;
+    return cx::kExitFailure;
   }
   self[n] = '\0';
   std::string exe = self;
   if (!cx::is_directory(dir)) {
     std::fprintf(stderr, "ctrl-exec: --install: '%s' is not a directory\n", dir.c_str());
-    return 1;
+    return cx::kExitFailure;
   }
   // A link next to the binary is relative, so the pair can be copied or mounted elsewhere.
   auto dir_real = cx::real_path(dir);
@@ -113,13 +114,13 @@ int install_links(const std::string& dir) {
       ++failures;
     }
   }
-  return failures ? 1 : 0;
+  return failures ? cx::kExitFailure : cx::kExitOk;
 }
 
 int multiplexer(int argc, char** argv) {
   if (argc < 2) {
     print_usage(stderr);
-    return 2;
+    return cx::kExitUsage;
   }
   std::string_view arg = argv[1];
   if (arg == "--help" || arg == "-h") {
@@ -137,14 +138,14 @@ int multiplexer(int argc, char** argv) {
   if (arg == "--install") {
     if (argc != 3) {
       std::fprintf(stderr, "Usage: ctrl-exec --install DIR\n");
-      return 2;
+      return cx::kExitUsage;
     }
     return install_links(argv[2]);
   }
   const Applet* applet = find_applet(arg);
   if (!applet) {
     std::fprintf(stderr, "ctrl-exec: unknown applet '%s' (try 'ctrl-exec --list')\n", argv[1]);
-    return 2;
+    return cx::kExitUsage;
   }
   return applet->main(argc - 1, argv + 1);
 }

@@ -4,24 +4,30 @@
 // `ctrl-exec-agent request-pairing --background`; those flags are hidden.
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "agent/requester.hpp"
 #include "applets/applets.hpp"
+#include "applets/options.hpp"
 #include "applets/pairing_hooks.hpp"
-#include "base/strings.hpp"
-#include "base/version.hpp"
-#include "conf/dispatcher_cli.hpp"
+#include "base/paths.hpp"
+#include "cli/dispatcher_args.hpp"
 #include "event/loop.hpp"
 #include "log/log.hpp"
 #include "pairing/mode.hpp"
-#include "pairing/requester.hpp"
 
 namespace {
 
+using cx::applets::OptionError;
+using cx::applets::parse_command_line;
+using cx::applets::print_version;
+using cx::applets::usage_error;
+
+constexpr const char* kName = "ctrl-exec-pairing";
+
+// The usage text, around the --config default (what --config said, else the default).
 const char* kUsage =
     "Usage: ctrl-exec-pairing [start|stop] [--timeout <1-600>] [--port <n>] [--config <path>]\n"
     "\n"
@@ -33,72 +39,61 @@ const char* kUsage =
     "\n"
     "Options:\n"
     "  --config <path>   dispatcher config (default ";
+const char* kUsageEnd =
+    ")\n"
+    "  --timeout <s>     auto-stop after this many seconds (1-600; default pairing_timeout, else "
+    "600)\n"
+    "  --port <n>        listen port (default 7444)\n";
+
+std::string usage(const std::string& config_path) {
+  return kUsage + config_path + kUsageEnd;
+}
 
 } // namespace
 
 int pairing_main(int argc, char** argv) {
   cx::event::ignore_sigpipe();
-  cx::conf::DispatcherArgs args;
+  cx::cli::DispatcherArgs args;
   std::vector<std::string> words;
-  std::string timeout_text, lookup_by;
+  std::string lookup_by;
   bool version = false, help = false, daemon_child = false, request_child = false;
-  cx::pairing::RequestPairingOptions req;
+  cx::agent::RequestPairingOptions req;
 
-  CLI::App app("ctrl-exec-pairing", "ctrl-exec-pairing");
+  CLI::App app(kName, kName);
   app.set_help_flag();
   app.add_option("--config", args.config_path);
-  app.add_option("--timeout", timeout_text);
+  app.add_option("--timeout", args.timeout);
   app.add_option("--port", args.port);
   app.add_flag("--version", version);
   app.add_flag("--help", help);
   app.add_flag(cx::pairing::kDaemonChildFlag, daemon_child)->group("");
-  app.add_flag(cx::pairing::kRequestChildFlag, request_child)->group("");
+  app.add_flag(cx::agent::kRequestChildFlag, request_child)->group("");
   app.add_option("--dispatcher", req.dispatcher)->group("");
   app.add_option("--lookup-by", lookup_by)->group("");
   app.add_option("words", words);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ctrl-exec-pairing: %s\n", e.what());
-    return cx::conf::kExitUsage;
-  }
-  if (version) {
-    std::printf("ctrl-exec-pairing %.*s\n", static_cast<int>(cx::version().size()),
-                cx::version().data());
-    return 0;
-  }
+  // As `ced pairing-mode`: a bad option is shown with the usage, a bad value without.
+  if (auto err = parse_command_line(app, {argv + 1, argv + argc}))
+    return usage_error(kName, err->message,
+                       err->kind == OptionError::Kind::name ? usage(args.config_path) : "");
+  if (version) return print_version(kName);
   if (help) {
-    std::printf("%s%s)\n  --timeout <s>     auto-stop after this many seconds (1-600; default "
-                "pairing_timeout, else 600)\n  --port <n>        listen port (default 7444)\n",
-                kUsage, args.config_path.c_str());
+    std::fputs(usage(args.config_path).c_str(), stdout);
     return 0;
-  }
-  std::optional<int64_t> timeout;
-  if (!timeout_text.empty()) {
-    timeout = cx::parse_int(timeout_text);
-    if (!timeout) {
-      std::fprintf(stderr, "Error: --timeout must be an integer number of seconds.\n");
-      return cx::conf::kExitUsage;
-    }
   }
 
   if (request_child) {
     // The detached half of request-pairing --background: an agent-side action.
     cx::log::init("ctrl-exec-agent");
     req.config_path = args.config_path;
-    req.port = args.port.value_or(7444);
+    req.port = args.port.value_or(cx::paths::kPairingPort);
     req.background = true;
-    req.timeout = static_cast<int>(timeout.value_or(30));
+    req.timeout = args.timeout.value_or(30);
     if (!lookup_by.empty()) req.lookup_by = lookup_by;
-    return cx::pairing::request_pairing(req);
+    return cx::agent::request_pairing(req);
   }
 
   cx::log::init("ctrl-exec-dispatcher");
   args.mode = "pairing-mode";
   args.words = words;
-  if (timeout) {
-    // Out-of-int values are still out of range, and reported as such.
-    args.timeout = static_cast<int>(std::clamp<int64_t>(*timeout, -1, 100000));
-  }
   return cx::pairing::run_pairing_mode(args, pairing_hooks(), daemon_child);
 }

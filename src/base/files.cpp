@@ -202,6 +202,13 @@ std::optional<std::string> real_path(const std::string& path) {
   return std::string(buf);
 }
 
+std::string absolute_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (!::getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
 FileLock::~FileLock() {
   unlock();
 }

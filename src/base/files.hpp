@@ -53,6 +53,10 @@ Status remove_file(const std::string& path); // absent counts as success
 // Names in a directory, without "." and "..", sorted.
 Result<std::vector<std::string>> list_dir(const std::string& path);
 std::optional<std::string> real_path(const std::string& path);
+// `path` against the working directory, links not resolved; as given when it is already
+// absolute, empty, or the working directory cannot be read. For paths handed to a child that
+// runs elsewhere (see daemon.hpp).
+std::string absolute_path(const std::string& path);
 
 std::string dirname(std::string_view path);
 std::string basename(std::string_view path);

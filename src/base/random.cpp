@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "base/status.hpp"
+#include "base/strings.hpp"
 
 namespace cx {
 
@@ -23,16 +24,9 @@ void random_bytes(void* out, size_t n) {
 }
 
 std::string random_hex(size_t nbytes) {
-  static const char digits[] = "0123456789abcdef";
   std::string raw(nbytes, '\0');
   random_bytes(raw.data(), nbytes);
-  std::string out;
-  out.reserve(nbytes * 2);
-  for (unsigned char c : raw) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
+  return hex_encode(raw.data(), raw.size());
 }
 
 } // namespace cx

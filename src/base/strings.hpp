@@ -17,6 +17,8 @@ std::vector<std::string> split(std::string_view s, char sep);
 // Split on runs of ASCII whitespace; empty fields are dropped.
 std::vector<std::string> split_ws(std::string_view s);
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
+// printf into a std::string (the original's column layouts are printf formats).
+std::string strprintf(const char* format, ...) __attribute__((format(printf, 1, 2)));
 bool contains_space(std::string_view s);
 
 bool is_word_char(char c); // [A-Za-z0-9_]
@@ -53,6 +55,9 @@ std::string sanitize_file_component(std::string_view s);
 // as the WHATWG/Unicode "substitution of maximal subparts" rule). Valid input is unchanged.
 std::string sanitize_utf8(std::string_view s);
 bool is_valid_utf8(std::string_view s);
+
+// Hex of bytes in order, two digits each; `upper` selects the case.
+std::string hex_encode(const void* bytes, size_t n, bool upper = false);
 
 // RFC 4648 base64 with the standard alphabet and '=' padding, no line breaks.
 std::string base64_encode(std::string_view bytes);

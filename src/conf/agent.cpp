@@ -187,4 +187,20 @@ Result<AgentConfigLoad> load_agent_config(const std::string& path) {
   return make_agent_config(ini, path);
 }
 
+AgentPairingFiles load_agent_pairing_files(const std::string& path) {
+  AgentPairingFiles f{paths::kAgentPort, paths::agent_cert(), paths::agent_key(), paths::agent_ca(),
+                      paths::agent_trusted_map()};
+  auto ini = load_sectioned(path);
+  if (!ini.ok()) return f;
+  const KeyValues& top = ini->top;
+  if (auto* p = get(top, "port")) {
+    if (auto n = parse_uint(*p); n && *n >= 1 && *n <= 65535) f.port = static_cast<int>(*n);
+  }
+  if (auto* v = get(top, "cert")) f.cert = *v;
+  if (auto* v = get(top, "key")) f.key = *v;
+  if (auto* v = get(top, "ca")) f.ca = *v;
+  if (auto* v = get(top, "trusted_dispatchers_path")) f.trusted_map = *v;
+  return f;
+}
+
 } // namespace cx::conf

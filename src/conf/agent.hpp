@@ -72,4 +72,18 @@ Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std:
 
 Result<AgentConfigLoad> load_agent_config(const std::string& path);
 
+// What request-pairing needs from agent.conf (agent-and-wire §5.4 step 4): the serve port it
+// reports to the dispatcher and the files it writes. Read leniently, unlike load_agent_config:
+// a file that cannot be read or parsed leaves every default, each key stands on its own (a
+// port other than 1-65535 keeps the default) and nothing else is checked. The paths honour the
+// config, which the original ignores (§2.1 QUIRK, docs/COMPATIBILITY.md).
+struct AgentPairingFiles {
+  int port;                // default paths::kAgentPort
+  std::string cert;        // default paths::agent_cert()
+  std::string key;         // default paths::agent_key()
+  std::string ca;          // default paths::agent_ca()
+  std::string trusted_map; // trusted_dispatchers_path, default paths::agent_trusted_map()
+};
+AgentPairingFiles load_agent_pairing_files(const std::string& path);
+
 } // namespace cx::conf

@@ -9,54 +9,31 @@
 #include <string>
 #include <vector>
 
+#include "base/exit_codes.hpp"
 #include "base/hostname.hpp"
 #include "base/paths.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "cli/cli.hpp"
 #include "engine/engine.hpp"
 #include "engine/format.hpp"
 #include "engine/rotation.hpp"
 #include "engine/runs.hpp"
 #include "hook/hook.hpp"
-#include "json/writer.hpp"
 #include "log/log.hpp"
 #include "state/locks.hpp"
 #include "state/rotation.hpp"
 #include "state/run_store.hpp"
+#include "json/writer.hpp"
 
 namespace cx::engine {
 
 namespace {
 
-using conf::DispatcherArgs;
-using conf::kExitFatal;
-
-// Unknown agents end a command with exit 2: the original's `die` exits with errno, which its
-// registry lookup has left at ENOENT (transcript 09).
-constexpr int kExitUnknownAgent = 2;
-
-int die(const std::string& msg) {
-  std::fputs(msg.c_str(), stderr);
-  if (msg.empty() || msg.back() != '\n') std::fputc('\n', stderr);
-  return kExitFatal;
-}
-
-void out(const std::string& s) {
-  std::fputs(s.c_str(), stdout);
-  std::fflush(stdout);
-}
-
-std::optional<conf::DispatcherConfig> load_config(const DispatcherArgs& a, bool lenient = false) {
-  auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), lenient);
-  if (!load.ok()) {
-    std::fprintf(stderr, "%s\n", load.message().c_str());
-    return std::nullopt;
-  }
-  for (const auto& w : load->warnings)
-    log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
-  return std::move(load->config);
-}
+using cli::die;
+using cli::DispatcherArgs;
+using cli::out;
 
 // Everything a command that talks to agents needs: the loop, the engine with the CLI's file
 // session cache, and the auth policy.
@@ -103,7 +80,7 @@ int denied(const hook::Decision& d, bool json) {
   } else {
     std::fprintf(stderr, "Denied: %s\n", d.reason.c_str());
   }
-  return 1;
+  return kExitFailure;
 }
 
 int unknown_agents(const std::vector<std::string>& unknown) {
@@ -147,12 +124,16 @@ std::string record_json(const json::Value& record) {
 int not_found(const std::string& reqid, bool json) {
   if (json) {
     json::Writer w;
-    w.begin_object().member("ok", 0).member("error", "not found").member("reqid", reqid).end_object();
+    w.begin_object()
+        .member("ok", 0)
+        .member("error", "not found")
+        .member("reqid", reqid)
+        .end_object();
     out(w.str() + "\n");
   } else {
     std::fprintf(stderr, "No such request: %s\n", reqid.c_str());
   }
-  return 1;
+  return kExitFailure;
 }
 
 // The `wait` exit code of a complete record: 1 if any host failed. A sync record (API
@@ -180,7 +161,7 @@ int cmd_run(const DispatcherArgs& a) {
   if (a.words.size() < 2) return die("Need at least one host and a script name");
   std::vector<std::string> hosts(a.words.begin(), a.words.end() - 1);
   const std::string script = a.words.back();
-  auto config = load_config(a);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
 
@@ -209,7 +190,7 @@ int cmd_run(const DispatcherArgs& a) {
     } else {
       std::fprintf(stderr, "Locked: already running: %s\n", join(locks.conflicts, ", ").c_str());
     }
-    return 1;
+    return kExitFailure;
   }
 
   state::DispatchResolution res = s.engine->registry().resolve_dispatch(hosts);
@@ -234,20 +215,21 @@ int cmd_run(const DispatcherArgs& a) {
         spec.reqid, script, results_document(results), unix_now(), std::nullopt));
     store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record, nullptr);
     s.loop.run();
-    out(a.json ? results_json(results, spec.reqid) : format_async_submit(spec.reqid, docs(results)));
+    out(a.json ? results_json(results, spec.reqid)
+               : format_async_submit(spec.reqid, docs(results)));
     for (const auto& r : results)
       if (string_member(r.doc, "status") == "accepted") return 0;
-    return 1;
+    return kExitFailure;
   }
   out(a.json ? results_json(results) : format_run_results(docs(results)));
   for (const auto& r : results)
-    if (int_member(r.doc, "exit", -1) != 0) return 1;
+    if (int_member(r.doc, "exit", -1) != 0) return kExitFailure;
   return 0;
 }
 
 int cmd_ping(const DispatcherArgs& a) {
   if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher ping <host>[:<port>] [<host>...]");
-  auto config = load_config(a);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
   hook::Request auth;
@@ -260,8 +242,8 @@ int cmd_ping(const DispatcherArgs& a) {
   state::DispatchResolution res = s.engine->registry().resolve_dispatch(a.words);
   if (!res.ok) return unknown_agents(res.unknown);
   Results results;
-  if (Status st = s.engine->ping(res.hosts, new_reqid(), true,
-                                 [&](Results r) { results = std::move(r); });
+  if (Status st =
+          s.engine->ping(res.hosts, new_reqid(), true, [&](Results r) { results = std::move(r); });
       !st.ok())
     return die(st.message());
   s.loop.run();
@@ -280,40 +262,39 @@ std::optional<json::Document> aggregate_once(Session& s, const std::string& reqi
   return record;
 }
 
-} // namespace
-
-int cmd_status(const DispatcherArgs& a) {
-  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher status <reqid>");
+// `status` and `wait`: the run's record, aggregated again every 2 s until it is complete or
+// `wait_s` seconds have passed (status: no wait), then printed as the original prints it.
+int show_run(const DispatcherArgs& a, const char* usage, std::optional<int64_t> wait_s) {
+  if (a.words.empty()) return die(usage);
   const std::string& reqid = a.words[0];
-  auto config = load_config(a);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
-  auto record = aggregate_once(s, reqid);
-  if (!record) return not_found(reqid, a.json);
-  out(a.json ? record_json(*record) : format_status(*record));
-  return 0;
-}
-
-int cmd_wait(const DispatcherArgs& a) {
-  if (a.words.empty())
-    return die("Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]");
-  const std::string& reqid = a.words[0];
-  auto config = load_config(a);
-  if (!config) return kExitFatal;
-  Session s(std::move(*config), a);
-  const int64_t deadline = unix_now() + a.timeout.value_or(300);
+  const int64_t deadline = unix_now() + wait_s.value_or(0);
   std::optional<json::Document> record;
   for (;;) {
     record = aggregate_once(s, reqid);
     if (!record) return not_found(reqid, a.json);
-    if (truthy_member(*record, "complete") || unix_now() >= deadline) break;
+    if (!wait_s || truthy_member(*record, "complete") || unix_now() >= deadline) break;
     event::Timer pause(s.loop);
     pause.start(2000, [] {});
     s.loop.run();
   }
   out(a.json ? record_json(*record) : format_status(*record));
-  if (!truthy_member(*record, "complete")) return 2;
-  return any_failed(*record) ? 1 : 0;
+  if (!wait_s) return 0;
+  if (!truthy_member(*record, "complete")) return kExitIncomplete;
+  return any_failed(*record) ? kExitFailure : kExitOk;
+}
+
+} // namespace
+
+int cmd_status(const DispatcherArgs& a) {
+  return show_run(a, "Usage: ctrl-exec-dispatcher status <reqid>", std::nullopt);
+}
+
+int cmd_wait(const DispatcherArgs& a) {
+  return show_run(a, "Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]",
+                  a.timeout.value_or(300));
 }
 
 int cmd_list_locks(const DispatcherArgs& a) {
@@ -341,8 +322,8 @@ int cmd_list_locks(const DispatcherArgs& a) {
 int cmd_serial_status(const DispatcherArgs& a) {
   // The config only says where the files are; without one the defaults apply.
   auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), true);
-  conf::DispatcherConfig c =
-      load.ok() ? std::move(load->config) : conf::make_dispatcher_config({}, short_hostname()).config;
+  conf::DispatcherConfig c = load.ok() ? std::move(load->config)
+                                       : conf::make_dispatcher_config({}, short_hostname()).config;
   auto st = state::load_rotation(c.rotation_file);
   std::optional<state::RotationState> rs;
   if (!st.ok())
@@ -395,7 +376,7 @@ int cmd_serial_status(const DispatcherArgs& a) {
 }
 
 int cmd_maintain(const DispatcherArgs& a) {
-  auto config = load_config(a);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
   Engine& engine = *s.engine;
@@ -458,14 +439,14 @@ int cmd_maintain(const DispatcherArgs& a) {
 }
 
 int cmd_rotate_cert(const DispatcherArgs& a) {
-  auto config = load_config(a);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   out("Rotating dispatcher certificate...\n");
   auto rotated = rotate_cert(*config, unix_now(), a.force);
   if (!rotated.ok()) return die("Rotation failed: " + rotated.message());
   out("New serial:      " + rotated->serial + "\n" +
-      "Old serial:      " + (rotated->old_serial.empty() ? "(none)" : rotated->old_serial) +
-      "\n" + "Overlap expires: " + rotated->overlap_expires + "\n" +
+      "Old serial:      " + (rotated->old_serial.empty() ? "(none)" : rotated->old_serial) + "\n" +
+      "Overlap expires: " + rotated->overlap_expires + "\n" +
       "Agents pending:  " + std::to_string(rotated->agents_pending) + "\n");
   if (rotated->agents_pending == 0) return 0;
 
@@ -477,8 +458,8 @@ int cmd_rotate_cert(const DispatcherArgs& a) {
   size_t ok = 0;
   for (const auto& r : report)
     ok += r.ok ? 1 : 0;
-  std::string t = "  Updated: " + std::to_string(ok) + "\n  Failed:  " +
-                  std::to_string(report.size() - ok) + "\n";
+  std::string t = "  Updated: " + std::to_string(ok) +
+                  "\n  Failed:  " + std::to_string(report.size() - ok) + "\n";
   if (ok < report.size()) {
     t += "\nAgents requiring attention:\n";
     for (const auto& r : report)

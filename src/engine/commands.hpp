@@ -2,17 +2,11 @@
 // the process exit status and prints exactly what the original prints.
 #pragma once
 
-#include "conf/dispatcher_cli.hpp"
+#include "cli/dispatcher_args.hpp"
 
 namespace cx::engine {
 
-int cmd_run(const conf::DispatcherArgs& args);
-int cmd_ping(const conf::DispatcherArgs& args);
-int cmd_status(const conf::DispatcherArgs& args);
-int cmd_wait(const conf::DispatcherArgs& args);
-int cmd_list_locks(const conf::DispatcherArgs& args);
-int cmd_serial_status(const conf::DispatcherArgs& args);
-int cmd_maintain(const conf::DispatcherArgs& args);
-int cmd_rotate_cert(const conf::DispatcherArgs& args);
+cli::Command cmd_run, cmd_ping, cmd_status, cmd_wait, cmd_list_locks, cmd_serial_status,
+    cmd_maintain, cmd_rotate_cert;
 
 } // namespace cx::engine

@@ -2,7 +2,6 @@
 #include "engine/format.hpp"
 
 #include <algorithm>
-#include <cstdarg>
 #include <cstdio>
 
 #include "base/strings.hpp"
@@ -49,19 +48,6 @@ std::string scalar(const json::Value& r, std::string_view key, std::string_view 
 }
 
 } // namespace
-
-std::string strprintf(const char* format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  va_list ap2;
-  va_copy(ap2, ap);
-  int n = std::vsnprintf(nullptr, 0, format, ap);
-  va_end(ap);
-  std::string s(n > 0 ? static_cast<size_t>(n) : 0, '\0');
-  std::vsnprintf(s.data(), s.size() + 1, format, ap2);
-  va_end(ap2);
-  return s;
-}
 
 std::string format_run_results(const std::vector<const json::Value*>& results) {
   std::string out;

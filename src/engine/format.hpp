@@ -10,9 +10,6 @@
 
 namespace cx::engine {
 
-// printf into a std::string (the original's column layouts are printf formats).
-std::string strprintf(const char* format, ...) __attribute__((format(printf, 1, 2)));
-
 // `==> host[ (reported)]  [OK|FAIL  exit:N  rtt  req:R]` blocks, in the order given.
 std::string format_run_results(const std::vector<const json::Value*>& results);
 // The ping table: header, 85 dashes, one row per result.

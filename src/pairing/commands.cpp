@@ -8,11 +8,13 @@
 #include <iostream>
 #include <string>
 
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
 #include "base/hostname.hpp"
 #include "base/paths.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "cli/cli.hpp"
 #include "log/log.hpp"
 #include "pairing/approve.hpp"
 #include "pki/ca_store.hpp"
@@ -26,49 +28,15 @@
 namespace cx::pairing {
 namespace {
 
-using conf::DispatcherArgs;
-using conf::kExitFatal;
-using conf::kExitUsage;
-
-int die(const std::string& msg) {
-  std::fprintf(stderr, "%s\n", msg.c_str());
-  return kExitFatal;
-}
-
-void out(const std::string& s) {
-  std::fputs(s.c_str(), stdout);
-  std::fflush(stdout);
-}
-
-// printf into a std::string (the original's column layouts are printf formats).
-template <typename... A> std::string fmt(const char* f, A... args) {
-  int n = std::snprintf(nullptr, 0, f, args...);
-  std::string s(static_cast<size_t>(n), '\0');
-  std::snprintf(s.data(), s.size() + 1, f, args...);
-  return s;
-}
-
-void log_config_warnings(const std::vector<conf::ConfigWarning>& warnings) {
-  for (const auto& w : warnings)
-    log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
-}
-
-// The dispatcher config, or nullopt after printing the loader's message.
-std::optional<conf::DispatcherConfig> load_config(const DispatcherArgs& a, bool lenient) {
-  auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), lenient);
-  if (!load.ok()) {
-    std::fprintf(stderr, "%s\n", load.message().c_str());
-    return std::nullopt;
-  }
-  log_config_warnings(load->warnings);
-  return std::move(load->config);
-}
+using cli::die;
+using cli::DispatcherArgs;
+using cli::out;
 
 // setup-ca reads the config only for ca_dir; without a config file the defaults apply.
 conf::DispatcherConfig config_or_defaults(const DispatcherArgs& a) {
   auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), true);
   if (load.ok()) {
-    log_config_warnings(load->warnings);
+    cli::log_config_warnings(load->warnings);
     return std::move(load->config);
   }
   return conf::make_dispatcher_config({}, short_hostname()).config;
@@ -138,7 +106,7 @@ int cmd_setup_ca(const DispatcherArgs& a) {
 int cmd_setup_ctrl_exec(const DispatcherArgs& a) {
   auto spec = key_spec(a);
   if (!spec) return kExitUsage;
-  auto config = load_config(a, false);
+  auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   pki::CaStore store{config->ca_dir.empty() ? paths::dispatcher_etc() : config->ca_dir};
   if (!path_exists(store.key_path()))
@@ -167,8 +135,8 @@ int cmd_setup_ctrl_exec(const DispatcherArgs& a) {
   // Always 825 days, whatever cert_days says (§4.13).
   auto id = pki::issue_dispatcher_identity(store, *spec, 825);
   if (!id.ok()) return die(id.message());
-  if (auto st = pki::write_dispatcher_identity(*id, config->cert, config->key,
-                                               config->service_user);
+  if (auto st =
+          pki::write_dispatcher_identity(*id, config->cert, config->key, config->service_user);
       !st.ok())
     return die(st.message());
   out("dispatcher cert created:\n  Key:  " + config->key + "\n  Cert: " + config->cert +
@@ -183,15 +151,15 @@ int cmd_list_requests(const DispatcherArgs&) {
     out("No pending pairing requests.\n");
     return 0;
   }
-  std::string s =
-      fmt("%-10s  %-24s  %-16s  %-28s  %s\n", "ID", "HOSTNAME", "SOURCE IP", "REVERSE DNS", "CODE");
+  std::string s = strprintf("%-10s  %-24s  %-16s  %-28s  %s\n", "ID", "HOSTNAME", "SOURCE IP",
+                            "REVERSE DNS", "CODE");
   s += std::string(92, '-') + "\n";
   for (const auto& r : reqs) {
     std::string src = !r.source_ip.empty() ? r.source_ip : !r.ip.empty() ? r.ip : "?";
     std::string rdns =
         r.reverse_dns.empty() ? "-" : r.reverse_dns + (r.reverse_confirmed ? " (ok)" : " (?)");
-    s += fmt("%-10s  %-24s  %-16s  %-28s  %s\n", r.id.c_str(), r.hostname.c_str(), src.c_str(),
-             rdns.c_str(), r.code.empty() ? "??????" : r.code.c_str());
+    s += strprintf("%-10s  %-24s  %-16s  %-28s  %s\n", r.id.c_str(), r.hostname.c_str(),
+                   src.c_str(), rdns.c_str(), r.code.empty() ? "??????" : r.code.c_str());
   }
   s += "\nReverse DNS is how this dispatcher resolves each agent's IP; (ok) = forward-confirmed.\n"
        "Approve shows the exact edit-agent command if a name will not resolve here.\n";
@@ -203,7 +171,7 @@ int cmd_approve(const DispatcherArgs& a) {
   if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher approve <reqid>");
   ApproveOverrides o{a.lookup_by, a.ip, a.agent_port};
   if (auto msg = check_approve_overrides(o); !msg.empty()) return die(msg);
-  auto config = load_config(a, true);
+  auto config = cli::load_config(a.config_path, true);
   if (!config) return kExitFatal;
   ApproveContext ctx = approve_context(*config);
   auto res = approve_request(ctx, a.words[0], o);
@@ -216,7 +184,7 @@ int cmd_approve(const DispatcherArgs& a) {
 
 int cmd_deny(const DispatcherArgs& a) {
   if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher deny <reqid>");
-  auto config = load_config(a, true);
+  auto config = cli::load_config(a.config_path, true);
   if (!config) return kExitFatal;
   if (auto st = deny_request(approve_context(*config), a.words[0]); !st.ok())
     return die(st.message());
@@ -225,7 +193,7 @@ int cmd_deny(const DispatcherArgs& a) {
 }
 
 int cmd_list_agents(const DispatcherArgs& a) {
-  auto config = load_config(a, true);
+  auto config = cli::load_config(a.config_path, true);
   if (!config) return kExitFatal;
   std::optional<state::TagFilter> filter;
   if (a.tags) {
@@ -260,16 +228,17 @@ int cmd_list_agents(const DispatcherArgs& a) {
     out(w.str() + "\n");
     return 0;
   }
-  std::string s = fmt("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", "HOSTNAME", "IP", "PORT",
-                      "LOOKUP", "PAIRED", "CERT EXPIRY", "DAYS LEFT");
+  std::string s = strprintf("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", "HOSTNAME", "IP",
+                            "PORT", "LOOKUP", "PAIRED", "CERT EXPIRY", "DAYS LEFT");
   s += std::string(112, '-') + "\n";
   int64_t now = unix_now();
   for (const auto& r : agents) {
     std::string days = "?";
     if (auto t = parse_openssl_time(r.expiry)) days = std::to_string((*t - now) / 86400);
-    s += fmt("%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", or_default(r.hostname, "?").c_str(),
-             or_default(r.ip, "?").c_str(), std::to_string(r.port).c_str(), r.lookup_by.c_str(),
-             or_default(r.paired, "?").c_str(), or_default(r.expiry, "?").c_str(), days.c_str());
+    s += strprintf(
+        "%-30s  %-16s  %-5s  %-8s  %-22s  %-24s  %s\n", or_default(r.hostname, "?").c_str(),
+        or_default(r.ip, "?").c_str(), std::to_string(r.port).c_str(), r.lookup_by.c_str(),
+        or_default(r.paired, "?").c_str(), or_default(r.expiry, "?").c_str(), days.c_str());
   }
   out(s);
   return 0;
@@ -293,7 +262,7 @@ int cmd_edit_agent(const DispatcherArgs& a) {
   if (e.port && (*e.port < 1 || *e.port > 65535))
     return die("--agent-port must be a port number (1-65535)");
   if (e.ip && e.ip->empty()) return die("--ip must not be empty");
-  auto config = load_config(a, true);
+  auto config = cli::load_config(a.config_path, true);
   if (!config) return kExitFatal;
   auto res = state::Registry(config->registry_dir).edit(name, e);
   if (!res.ok()) return die("Edit failed: " + res.message());
@@ -319,7 +288,7 @@ int cmd_edit_agent(const DispatcherArgs& a) {
 
 int cmd_unpair(const DispatcherArgs& a) {
   if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher unpair <hostname>");
-  auto config = load_config(a, true);
+  auto config = cli::load_config(a.config_path, true);
   if (!config) return kExitFatal;
   const std::string& name = a.words[0];
   auto gone = state::Registry(config->registry_dir).remove(name);

@@ -3,17 +3,11 @@
 // each returns the process exit status and prints exactly what the original prints.
 #pragma once
 
-#include "conf/dispatcher_cli.hpp"
+#include "cli/dispatcher_args.hpp"
 
 namespace cx::pairing {
 
-int cmd_setup_ca(const conf::DispatcherArgs& args);
-int cmd_setup_ctrl_exec(const conf::DispatcherArgs& args);
-int cmd_list_requests(const conf::DispatcherArgs& args);
-int cmd_approve(const conf::DispatcherArgs& args);
-int cmd_deny(const conf::DispatcherArgs& args);
-int cmd_list_agents(const conf::DispatcherArgs& args);
-int cmd_edit_agent(const conf::DispatcherArgs& args);
-int cmd_unpair(const conf::DispatcherArgs& args);
+cli::Command cmd_setup_ca, cmd_setup_ctrl_exec, cmd_list_requests, cmd_approve, cmd_deny,
+    cmd_list_agents, cmd_edit_agent, cmd_unpair;
 
 } // namespace cx::pairing

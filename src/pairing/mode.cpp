@@ -12,33 +12,23 @@
 #include <cstring>
 #include <thread>
 
+#include "base/daemon.hpp"
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
-#include "base/hostname.hpp"
 #include "base/paths.hpp"
 #include "base/strings.hpp"
+#include "cli/cli.hpp"
 #include "log/log.hpp"
 #include "pairing/approve.hpp"
-
-extern char** environ;
 
 namespace cx::pairing {
 namespace {
 
-using conf::kExitFatal;
-using conf::kExitUsage;
+using cli::die;
+using cli::out;
 
 constexpr int kStartWaitTicks = 50; // × 100 ms: how long `start` waits for the pidfile
 constexpr int kStopWaitTicks = 50;  // × 100 ms: how long `stop` waits for the exit
-
-void out(const std::string& s) {
-  std::fputs(s.c_str(), stdout);
-  std::fflush(stdout);
-}
-
-int die(const std::string& msg, int code = kExitFatal) {
-  std::fprintf(stderr, "%s\n", msg.c_str());
-  return code;
-}
 
 void sleep_tick() {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -62,13 +52,6 @@ bool process_alive(pid_t pid) {
   if (paren == std::string::npos || paren + 2 >= stat->size()) return true;
   char state = (*stat)[paren + 2];
   return state != 'Z' && state != 'X';
-}
-
-std::string absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char cwd[4096];
-  if (!::getcwd(cwd, sizeof cwd)) return p;
-  return std::string(cwd) + "/" + p;
 }
 
 int stop_background() {
@@ -102,11 +85,10 @@ int stop_background() {
   return 0;
 }
 
-// Starts the background session: our own binary, re-executed as the ctrl-exec-pairing applet
-// in a new session, stdio on /dev/null and cwd "/". Nothing here runs an event loop, so the
-// fork before exec is safe. Until its listener is up, the child's stderr is a pipe back to
-// us, so a failure to start can be shown here rather than only in syslog.
-int start_background(const conf::DispatcherArgs& args, const conf::DispatcherConfig& config,
+// Starts the background session: our own binary, re-executed detached as the ctrl-exec-pairing
+// applet (base/daemon.hpp). Until its listener is up, the child's stderr is a pipe back to us,
+// so a failure to start can be shown here rather than only in syslog.
+int start_background(const cli::DispatcherArgs& args, const conf::DispatcherConfig& config,
                      int64_t timeout, int port) {
   std::string pidfile = paths::pairing_pidfile();
   if (auto pid = read_pidfile(pidfile)) {
@@ -125,47 +107,26 @@ int start_background(const conf::DispatcherArgs& args, const conf::DispatcherCon
                "\nRun 'ctrl-exec-dispatcher setup-ctrl-exec' first.");
   if (auto st = make_dirs(dirname(pidfile), 0755); !st.ok()) return die(st.message());
 
-  // Everything the child needs is prepared before fork().
-  std::vector<std::string> argv_s = {"ctrl-exec",
-                                     "ctrl-exec-pairing",
-                                     kDaemonChildFlag,
-                                     "--config",
-                                     absolute(args.config_path),
-                                     "--timeout",
-                                     std::to_string(timeout),
-                                     "--port",
-                                     std::to_string(port)};
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CTRL_EXEC_ROOT=", 15) != 0) env_s.emplace_back(*e);
-  if (!paths::root().empty()) env_s.push_back("CTRL_EXEC_ROOT=" + absolute(paths::root()));
-  std::vector<char*> argv, envp;
-  for (auto& s : argv_s)
-    argv.push_back(s.data());
-  argv.push_back(nullptr);
-  for (auto& s : env_s)
-    envp.push_back(s.data());
-  envp.push_back(nullptr);
-
   int errpipe[2];
   if (::pipe2(errpipe, O_CLOEXEC) != 0) return die("pipe: " + errno_text(errno));
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) return die("fork: " + errno_text(errno));
-  if (child == 0) {
-    ::setsid();
-    if (::chdir("/") != 0) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull < 0) ::_exit(127);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(errpipe[1], 2);
-    ::execve("/proc/self/exe", argv.data(), envp.data());
-    const char msg[] = "cannot re-execute /proc/self/exe\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
+  DetachedChild spec;
+  spec.argv = {"ctrl-exec",
+               "ctrl-exec-pairing",
+               kDaemonChildFlag,
+               "--config",
+               absolute_path(args.config_path),
+               "--timeout",
+               std::to_string(timeout),
+               "--port",
+               std::to_string(port)};
+  spec.stderr_fd = errpipe[1];
+  auto spawned = spawn_detached(spec);
   ::close(errpipe[1]);
+  if (!spawned.ok()) {
+    ::close(errpipe[0]);
+    return die(spawned.message());
+  }
+  pid_t child = *spawned;
   ::fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
   std::string child_err;
   auto drain = [&] {
@@ -190,7 +151,7 @@ int start_background(const conf::DispatcherArgs& args, const conf::DispatcherCon
   if (!started || exited) {
     if (!exited) ::kill(child, SIGTERM);
     if (!child_err.empty()) std::fputs(child_err.c_str(), stderr);
-    return die("Pairing mode failed to start - check syslog.", 1);
+    return die("Pairing mode failed to start - check syslog.", kExitFailure);
   }
   out("Pairing mode started in the background on port " + std::to_string(port) + " (PID " +
       std::to_string(*started) + ").\nIt auto-stops after " + std::to_string(timeout) +
@@ -219,7 +180,7 @@ TimeoutChoice choose_pairing_timeout(std::optional<int> flag,
   return c;
 }
 
-int run_pairing_mode(const conf::DispatcherArgs& args, const PairingModeHooks& hooks,
+int run_pairing_mode(const cli::DispatcherArgs& args, const PairingModeHooks& hooks,
                      bool daemon_child) {
   std::string word = args.words.empty() ? "" : args.words[0];
   if (args.words.size() > 1 || (word != "" && word != "start" && word != "stop"))
@@ -227,11 +188,9 @@ int run_pairing_mode(const conf::DispatcherArgs& args, const PairingModeHooks& h
                kExitUsage);
   if (word == "stop") return stop_background();
 
-  auto load = conf::load_dispatcher_config(args.config_path, short_hostname(), true);
-  if (!load.ok()) return die(load.message());
-  const conf::DispatcherConfig& config = load->config;
-  for (const auto& w : load->warnings)
-    log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
+  auto loaded = cli::load_config(args.config_path, true);
+  if (!loaded) return kExitFatal;
+  const conf::DispatcherConfig& config = *loaded;
   TimeoutChoice timeout = choose_pairing_timeout(args.timeout, config);
   if (!timeout.error.empty()) return die(timeout.error, kExitUsage);
   int port = args.port.value_or(paths::kPairingPort);

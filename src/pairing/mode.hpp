@@ -6,8 +6,8 @@
 #include <functional>
 #include <optional>
 
+#include "cli/dispatcher_args.hpp"
 #include "conf/dispatcher.hpp"
-#include "conf/dispatcher_cli.hpp"
 #include "pairing/listener.hpp"
 
 namespace cx::pairing {
@@ -23,7 +23,7 @@ inline constexpr const char* kDaemonChildFlag = "--daemon-child";
 
 // pairing-mode with its mode word in args.words (none, "start" or "stop"); returns the exit
 // status. `daemon_child` is set only in the re-executed background session.
-int run_pairing_mode(const conf::DispatcherArgs& args, const PairingModeHooks& hooks,
+int run_pairing_mode(const cli::DispatcherArgs& args, const PairingModeHooks& hooks,
                      bool daemon_child = false);
 
 // The effective timeout (--timeout, else pairing_timeout, else 600) or the error to print:

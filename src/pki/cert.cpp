@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/serial_hex.hpp"
 #include "base/strings.hpp"
 #include "pki/mbed_util.hpp"
 #include "pki/serial.hpp"

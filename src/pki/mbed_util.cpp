@@ -199,15 +199,4 @@ int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
   return utc_to_unix(t.year, t.mon, t.day, t.hour, t.min, t.sec);
 }
 
-std::string hex_bytes(const unsigned char* p, size_t n, bool upper) {
-  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 0x0f];
-  }
-  return out;
-}
-
 } // namespace cx::pki::detail

@@ -89,7 +89,4 @@ std::vector<unsigned char> subject_key_id(const mbedtls_x509_crt* crt);
 std::string x509_validity_time(int64_t unix_seconds);
 int64_t x509_time_to_unix(const mbedtls_x509_time& t);
 
-// Hex of big-endian bytes; `upper` selects the case.
-std::string hex_bytes(const unsigned char* p, size_t n, bool upper);
-
 } // namespace cx::pki::detail

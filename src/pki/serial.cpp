@@ -32,7 +32,7 @@ std::string mpi_to_hex(const Mpi& x) {
   if (n == 0) return "0";
   std::vector<unsigned char> bytes(n);
   CX_CHECK(mbedtls_mpi_write_binary(x.get(), bytes.data(), n) == 0);
-  std::string hex = detail::hex_bytes(bytes.data(), n, false);
+  std::string hex = hex_encode(bytes.data(), n);
   return hex[0] == '0' ? hex.substr(1) : hex;
 }
 
@@ -389,24 +389,6 @@ std::string canon_serial(std::string_view in) {
   return perl_bigint_hex(lower);
 }
 
-std::string openssl_serial_hex(const unsigned char* der, size_t len) {
-  if (len == 0) return "00";
-  std::vector<unsigned char> mag(der, der + len);
-  bool negative = (mag[0] & 0x80) != 0;
-  if (negative) {
-    // Two's complement: the magnitude is the inverted bytes plus one.
-    for (auto& b : mag)
-      b = static_cast<unsigned char>(~b);
-    for (size_t k = mag.size(); k-- > 0;)
-      if (++mag[k] != 0) break;
-  }
-  size_t lead = 0;
-  while (lead + 1 < mag.size() && mag[lead] == 0)
-    ++lead;
-  std::string hex = detail::hex_bytes(mag.data() + lead, mag.size() - lead, true);
-  return negative ? "-" + hex : hex;
-}
-
 bool is_canon_fixed_point(std::string_view hex) {
   return canon_serial(hex) == hex;
 }
@@ -415,7 +397,7 @@ std::string new_serial() {
   for (;;) {
     unsigned char bytes[16];
     random_bytes(bytes, sizeof bytes);
-    std::string hex = detail::hex_bytes(bytes, sizeof bytes, false);
+    std::string hex = hex_encode(bytes, sizeof bytes);
     if (hex[0] == '0') continue;
     if (hex.find_first_of("abcdef") == hex.npos) continue;
     return hex;

@@ -25,11 +25,8 @@ namespace cx::pki {
 std::string canon_serial(std::string_view s);
 inline constexpr size_t kCanonMaxInput = 4096;
 
-// The serial as `openssl x509 -noout -serial` prints it after "serial=": uppercase hex in whole
-// bytes without the DER sign padding ("02", "0A", "0100", "80"), "-" and the magnitude for a
-// negative serial ("-05"). `der` is the INTEGER's content octets, as mbedTLS keeps them in
-// mbedtls_x509_crt::serial (padding byte included).
-std::string openssl_serial_hex(const unsigned char* der, size_t len);
+// OpenSSL's printed form of a serial is openssl_serial_hex() in base/serial_hex.hpp, below
+// tls/ so that both sides print a serial the one way.
 
 // A serial for a certificate we issue: 128 random bits, drawn again until the top hex digit is
 // non-zero and the hex contains a letter a-f. Returned as lowercase hex (32 digits, no leading

@@ -48,11 +48,15 @@ df -P /
 """
 
 # A stand-in for rsyslogd: busybox syslogd also creates /dev/log and daemonizes, and keeps
-# what it receives in /var/log/messages, so the test sees where the binary's logs went.
+# what it receives in /var/log/messages, so the test sees where the binary's logs went. Like
+# rsyslogd it returns once /dev/log exists: busybox's daemonizes first, and the agent that the
+# entrypoint starts next logs to stderr if /dev/log is not there yet.
 RSYSLOGD = """#!/bin/sh
 # Test stand-in for rsyslogd (see test_workflow.py).
 cp /etc/rsyslog.conf /rsyslog.conf.seen
-exec syslogd -O /var/log/messages
+syslogd -O /var/log/messages
+i=0
+while [ ! -S /dev/log ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 """
 
 ENTRY_FIRST = [

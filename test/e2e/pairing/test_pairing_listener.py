@@ -523,25 +523,49 @@ class Interactive(Listener):
             r = self.root.run(["ced", "pairing-mode"] + args)
             self.assertEqual(r.rc, 2, r)
             self.assertIn(err, r.err)
-        r = self.root.run(["ctrl-exec-pairing", "--timeout", "ten"])
-        self.assertEqual((r.rc, r.err), (2, "Error: --timeout must be an integer number of "
-                                            "seconds.\n"))
+        # A value that is not a number is refused by the option front-end that both entry points
+        # share, with the same message (the dispatcher CLI's), each under its own name.
+        for args in (["--timeout", "ten"], ["--timeout=ten"], ["--time=ten"]):
+            ced = self.root.run(["ced", "pairing-mode"] + args)
+            applet = self.root.run(["ctrl-exec-pairing"] + args)
+            self.assertEqual((ced.rc, ced.err),
+                             (2, "ctrl-exec-dispatcher: Could not convert: --timeout = ten\n"))
+            self.assertEqual((applet.rc, applet.err),
+                             (2, "ctrl-exec-pairing: Could not convert: --timeout = ten\n"))
+
+    def test_pairing_applet_takes_options_as_ced_does(self):
+        # A unique prefix with --opt=value, one dash: as `ced pairing-mode --time=2` takes them.
+        proc = self.root.spawn(["ctrl-exec-pairing", "--time=2", "-po", str(self.port)])
+        self.assertEqual(proc.wait(15), 0)
+        self.assertTrue(proc.out().startswith(
+            "Pairing mode active on port %d (auto-stops in 2s). Ctrl-C to stop.\n" % self.port),
+            proc.out())
+        # An unknown option is named, with the usage, as by ced.
+        r = self.root.run(["ctrl-exec-pairing", "--bogus"])
+        self.assertEqual(r.rc, 2)
+        self.assertTrue(r.err.startswith("ctrl-exec-pairing: unknown option '--bogus'\n\n"
+                                         "Usage: ctrl-exec-pairing [start|stop]"), r.err)
 
 
 class Background(Listener):
-    def test_start_stop_and_the_pidfile(self):
-        pidfile = self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")
-        r = self.root.run(["ced", "pairing-mode", "stop"])
-        self.assertEqual((r.rc, r.out), (0, "No background pairing mode is running.\n"))
-        r = self.root.run(["ced", "pairing-mode", "start", "--port", str(self.port),
-                           "--timeout", "300"])
+    def start_300s(self, args):
+        """Runs a `start` command for a 300 s session on self.port; returns the session's pid."""
+        r = self.root.run(args)
         self.assertEqual(r.rc, 0, r)
-        with open(pidfile) as f:
+        with open(self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")) as f:
             pid = int(f.read())
         self.addCleanup(lambda: pid and _kill(pid))
         self.assertEqual(r.out, "Pairing mode started in the background on port %d (PID %d).\n"
                          "It auto-stops after 300s; stop sooner with:\n"
                          "    ctrl-exec-dispatcher pairing-mode stop\n" % (self.port, pid))
+        return pid
+
+    def test_start_stop_and_the_pidfile(self):
+        pidfile = self.root.path("/var/lib/ctrl-exec/pairing-mode.pid")
+        r = self.root.run(["ced", "pairing-mode", "stop"])
+        self.assertEqual((r.rc, r.out), (0, "No background pairing mode is running.\n"))
+        pid = self.start_300s(["ced", "pairing-mode", "start", "--port", str(self.port),
+                               "--timeout", "300"])
         self.assertTrue(harness.port_open(self.port))
         r = self.root.run(["ced", "pairing-mode", "start", "--port", str(self.port)])
         self.assertEqual(r.rc, 255)
@@ -564,6 +588,14 @@ class Background(Listener):
         r = self.root.run(["ced", "pairing-mode", "stop"])
         self.assertEqual(r.out, "No background pairing mode is running (cleared stale pidfile).\n")
         self.assertFalse(os.path.exists(pidfile))
+
+    def test_pairing_applet_options_after_the_mode_word(self):
+        pid = self.start_300s(["ctrl-exec-pairing", "start", "--port=%d" % self.port,
+                               "--time", "300"])
+        r = self.root.run(["ctrl-exec-pairing", "stop", "--conf", "/nonexistent.conf"])
+        self.assertEqual((r.rc, r.out), (0, "Pairing mode stopped (was PID %d); pairing port "
+                                            "closed.\n" % pid))
+        pairlib.wait_gone(pid)
 
     def test_start_failures(self):
         # The port is taken: the reason comes back to the caller.

@@ -65,6 +65,24 @@ TEST_CASE("make_dirs and path helpers", "[base]") {
   std::system(("rm -rf " + dir).c_str());
 }
 
+TEST_CASE("absolute_path joins a relative path to the working directory", "[base]") {
+  char cwd[4096];
+  REQUIRE(::getcwd(cwd, sizeof cwd) != nullptr);
+  struct Row {
+    std::string in, out;
+  };
+  const Row rows[] = {
+      {"/etc/x.conf", "/etc/x.conf"},
+      {"", ""},
+      {"x.conf", std::string(cwd) + "/x.conf"},
+      {"../a/./b", std::string(cwd) + "/../a/./b"}, // not normalised, links not resolved
+  };
+  for (const auto& r : rows) {
+    INFO(r.in);
+    CHECK(absolute_path(r.in) == r.out);
+  }
+}
+
 TEST_CASE("a second non-blocking lock is refused while the first is held", "[base]") {
   std::string dir = temp_dir();
   std::string path = dir + "/h--s.lock";

@@ -57,6 +57,20 @@ TEST_CASE("split, trim and numbers", "[base]") {
   CHECK(sanitize_file_component("web-01:7450") == "web-01_7450");
 }
 
+TEST_CASE("strprintf formats like printf, at any length", "[base]") {
+  CHECK(strprintf("%-6s|%3d|%s", "ab", 7, "") == "ab    |  7|");
+  CHECK(strprintf("%s", "") == "");
+  std::string wide(5000, 'x');
+  CHECK(strprintf("<%s>", wide.c_str()) == "<" + wide + ">");
+}
+
+TEST_CASE("hex_encode: two digits a byte, in either case", "[base]") {
+  const unsigned char bytes[] = {0x00, 0x0a, 0x7f, 0xff};
+  CHECK(hex_encode(bytes, sizeof bytes) == "000a7fff");
+  CHECK(hex_encode(bytes, sizeof bytes, true) == "000A7FFF");
+  CHECK(hex_encode(bytes, 0) == "");
+}
+
 TEST_CASE("UTF-8 replacement policy", "[base]") {
   struct Row {
     std::string in, out;

@@ -264,3 +264,35 @@ TEST_CASE("load_agent_config reads a file and keeps the line number on errors", 
   CHECK(load_agent_config(bad).message() ==
         "Malformed config line in '" + bad + "' at line 5: oops");
 }
+
+TEST_CASE("load_agent_pairing_files: each key on its own, defaults for the rest", "[conf]") {
+  test::TempDir dir;
+  struct Row {
+    const char* text; // nullptr: no file
+    int port;
+    std::string cert, ca, trusted_map;
+  };
+  const std::string dc = paths::agent_cert(), dca = paths::agent_ca(),
+                    dmap = paths::agent_trusted_map();
+  const Row rows[] = {
+      {nullptr, 7443, dc, dca, dmap},
+      {"oops\n", 7443, dc, dca, dmap}, // unparsable: every default
+      {"port = 7460\n", 7460, dc, dca, dmap},
+      {"port = 0\ncert = /c.crt\n", 7443, "/c.crt", dca, dmap}, // no other key is required
+      {"port = 65536\nca = /ca.crt\n", 7443, dc, "/ca.crt", dmap},
+      {"port = x\ntrusted_dispatchers_path = /m\n", 7443, dc, dca, "/m"},
+      {"port = 7450\n[profile p]\nrun_as = bad name\n", 7450, dc, dca, dmap}, // not checked
+  };
+  int n = 0;
+  for (const auto& r : rows) {
+    INFO((r.text ? r.text : "(no file)"));
+    std::string path = dir / ("agent" + std::to_string(n++) + ".conf");
+    if (r.text) path = conf_test::write(dir, basename(path), r.text);
+    AgentPairingFiles f = load_agent_pairing_files(path);
+    CHECK(f.port == r.port);
+    CHECK(f.cert == r.cert);
+    CHECK(f.key == paths::agent_key());
+    CHECK(f.ca == r.ca);
+    CHECK(f.trusted_map == r.trusted_map);
+  }
+}

@@ -1,6 +1,6 @@
-// Tests for src/pairing/listener.cpp and requester.cpp (tag [pairing]): the 7444 exchange over
-// real loopback TLS in one process: refusals, queueing, both responses, the answer timeout,
-// stopping, and request_pairing's background exit codes 0/2/3 against a listener thread.
+// Tests for src/pairing/listener.cpp and mode.cpp (tag [pairing]): the 7444 exchange over real
+// loopback TLS in one process: refusals, queueing, both responses, the answer timeout and
+// stopping; the pairing-mode timeout choice.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -17,7 +17,6 @@
 #include "pairing/approve.hpp"
 #include "pairing/listener.hpp"
 #include "pairing/mode.hpp"
-#include "pairing/requester.hpp"
 #include "pki/ca.hpp"
 #include "pki/ca_store.hpp"
 #include "pki/cert.hpp"
@@ -28,45 +27,13 @@
 #include "state/registry.hpp"
 #include "testutil.hpp"
 
+#include "fixture.hpp"
+
 using namespace cx;
 using namespace cx::pairing;
+using namespace cx::pairing::test_fixture;
 
 namespace {
-
-// A CA and a dispatcher cert in `dir`, made with our own pki (EC keys are fast).
-struct Pki {
-  std::string dir, ca_key, ca_cert, cert, key;
-  explicit Pki(const std::string& d) : dir(d) {
-    ca_key = *pki::generate_key();
-    ca_cert = *pki::create_ca_cert(ca_key);
-    key = *pki::generate_key();
-    pki::IssueOptions o;
-    o.serial = pki::new_serial();
-    cert = *pki::sign_csr(*pki::create_csr(key, "ctrl-exec-dispatcher"), ca_cert, ca_key, o);
-    REQUIRE(write_file_atomic(dir + "/ca.key", ca_key).ok());
-    REQUIRE(write_file_atomic(dir + "/ca.crt", ca_cert).ok());
-    REQUIRE(write_file_atomic(dir + "/dispatcher.key", key).ok());
-    REQUIRE(write_file_atomic(dir + "/dispatcher.crt", cert).ok());
-  }
-};
-
-ListenerOptions options(const test::TempDir& tmp, std::string* out = nullptr) {
-  ListenerOptions o;
-  o.bind_ip = "127.0.0.1";
-  o.port = 0;
-  o.timeout_s = 60;
-  o.cert_path = tmp / "dispatcher.crt";
-  o.key_path = tmp / "dispatcher.key";
-  o.queue_dir = tmp / "pairing";
-  o.read_stdin = false;
-  o.poll_ms = 20;
-  o.reverse_dns_timeout_ms = 200;
-  o.rate.disabled = true;
-  o.output = [out](const std::string& s) {
-    if (out) *out += s;
-  };
-  return o;
-}
 
 std::string request_body(const std::string& hostname = "web-01", const std::string& nonce = "n1") {
   static const std::string csr = *pki::create_csr(*pki::generate_key(), "web-01");
@@ -131,7 +98,7 @@ size_t log_count(const std::string& needle) {
 
 TEST_CASE("listener: refusals get one error response and nothing is queued", "[pairing]") {
   test::TempDir tmp;
-  Pki p(tmp.path());
+  DispatcherPki p(tmp.path());
   log::init("test", log::Sink::capture);
   struct Row {
     std::string request;
@@ -153,7 +120,7 @@ TEST_CASE("listener: refusals get one error response and nothing is queued", "[p
     INFO(row.body);
     log::clear_captured();
     event::Loop loop;
-    Listener l(loop, options(tmp));
+    Listener l(loop, listener_options(tmp));
     l.on_stopped = [&](StopReason) { loop.stop(); };
     REQUIRE(l.start().ok());
     auto c = call_listener(loop, l.port(), row.request, [&](Call&) { l.stop(StopReason::quit); });
@@ -170,11 +137,11 @@ TEST_CASE("listener: refusals get one error response and nothing is queued", "[p
 TEST_CASE("listener: queue, pending, then the approved answer on the same connection",
           "[pairing]") {
   test::TempDir tmp;
-  Pki p(tmp.path());
+  DispatcherPki p(tmp.path());
   log::init("test", log::Sink::capture);
   std::string printed;
   event::Loop loop;
-  Listener l(loop, options(tmp, &printed));
+  Listener l(loop, listener_options(tmp, &printed));
   l.on_stopped = [&](StopReason) { loop.stop(); };
   REQUIRE(l.start().ok());
   state::PairingQueue q(tmp / "pairing");
@@ -213,11 +180,11 @@ TEST_CASE("listener: queue, pending, then the approved answer on the same connec
 
 TEST_CASE("listener: the answer timeout, a full queue and stopping", "[pairing]") {
   test::TempDir tmp;
-  Pki p(tmp.path());
+  DispatcherPki p(tmp.path());
   log::init("test", log::Sink::capture);
   SECTION("no answer within the wait: approval timeout, request removed") {
     event::Loop loop;
-    auto o = options(tmp);
+    auto o = listener_options(tmp);
     o.answer_timeout_ms = 100;
     Listener l(loop, o);
     l.on_stopped = [&](StopReason) { loop.stop(); };
@@ -231,7 +198,7 @@ TEST_CASE("listener: the answer timeout, a full queue and stopping", "[pairing]"
   }
   SECTION("the queue at its limit refuses, one below accepts") {
     event::Loop loop;
-    auto o = options(tmp);
+    auto o = listener_options(tmp);
     o.max_queue = 2;
     Listener l(loop, o);
     l.on_stopped = [&](StopReason) { loop.stop(); };
@@ -261,7 +228,7 @@ TEST_CASE("listener: the answer timeout, a full queue and stopping", "[pairing]"
   }
   SECTION("the pairing-mode timeout stops the listener") {
     event::Loop loop;
-    auto o = options(tmp);
+    auto o = listener_options(tmp);
     o.timeout_s = 1;
     std::string printed;
     o.output = [&](const std::string& s) { printed += s; };
@@ -284,17 +251,17 @@ TEST_CASE("listener: the answer timeout, a full queue and stopping", "[pairing]"
 
 TEST_CASE("listener: a port in use is a clear startup error", "[pairing]") {
   test::TempDir tmp;
-  Pki p(tmp.path());
+  DispatcherPki p(tmp.path());
   event::Loop loop;
-  Listener first(loop, options(tmp));
+  Listener first(loop, listener_options(tmp));
   REQUIRE(first.start().ok());
-  auto o = options(tmp);
+  auto o = listener_options(tmp);
   o.port = first.port();
   Listener second(loop, o);
   auto st = second.start();
   CHECK_FALSE(st.ok());
   CHECK(st.message().rfind("Cannot start pairing server: ", 0) == 0);
-  auto missing = options(tmp);
+  auto missing = listener_options(tmp);
   missing.cert_path = tmp / "nope.crt";
   Listener third(loop, missing);
   CHECK(third.start().message().find("nope.crt") != std::string::npos);
@@ -326,160 +293,5 @@ TEST_CASE("pairing-mode timeout choice (acceptance row 26)", "[pairing]") {
     auto c = choose_pairing_timeout(r.flag, config);
     CHECK(c.error == r.error);
     if (c.error.empty()) CHECK(c.seconds == r.seconds);
-  }
-}
-
-namespace {
-
-// A listener on its own thread (request_pairing runs its own loop on the test's thread), with
-// an operator that answers every queued request as told.
-class ListenerThread {
-public:
-  enum class Operator { none, approve, deny };
-  ListenerThread(const test::TempDir& tmp, Operator op) : tmp_(tmp), op_(op) {
-    thread_ = std::thread([this] { run(); });
-    while (port_.load() == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ~ListenerThread() {
-    stop_ = true;
-    thread_.join();
-  }
-  int port() const { return port_.load(); }
-
-private:
-  void run() {
-    event::Loop loop;
-    Listener l(loop, options(tmp_));
-    l.on_stopped = [&](StopReason) { loop.stop(); };
-    REQUIRE(l.start().ok());
-    event::Timer tick(loop);
-    tick.start(
-        20,
-        [&] {
-          if (stop_) {
-            l.stop(StopReason::quit);
-            return;
-          }
-          if (op_ == Operator::none) return;
-          ApproveContext ctx;
-          ctx.ca_dir = tmp_.path();
-          ctx.cert_path = tmp_ / "dispatcher.crt";
-          ctx.dispatcher_id = "disp-b";
-          ctx.queue_dir = tmp_ / "pairing";
-          ctx.registry_dir = tmp_ / "agents";
-          for (const auto& r : state::PairingQueue(ctx.queue_dir).list(unix_now())) {
-            if (path_exists(state::PairingQueue(ctx.queue_dir).approved_path(r.id))) continue;
-            if (op_ == Operator::approve)
-              CHECK(approve_request(ctx, r.id).ok());
-            else
-              CHECK(deny_request(ctx, r.id).ok());
-          }
-        },
-        20);
-    port_ = l.port();
-    loop.run();
-  }
-
-  const test::TempDir& tmp_;
-  Operator op_;
-  std::atomic<int> port_{0};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-// request_pairing as the detached background half: the reqid arrives on a pipe.
-struct BackgroundRun {
-  int rc = -1;
-  std::string handoff;
-};
-
-BackgroundRun run_background(const test::TempDir& agent, int port, int timeout) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  ::setenv("CTRL_EXEC_PAIRING_HANDOFF", std::to_string(fds[1]).c_str(), 1);
-  RequestPairingOptions o;
-  o.config_path = agent / "agent.conf";
-  o.dispatcher = "127.0.0.1";
-  o.port = port;
-  o.background = true;
-  o.timeout = timeout;
-  o.lookup_by = "ip";
-  BackgroundRun out;
-  out.rc = request_pairing(o); // closes its end of the pipe once the reqid is sent
-  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
-    out.handoff.append(buf, static_cast<size_t>(n));
-  ::close(fds[0]);
-  ::unsetenv("CTRL_EXEC_PAIRING_HANDOFF");
-  return out;
-}
-
-void write_agent_conf(const test::TempDir& agent) {
-  REQUIRE(write_file_atomic(agent / "agent.conf",
-                            "port = 7460\n"
-                            "cert = " +
-                                agent / "etc/agent.crt\n" + "key = " + agent / "etc/agent.key\n" +
-                                "ca = " + agent / "etc/ca.crt\n" +
-                                "trusted_dispatchers_path = " + agent / "state/dispatchers\n")
-              .ok());
-}
-
-} // namespace
-
-TEST_CASE("request_pairing --background: exit 0 stores and appends, 2 on timeout, 3 on denial",
-          "[pairing]") {
-  test::TempDir disp;
-  Pki p(disp.path());
-  test::TempDir agent;
-  write_agent_conf(agent);
-  // A map that already trusts another dispatcher: pairing must keep it.
-  REQUIRE(make_dirs(agent / "state").ok());
-  REQUIRE(write_file_atomic(agent / "state/dispatchers", "abc123 disp-a\n").ok());
-
-  SECTION("approved") {
-    ListenerThread l(disp, ListenerThread::Operator::approve);
-    auto r = run_background(agent, l.port(), 30);
-    CHECK(r.rc == 0);
-    CHECK(r.handoff.size() == 17); // 16 hex and a newline
-    std::string serial =
-        pki::canon_serial(pki::cert_info(test::slurp(disp / "dispatcher.crt"))->serial);
-    std::string map = test::slurp(agent / "state/dispatchers");
-    CHECK(map.find("abc123 disp-a\n") != std::string::npos);
-    CHECK(map.find(serial + " disp-b\n") != std::string::npos);
-    CHECK(*pki::key_matches_cert(test::slurp(agent / "etc/agent.key"),
-                                 test::slurp(agent / "etc/agent.crt")));
-    CHECK(test::slurp(agent / "etc/ca.crt") == p.ca_cert);
-    auto rec = state::Registry(disp / "agents").list();
-    REQUIRE(rec.ok());
-    REQUIRE(rec->size() == 1);
-    CHECK((*rec)[0].port == 7460);
-    CHECK((*rec)[0].lookup_by == "ip");
-    CHECK((*rec)[0].ip == "127.0.0.1");
-    CHECK((*rec)[0].dispatcher_serial == serial);
-  }
-  SECTION("no answer within --timeout") {
-    ListenerThread l(disp, ListenerThread::Operator::none);
-    uint64_t t0 = monotonic_ms();
-    auto r = run_background(agent, l.port(), 1);
-    CHECK(r.rc == 2);
-    CHECK(monotonic_ms() - t0 < 5000);
-    CHECK(r.handoff.size() == 17);
-    CHECK_FALSE(path_exists(agent / "etc/agent.crt"));
-  }
-  SECTION("denied") {
-    ListenerThread l(disp, ListenerThread::Operator::deny);
-    auto r = run_background(agent, l.port(), 30);
-    CHECK(r.rc == 3);
-    CHECK_FALSE(path_exists(agent / "etc/agent.crt"));
-    CHECK(test::slurp(agent / "state/dispatchers") == "abc123 disp-a\n");
-  }
-  SECTION("nothing listening: the failure goes to the waiting foreground") {
-    auto r = run_background(agent, 1, 30);
-    CHECK(r.rc == 255);
-    CHECK(r.handoff.rfind("!Cannot connect to ctrl-exec at 127.0.0.1:1: connection refused", 0) ==
-          0);
   }
 }

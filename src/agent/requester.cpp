@@ -2,7 +2,7 @@
 // and CSR, show the pairing code, send the request on 7444, read both responses by
 // Content-Length, check the nonce, then store the cert, key and CA and append the dispatcher
 // to the trusted map. --background hands the waiting to a detached re-executed child.
-#include "pairing/requester.hpp"
+#include "agent/requester.hpp"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -14,12 +14,14 @@
 #include <cstring>
 
 #include "agent/trusted_map.hpp"
+#include "base/daemon.hpp"
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
 #include "base/hostname.hpp"
-#include "base/paths.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
-#include "conf/ini.hpp"
+#include "cli/cli.hpp"
+#include "conf/agent.hpp"
 #include "event/loop.hpp"
 #include "event/tcp.hpp"
 #include "http/client.hpp"
@@ -31,14 +33,12 @@
 #include "proto/pairing_wire.hpp"
 #include "tls/tls.hpp"
 
-extern char** environ;
-
-namespace cx::pairing {
+namespace cx::agent {
 namespace {
 
-constexpr int kExitFatal = 255;
-constexpr int kExitTimeout = 2; // background child: no answer within --timeout
-constexpr int kExitDenied = 3;  // background child: denied, or the nonce did not match
+using cli::out;
+using conf::AgentPairingFiles;
+
 constexpr uint64_t kProbeTimeoutMs = 5000;
 constexpr uint64_t kConnectTimeoutMs = 30000;
 // The dispatcher answers within 600 s (its approval timeout); the original's socket timeout.
@@ -49,46 +49,8 @@ constexpr int kHandoffWaitMs = 120 * 1000;
 // The background child finds the descriptor of its report pipe here.
 constexpr const char* kHandoffEnv = "CTRL_EXEC_PAIRING_HANDOFF";
 
-struct AgentFiles {
-  int port = 7443; // the serve port reported to the dispatcher
-  std::string cert, key, ca, trusted_map;
-};
-
-// agent.conf read leniently: only the serve port and the file paths matter here, and a
-// missing or broken config leaves the defaults (§5.4 step 4; the paths honour the config,
-// which the original ignores, §2.1 QUIRK).
-AgentFiles agent_files(const std::string& config_path) {
-  AgentFiles f{7443, paths::agent_cert(), paths::agent_key(), paths::agent_ca(),
-               paths::agent_trusted_map()};
-  auto ini = conf::load_sectioned(config_path);
-  if (!ini.ok()) return f;
-  auto get = [&](const char* k) -> const std::string* {
-    auto it = ini->top.find(k);
-    return it == ini->top.end() ? nullptr : &it->second;
-  };
-  if (auto* p = get("port"); p && is_digits(*p)) {
-    if (auto n = parse_uint(*p); n && *n >= 1 && *n <= 65535) f.port = static_cast<int>(*n);
-  }
-  if (auto* p = get("cert")) f.cert = *p;
-  if (auto* p = get("key")) f.key = *p;
-  if (auto* p = get("ca")) f.ca = *p;
-  if (auto* p = get("trusted_dispatchers_path")) f.trusted_map = *p;
-  return f;
-}
-
-std::string absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char cwd[4096];
-  if (!::getcwd(cwd, sizeof cwd)) return p;
-  return std::string(cwd) + "/" + p;
-}
-
-void out(const std::string& s) {
-  std::fputs(s.c_str(), stdout);
-  std::fflush(stdout);
-}
-
-// The operator's message for a failure to reach the pairing port.
+// The operator's message for a failure to reach the pairing port. It reads the error's words;
+// the one place that does, to be replaced by the error's kind.
 std::string connect_failure(const RequestPairingOptions& o, const std::string& err) {
   std::string where = o.dispatcher + ":" + std::to_string(o.port);
   std::string hint = "Start pairing mode on the dispatcher first: sudo ctrl-exec-dispatcher "
@@ -254,7 +216,7 @@ Status make_agent_state_dir(const std::string& dir) {
 
 // Stores what the approval delivered. The map entry goes first: a cert without a trusted
 // dispatcher would refuse everything, and is easy to see; the reverse cannot happen then.
-Status store_pairing(const AgentFiles& f, const std::string& key_pem,
+Status store_pairing(const AgentPairingFiles& f, const std::string& key_pem,
                      const proto::PairResponse& r) {
   auto match = pki::key_matches_cert(key_pem, r.cert);
   if (!match.ok()) return error("the certificate received cannot be read: " + match.message());
@@ -262,7 +224,7 @@ Status store_pairing(const AgentFiles& f, const std::string& key_pem,
   if (!r.dispatcher_serial.empty()) {
     CX_TRY(make_agent_state_dir(dirname(f.trusted_map)));
     std::string id = r.dispatcher_id.empty() ? r.dispatcher_serial : r.dispatcher_id;
-    CX_TRY(agent::add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
+    CX_TRY(add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
   }
   CX_TRY(store(f.key, key_pem, 0640));
   CX_TRY(store(f.cert, r.cert, 0640));
@@ -288,7 +250,7 @@ std::string start_instructions() {
 }
 
 // Checks that apply before anything is sent; the message of the first that fails, or "".
-std::string check_options(const RequestPairingOptions& o, const AgentFiles& f) {
+std::string check_options(const RequestPairingOptions& o, const AgentPairingFiles& f) {
   if (o.dispatcher.empty())
     return "request-pairing needs --dispatcher <host> (the dispatcher's name or address)";
   if (o.lookup_by && *o.lookup_by != "ip" && *o.lookup_by != "hostname")
@@ -322,61 +284,34 @@ std::string pairing_hostname(bool warn) {
 
 // The foreground half of --background: start the child, print the reqid it reports, exit 0.
 int start_background(const RequestPairingOptions& o) {
-  std::vector<std::string> argv_s = {"ctrl-exec",
-                                     "ctrl-exec-pairing",
-                                     kRequestChildFlag,
-                                     "--config",
-                                     absolute(o.config_path),
-                                     "--dispatcher",
-                                     o.dispatcher,
-                                     "--port",
-                                     std::to_string(o.port),
-                                     "--timeout",
-                                     std::to_string(o.timeout)};
-  if (o.lookup_by) {
-    argv_s.push_back("--lookup-by");
-    argv_s.push_back(*o.lookup_by);
-  }
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    std::fprintf(stderr, "pipe: %s\n", errno_text(errno).c_str());
-    return kExitFatal;
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return cli::die("pipe: " + errno_text(errno));
+  // No event loop runs in this process yet, so the child is started by fork and exec.
+  DetachedChild spec;
+  spec.argv = {"ctrl-exec",
+               "ctrl-exec-pairing",
+               kRequestChildFlag,
+               "--config",
+               absolute_path(o.config_path),
+               "--dispatcher",
+               o.dispatcher,
+               "--port",
+               std::to_string(o.port),
+               "--timeout",
+               std::to_string(o.timeout)};
+  if (o.lookup_by) {
+    spec.argv.push_back("--lookup-by");
+    spec.argv.push_back(*o.lookup_by);
   }
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CTRL_EXEC_ROOT=", 15) != 0 &&
-        std::strncmp(*e, kHandoffEnv, std::strlen(kHandoffEnv)) != 0)
-      env_s.emplace_back(*e);
-  if (!paths::root().empty()) env_s.push_back("CTRL_EXEC_ROOT=" + absolute(paths::root()));
-  env_s.push_back(std::string(kHandoffEnv) + "=3");
-  std::vector<char*> argv, envp;
-  for (auto& s : argv_s)
-    argv.push_back(s.data());
-  argv.push_back(nullptr);
-  for (auto& s : env_s)
-    envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) {
-    std::fprintf(stderr, "fork: %s\n", errno_text(errno).c_str());
-    return kExitFatal;
-  }
-  if (child == 0) {
-    // No event loop runs in this process yet, so fork-then-exec is safe.
-    ::setsid();
-    if (::chdir("/") != 0) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull < 0) ::_exit(127);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::dup2(pipefd[1], 3); // dup2 clears O_CLOEXEC on the copy
-    ::execve("/proc/self/exe", argv.data(), envp.data());
-    ::_exit(127);
-  }
+  spec.env = {{kHandoffEnv, "3"}};
+  spec.report_fd = pipefd[1];
+  auto spawned = spawn_detached(spec);
   ::close(pipefd[1]);
+  if (!spawned.ok()) {
+    ::close(pipefd[0]);
+    return cli::die(spawned.message());
+  }
+  pid_t child = *spawned;
   std::string line;
   uint64_t waited = 0;
   ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
@@ -412,7 +347,7 @@ int start_background(const RequestPairingOptions& o) {
 } // namespace
 
 int request_pairing(const RequestPairingOptions& o) {
-  AgentFiles files = agent_files(o.config_path);
+  AgentPairingFiles files = conf::load_agent_pairing_files(o.config_path);
   const char* handoff_env = std::getenv(kHandoffEnv);
   bool child = o.background && handoff_env != nullptr;
   std::unique_ptr<Handoff> handoff;
@@ -465,14 +400,14 @@ int request_pairing(const RequestPairingOptions& o) {
   if (ex.reqid.empty()) return fail(connect_failure(o, ex.transport_error));
   if (ex.timed_out) {
     log::warning("pair-timeout", {{"REQID", ex.reqid}});
-    return kExitTimeout;
+    return kExitPairingTimeout;
   }
   if (!ex.second) return fail("Pairing failed: " + ex.transport_error);
   if (auto st = proto::check_pair_result(*ex.second, nonce); !st.ok()) {
     log::warning("pair-denied", {{"REQID", ex.reqid}, {"REASON", st.message()}});
     bool denied = ex.second->status != "approved";
     return fail((denied ? "Pairing denied: " : "Pairing failed: ") + st.message(),
-                o.background ? kExitDenied : kExitFatal);
+                o.background ? kExitPairingDenied : kExitFatal);
   }
   if (auto st = store_pairing(files, *key, *ex.second); !st.ok())
     return fail("Pairing failed: cannot store the certificates: " + st.message());
@@ -488,4 +423,4 @@ int request_pairing(const RequestPairingOptions& o) {
   return 0;
 }
 
-} // namespace cx::pairing
+} // namespace cx::agent

@@ -1,5 +1,6 @@
 // The dispatcher CLI's parsed command line (ctrl-exec-dispatcher / ced), as the applet hands it
-// to the command implementations in src/engine and src/pairing (dispatcher-and-api §4.1).
+// to the command implementations in src/engine and src/pairing (dispatcher-and-api §4.1), and
+// the type of those commands.
 #pragma once
 
 #include <cstdlib>
@@ -9,7 +10,7 @@
 
 #include "base/paths.hpp"
 
-namespace cx::conf {
+namespace cx::cli {
 
 struct DispatcherArgs {
   std::string mode;
@@ -43,8 +44,9 @@ struct DispatcherArgs {
   }
 };
 
-// Exit status of a fatal error (the original's `die`). Usage errors use kExitUsage.
-inline constexpr int kExitFatal = 255;
-inline constexpr int kExitUsage = 2;
+// A dispatcher mode: takes the parsed command line, prints what the original prints and
+// returns the exit status (base/exit_codes.hpp). The modules declare their modes with it, e.g.
+// `cli::Command cmd_run;`, and the applet's mode table holds pointers to them.
+using Command = int(const DispatcherArgs& args);
 
-} // namespace cx::conf
+} // namespace cx::cli

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-namespace cx::pairing {
+namespace cx::agent {
 
 struct RequestPairingOptions {
   std::string config_path;              // agent.conf (read leniently for `port`)
@@ -20,7 +20,7 @@ struct RequestPairingOptions {
 inline constexpr const char* kRequestChildFlag = "--request-child";
 
 // Runs the whole request-pairing mode and returns the exit status (interactive: 0 or a fatal
-// error; background parent: 0; background child: 0, 2 or 3).
+// error; background parent: 0; background child: 0, kExitPairingTimeout or kExitPairingDenied).
 int request_pairing(const RequestPairingOptions& opts);
 
-} // namespace cx::pairing
+} // namespace cx::agent
