@@ -7,19 +7,11 @@
 using namespace cx;
 using namespace cx::agent;
 
-namespace {
-std::string hook_conf(test::AgentFixture& f, const std::string& body) {
-  return "auth_hook = " + f.script("hook", body);
-}
-} // namespace
-
 TEST_CASE("capabilities lists the tags and the allowlisted scripts", "[agent]") {
   test::AgentFixture f;
   f.allow("hello", "echo hi");
   f.load();
-  auto call = f.call();
-  handle_capabilities(*f.ctx, call);
-  f.run();
+  f.serve(handle_capabilities, "");
   std::string path = f.dir / "scripts/hello.sh";
   CHECK(f.client->answer().status == 200);
   CHECK(f.client->answer().body ==
@@ -70,16 +62,13 @@ TEST_CASE("capabilities asks the auth hook", "[agent]") {
   for (const auto& r : rows) {
     INFO(r.hook);
     test::AgentFixture f;
-    std::string seen = f.dir / "seen";
-    f.write_conf(hook_conf(f, "echo \"$ENVEXEC_ACTION $ENVEXEC_DISPATCHER "
-                              "$ENVEXEC_DISPATCHER_SERIAL $ENVEXEC_SOURCE_IP\" > '" +
-                                  seen + "'\n" + r.hook));
-    f.load();
+    f.use_hook("$ENVEXEC_ACTION $ENVEXEC_DISPATCHER $ENVEXEC_DISPATCHER_SERIAL $ENVEXEC_SOURCE_IP",
+               r.hook);
     auto call = f.call();
     handle_capabilities(*f.ctx, call);
     CHECK(f.client->answers.empty()); // the hook answers from the loop
     f.run();
-    CHECK(test::slurp(seen) == "discovery disp-1 7f3a9c 127.0.0.1\n");
+    CHECK(f.hook_saw() == "discovery disp-1 7f3a9c 127.0.0.1\n");
     CHECK(f.client->answer().status == r.status);
     if (r.status == 403) {
       CHECK(f.client->answer().body == R"({"error":"not authorised"})");
@@ -92,14 +81,9 @@ TEST_CASE("capabilities asks the auth hook", "[agent]") {
 TEST_CASE("a client that leaves while the hook runs cancels the request", "[agent]") {
   test::AgentFixture f;
   std::string marker = f.dir / "hook-finished";
-  f.write_conf(hook_conf(f, "sleep 30; touch '" + marker + "'"));
-  f.load();
-  auto call = f.call();
-  handle_capabilities(*f.ctx, call);
-  CHECK(f.ctx->pending() == 1);
-  f.client->leave();
-  CHECK(f.ctx->pending() == 0);
-  f.run(); // the hook is killed: the loop ends long before its 30 s
+  f.use_hook("", "sleep 30; touch '" + marker + "'");
+  f.serve_and_leave(handle_capabilities, ""); // the hook is killed: no 30 s wait
   CHECK(f.client->answers.empty());
   CHECK_FALSE(path_exists(marker));
+  CHECK(f.ctx->pending() == 0);
 }

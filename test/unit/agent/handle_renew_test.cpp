@@ -11,7 +11,6 @@
 #include "pki/key.hpp"
 #include "pki/serial.hpp"
 #include "proto/agent_wire.hpp"
-#include "json/json.hpp"
 
 using namespace cx;
 using namespace cx::agent;
@@ -50,14 +49,12 @@ TEST_CASE("renew answers a CSR made from the agent's key", "[agent]") {
   test::AgentFixture f;
   Pki p;
   f.write("agent.key", p.key);
-  auto call = f.call(R"({"reqid":"rn1"})");
-  handle_renew(*f.ctx, call);
+  f.serve(handle_renew, R"({"reqid":"rn1"})");
   CHECK(f.client->answer().status == 200);
-  auto doc = json::parse(f.client->answer().body);
-  REQUIRE(doc.ok());
-  CHECK(*json::get_string(*doc, "status") == "ok");
-  CHECK(*json::get_string(*doc, "reqid") == "rn1");
-  std::string csr = *json::get_string(*doc, "csr");
+  auto doc = f.client->answer_json();
+  CHECK(*json::get_string(doc, "status") == "ok");
+  CHECK(*json::get_string(doc, "reqid") == "rn1");
+  std::string csr = *json::get_string(doc, "csr");
   CHECK(csr.rfind("-----BEGIN CERTIFICATE REQUEST-----", 0) == 0);
   // Signed for the agent's own key: a certificate from it matches that key.
   pki::IssueOptions o;
@@ -83,8 +80,7 @@ TEST_CASE("renew reports a key it cannot use", "[agent]") {
   for (const auto& r : rows) {
     test::AgentFixture f;
     if (r.key) f.write("agent.key", r.key);
-    auto call = f.call("");
-    handle_renew(*f.ctx, call);
+    f.serve(handle_renew, "");
     CHECK(f.client->answer().status == 200);
     CHECK(f.client->answer().body == r.reply);
     auto logs = f.logs();
@@ -120,8 +116,7 @@ TEST_CASE("renew-complete stages only a certificate from the CA for the agent's 
     test::AgentFixture f;
     if (r.setup != Setup::no_ca) f.write("ca.crt", p.ca);
     if (r.setup != Setup::no_key) f.write("agent.key", p.key);
-    auto call = f.call(renew_complete_body(r.cert));
-    handle_renew_complete(*f.ctx, call);
+    f.serve(handle_renew_complete, renew_complete_body(r.cert));
     CHECK(f.client->answer().status == 200);
     std::string staged = f.dir / "agent.crt.staged";
     if (r.error.empty()) {

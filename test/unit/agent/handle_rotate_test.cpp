@@ -39,9 +39,7 @@ TEST_CASE("rotate-serial edits the map under the caller's id", "[agent]") {
     test::AgentFixture f;
     f.write("map", "7f3a9c disp-1\ndd disp-2\n");
     f.load();
-    auto call = f.call(r.body);
-    handle_rotate(*f.ctx, call);
-    f.run();
+    f.serve(handle_rotate, r.body);
     CHECK(f.client->answer().status == 200);
     CHECK(f.client->answer().body == r.reply);
     std::string trusted;
@@ -68,16 +66,9 @@ TEST_CASE("rotate-serial adopts the new map even when agent.conf cannot be reloa
 
 TEST_CASE("rotate-serial asks the auth hook", "[agent]") {
   test::AgentFixture f;
-  std::string seen = f.dir / "seen";
-  f.write_conf("auth_hook = " + f.script("hook", "echo \"$ENVEXEC_ACTION $ENVEXEC_ARGS "
-                                                 "$ENVEXEC_TOKEN $ENVEXEC_DISPATCHER\" > '" +
-                                                     seen + "'\nexit 2"));
-  f.load();
-  auto call = f.call(R"({"serial":"abc","action":"add","token":"t0k"})");
-  handle_rotate(*f.ctx, call);
-  CHECK(f.client->answers.empty());
-  f.run();
-  CHECK(test::slurp(seen) == "rotate add abc t0k disp-1\n");
+  f.use_hook("$ENVEXEC_ACTION $ENVEXEC_ARGS $ENVEXEC_TOKEN $ENVEXEC_DISPATCHER", "exit 2");
+  f.serve(handle_rotate, R"({"serial":"abc","action":"add","token":"t0k"})");
+  CHECK(f.hook_saw() == "rotate add abc t0k disp-1\n");
   CHECK(f.client->answer().status == 403);
   CHECK(f.client->answer().body == R"({"error":"not authorised: bad credentials"})");
   CHECK(f.logged("ACTION=rotate-deny DISPATCHER=disp-1 REASON=\"bad credentials\""));

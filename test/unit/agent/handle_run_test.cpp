@@ -3,10 +3,20 @@
 #include <catch2/catch.hpp>
 
 #include "handler_fixture.hpp"
-#include "json/json.hpp"
 
 using namespace cx;
 using namespace cx::agent;
+
+namespace {
+// Allowlists "hello", a script that leaves a mark; ran() tells whether it has run.
+struct Hello {
+  explicit Hello(test::AgentFixture& f) : marker(f.dir / "hello-ran") {
+    f.allow("hello", "touch '" + marker + "'");
+  }
+  bool ran() const { return path_exists(marker); }
+  std::string marker;
+};
+} // namespace
 
 TEST_CASE("run runs an allowlisted script and answers its result", "[agent]") {
   test::AgentFixture f;
@@ -58,8 +68,7 @@ TEST_CASE("run refuses before any script starts", "[agent]") {
   for (const auto& r : rows) {
     INFO(r.body);
     test::AgentFixture f;
-    std::string marker = f.dir / "ran";
-    f.allow("hello", "touch '" + marker + "'");
+    Hello hello(f);
     f.load();
     auto call = f.call(r.body);
     handle_run(*f.ctx, call);
@@ -69,7 +78,7 @@ TEST_CASE("run refuses before any script starts", "[agent]") {
     if (!*r.log) CHECK(f.logs().empty());
     CHECK(f.ctx->pending() == 0);
     f.run();
-    CHECK_FALSE(path_exists(marker));
+    CHECK_FALSE(hello.ran());
   }
 }
 
@@ -77,8 +86,7 @@ TEST_CASE("run refuses a serial the map does not hold", "[agent]") {
   test::AgentFixture f;
   f.allow("hello", "exit 0");
   f.load();
-  auto call = f.call(R"({"script":"hello"})", test::kStrangerSerial);
-  handle_run(*f.ctx, call);
+  f.serve(handle_run, R"({"script":"hello"})", test::kStrangerSerial);
   CHECK(f.client->answer().status == 403);
   CHECK(f.client->answer().body == R"({"error":"serial mismatch","status":"forbidden"})");
   CHECK(f.ctx->pending() == 0);
@@ -102,21 +110,14 @@ TEST_CASE("run asks the auth hook before the script", "[agent]") {
   for (const auto& r : rows) {
     INFO(r.hook);
     test::AgentFixture f;
-    std::string marker = f.dir / "ran";
-    std::string seen = f.dir / "seen";
-    f.allow("hello", "touch '" + marker + "'");
-    f.write_conf("auth_hook = " +
-                 f.script("hook", "echo \"$ENVEXEC_ACTION $ENVEXEC_SCRIPT $ENVEXEC_ARGS "
-                                  "$ENVEXEC_USERNAME $ENVEXEC_TOKEN $ENVEXEC_DISPATCHER "
-                                  "$ENVEXEC_DISPATCHER_SERIAL\" > '" +
-                                      seen + "'\n" + r.hook));
-    f.load();
-    auto call = f.call(
-        R"({"script":"hello","args":["a","b"],"reqid":"r1","username":"alice","token":"t0k"})");
-    handle_run(*f.ctx, call);
-    f.run();
-    CHECK(test::slurp(seen) == "run hello a b alice t0k disp-1 7f3a9c\n");
-    CHECK(path_exists(marker) == r.runs);
+    Hello hello(f);
+    f.use_hook("$ENVEXEC_ACTION $ENVEXEC_SCRIPT $ENVEXEC_ARGS $ENVEXEC_USERNAME $ENVEXEC_TOKEN "
+               "$ENVEXEC_DISPATCHER $ENVEXEC_DISPATCHER_SERIAL",
+               r.hook);
+    f.serve(handle_run,
+            R"({"script":"hello","args":["a","b"],"reqid":"r1","username":"alice","token":"t0k"})");
+    CHECK(f.hook_saw() == "run hello a b alice t0k disp-1 7f3a9c\n");
+    CHECK(hello.ran() == r.runs);
     CHECK(f.client->answer().status == 200);
     CHECK(f.client->answer().body == r.reply);
     CHECK(f.logged(r.log));
@@ -124,47 +125,37 @@ TEST_CASE("run asks the auth hook before the script", "[agent]") {
   }
 }
 
-TEST_CASE("a client that leaves while the hook runs cancels the run", "[agent]") {
-  test::AgentFixture f;
-  std::string marker = f.dir / "ran";
-  f.allow("hello", "touch '" + marker + "'");
-  f.write_conf("auth_hook = " + f.script("hook", "sleep 30"));
-  f.load();
-  auto call = f.call(R"({"script":"hello","reqid":"r1"})");
-  handle_run(*f.ctx, call);
-  f.client->leave();
-  CHECK(f.ctx->pending() == 0);
-  f.run(); // the hook is killed
-  CHECK_FALSE(path_exists(marker));
-  CHECK(f.logs().empty());
-}
-
-TEST_CASE("a started script runs to its end after its client leaves", "[agent]") {
-  test::AgentFixture f;
-  std::string marker = f.dir / "ran";
-  f.allow("hello", "touch '" + marker + "'");
-  f.load();
-  auto call = f.call(R"({"script":"hello","reqid":"r1"})");
-  handle_run(*f.ctx, call);
-  f.client->leave(); // the script has started; the loop has not run yet, so it has not ended
-  CHECK(f.ctx->pending() == 1);
-  f.run();
-  CHECK(path_exists(marker));
-  CHECK(f.client->answers.empty());
-  CHECK(f.logged("ACTION=run DISPATCHER=disp-1 EXIT=0 PEER=127.0.0.1 REQID=r1 SCRIPT=hello"));
-  CHECK(f.ctx->pending() == 0);
+TEST_CASE("a client that leaves cancels a run only until its script starts", "[agent]") {
+  struct Row {
+    const char* hook; // nullptr: no auth hook
+    bool runs;
+    const char* log; // "" when nothing is logged
+  };
+  const Row rows[] = {
+      {"sleep 30", false, ""}, // the hook is killed, no 30 s wait
+      {nullptr, true, "ACTION=run DISPATCHER=disp-1 EXIT=0 PEER=127.0.0.1 REQID=r1 SCRIPT=hello"},
+  };
+  for (const auto& r : rows) {
+    INFO((r.hook ? r.hook : "no hook"));
+    test::AgentFixture f;
+    Hello hello(f);
+    if (r.hook) f.use_hook("", r.hook);
+    f.load();
+    f.serve_and_leave(handle_run, R"({"script":"hello","reqid":"r1"})");
+    CHECK(hello.ran() == r.runs);
+    CHECK(f.client->answers.empty());
+    if (*r.log) CHECK(f.logs() == std::vector<std::string>{r.log});
+    if (!*r.log) CHECK(f.logs().empty());
+    CHECK(f.ctx->pending() == 0);
+  }
 }
 
 TEST_CASE("run kills a script at script_timeout", "[agent]") {
   test::AgentFixture f("script_timeout = 1");
   f.allow("slow", "sleep 30");
   f.load();
-  auto call = f.call(R"({"script":"slow","reqid":"r1"})");
-  handle_run(*f.ctx, call);
-  f.run();
-  auto doc = json::parse(f.client->answer().body);
-  REQUIRE(doc.ok());
-  CHECK(*json::get_bool(*doc, "timed_out"));
+  f.serve(handle_run, R"({"script":"slow","reqid":"r1"})");
+  CHECK(*json::get_bool(f.client->answer_json(), "timed_out"));
   CHECK(f.logged("ACTION=script-timeout REQID=r1 SCRIPT=slow TIMEOUT=1"));
 }
 
@@ -173,12 +164,9 @@ TEST_CASE("run goes through the executor when executor_socket is set", "[agent]"
   f.write_conf("executor_socket = " + f.dir / "no-executor.sock");
   f.allow("hello", "exit 0");
   f.load();
-  auto call = f.call(R"({"script":"hello","reqid":"r1"})");
-  handle_run(*f.ctx, call);
-  f.run();
-  auto doc = json::parse(f.client->answer().body);
-  REQUIRE(doc.ok());
-  CHECK(*json::get_int64(*doc, "exit") == -1);
-  CHECK(json::get_string(*doc, "stderr")->rfind("executor unreachable: ", 0) == 0);
+  f.serve(handle_run, R"({"script":"hello","reqid":"r1"})");
+  auto doc = f.client->answer_json();
+  CHECK(*json::get_int64(doc, "exit") == -1);
+  CHECK(json::get_string(doc, "stderr")->rfind("executor unreachable: ", 0) == 0);
   CHECK(f.logged("ACTION=run DISPATCHER=disp-1 EXIT=-1 PEER=127.0.0.1 REQID=r1 SCRIPT=hello"));
 }

@@ -16,6 +16,7 @@
 #include "base/time.hpp"
 #include "log/log.hpp"
 #include "testutil.hpp"
+#include "json/json.hpp"
 
 namespace cx::test {
 
@@ -48,6 +49,12 @@ public:
   const Answer& answer() const {
     REQUIRE(answers.size() == 1);
     return answers.front();
+  }
+  // That answer's body, parsed.
+  json::Document answer_json() const {
+    auto doc = json::parse(answer().body);
+    REQUIRE(doc.ok());
+    return std::move(*doc);
   }
 
 private:
@@ -101,6 +108,14 @@ public:
     std::string list = slurp(dir / "scripts.conf");
     write("scripts.conf", list + name + " = " + path + "\n");
   }
+  // Configures an auth hook that writes the values of `vars` (e.g. "$ENVEXEC_ACTION") to
+  // hook_saw() and then runs `then` (e.g. "exit 3"), and reloads.
+  void use_hook(const std::string& vars, const std::string& then) {
+    write_conf("auth_hook = " +
+               script("hook", "echo \"" + vars + "\" > '" + dir / "hook-saw" + "'\n" + then));
+    load();
+  }
+  std::string hook_saw() const { return slurp(dir / "hook-saw"); }
   // (Re)builds the Context from the files, as serve does.
   void load() {
     ctx.reset();
@@ -122,6 +137,20 @@ public:
     return agent::Call{client, std::move(peer), std::move(body), std::move(param)};
   }
 
+  // Gives `handler` a request and runs the loop until it has been dealt with.
+  void serve(void (*handler)(agent::Context&, agent::Call&), std::string body,
+             std::string serial = kTrustedSerial) {
+    auto c = call(std::move(body), std::move(serial));
+    handler(*ctx, c);
+    run();
+  }
+  // The same, but the client leaves at once, before the loop has run.
+  void serve_and_leave(void (*handler)(agent::Context&, agent::Call&), std::string body) {
+    auto c = call(std::move(body));
+    handler(*ctx, c);
+    client->leave();
+    run();
+  }
   // Runs the loop until nothing is left to do (hooks, scripts), within a deadline.
   void run() {
     uint64_t start = monotonic_ms();

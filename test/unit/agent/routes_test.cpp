@@ -4,7 +4,6 @@
 #include "agent/handlers.hpp"
 #include "agent/routes.hpp"
 
-using namespace cx;
 using namespace cx::agent;
 
 TEST_CASE("the route table", "[agent]") {
