@@ -1,4 +1,5 @@
-// The handlers of the 7443 endpoints (agent-and-wire §3.4), one file each (handle_*.cpp).
+// The handlers of the 7443 endpoints (agent-and-wire §3.4), in handle_*.cpp (renew and
+// renew-complete share one; the async side of /run is handle_run_async.cpp).
 // Each answers its Call's client exactly once, now or when its work completes; the route table
 // (routes.hpp) says which method and path reach which one.
 #pragma once
