@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "base/files.hpp"
 #include "base/paths.hpp"
@@ -47,6 +48,19 @@ TlsFiles tls_files(const Paths& paths) {
   return {paths::agent_cert(), paths::agent_key(), paths::agent_ca()};
 }
 
+// The opening lines of self-check and self-ping: agent.conf, or nullopt after printing why
+// it cannot be used.
+std::optional<conf::AgentConfig> checked_config(const Paths& paths) {
+  std::printf("Checking config...\n");
+  auto cfg = conf::load_agent_config(paths.config);
+  if (!cfg.ok()) {
+    std::printf("  Config error: %s\n", cfg.message().c_str());
+    return std::nullopt;
+  }
+  std::printf("  Config OK (port %d)\n", cfg->config.port);
+  return std::move(cfg->config);
+}
+
 } // namespace
 
 int pairing_status(const Paths& paths) {
@@ -61,14 +75,9 @@ int pairing_status(const Paths& paths) {
 }
 
 int self_check(const Paths& paths) {
-  std::printf("Checking config...\n");
-  auto cfg = conf::load_agent_config(paths.config);
-  if (!cfg.ok()) {
-    std::printf("  Config error: %s\n", cfg.message().c_str());
-    return 1;
-  }
-  const conf::AgentConfig& c = cfg->config;
-  std::printf("  Config OK (port %d)\n", c.port);
+  auto cfg = checked_config(paths);
+  if (!cfg) return 1;
+  const conf::AgentConfig& c = *cfg;
   auto al = conf::load_allowlist(paths.allowlist);
   if (!al.ok()) {
     std::printf("  Allowlist error: %s\n", al.message().c_str());
@@ -100,14 +109,9 @@ int self_check(const Paths& paths) {
 }
 
 int self_ping(const Paths& paths) {
-  std::printf("Checking config...\n");
-  auto cfg = conf::load_agent_config(paths.config);
-  if (!cfg.ok()) {
-    std::printf("  Config error: %s\n", cfg.message().c_str());
-    return 1;
-  }
-  const conf::AgentConfig& c = cfg->config;
-  std::printf("  Config OK (port %d)\n", c.port);
+  auto cfg = checked_config(paths);
+  if (!cfg) return 1;
+  const conf::AgentConfig& c = *cfg;
   auto certs = pairing_state(c.cert, c.key, c.ca);
   if (!certs.ok()) {
     std::printf("  Paired: no - %s\n  Cannot self-ping: agent not paired.\n",

@@ -14,6 +14,7 @@
 #include "conf/dispatcher.hpp"
 #include "engine/engine.hpp"
 #include "event/loop.hpp"
+#include "hook/gate.hpp"
 #include "hook/hook.hpp"
 #include "http/server.hpp"
 #include "state/registry.hpp"
@@ -64,7 +65,7 @@ public:
   bool answered() const { return answered_; }
 
   // Asks the auth policy (hook or api_auth_default) with `req`, whose source_ip is set here.
-  // `then` runs from the loop, and only while this Exchange is alive.
+  // `then` runs from the loop, and only while this Exchange is alive (its hook::Gate).
   using DecisionFn = std::function<void(Exchange&, const hook::Decision&)>;
   void authorize(hook::Request req, DecisionFn then);
   // A 403 with the denial body (or the generic one).
@@ -86,8 +87,7 @@ public:
 
 private:
   std::shared_ptr<http::Connection> conn_;
-  std::vector<std::unique_ptr<hook::Check>> checks_; // kept until the end: never freed in
-                                                     // their own callbacks
+  hook::Gate gate_;
   bool answered_ = false;
   bool survive_disconnect_ = false;
 };

@@ -43,7 +43,8 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
 
 Exchange::Exchange(Api& a, uint64_t i, std::shared_ptr<http::Connection> conn, http::Request& req)
     : api(a), id(i), method(to_upper(req.method)), path(req.path), body(std::move(req.body)),
-      peer_ip(conn->peer_ip()), bearer(bearer_token(req)), conn_(std::move(conn)) {}
+      peer_ip(conn->peer_ip()), bearer(bearer_token(req)), conn_(std::move(conn)), gate_(a.loop()) {
+}
 
 Exchange::~Exchange() = default;
 
@@ -61,9 +62,8 @@ void Exchange::fail(int code, std::string_view error, std::string_view detail) {
 
 void Exchange::authorize(hook::Request req, DecisionFn then) {
   req.source_ip = peer_ip;
-  checks_.push_back(hook::Check::start(
-      api.loop(), api.policy(), std::move(req),
-      guard([then = std::move(then)](Exchange& ex, hook::Decision d) { then(ex, d); })));
+  gate_.ask(api.policy(), std::move(req),
+            [this, then = std::move(then)](const hook::Decision& d) { then(*this, d); });
 }
 
 void Exchange::deny(const hook::Decision& d) {
