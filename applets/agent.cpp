@@ -13,7 +13,7 @@
 #include "agent/async_job.hpp"
 #include "agent/modes.hpp"
 #include "agent/requester.hpp"
-#include "agent/server.hpp"
+#include "agent/serve.hpp"
 #include "applets/applets.hpp"
 #include "applets/options.hpp"
 #include "base/exit_codes.hpp"

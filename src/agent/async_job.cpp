@@ -1,4 +1,5 @@
 // Async runs: records, locks, purge and the job supervisor; see async_job.hpp.
+#include "base/exit_codes.hpp"
 #include "agent/async_job.hpp"
 
 #include <fcntl.h>
@@ -203,7 +204,7 @@ int run_async_supervisor() {
   auto job = AsyncJob::from_json(input);
   if (!job.ok()) {
     log::err("async-store-fail", {{"REQID", "(none)"}, {"ERROR", job.message()}});
-    return 1;
+    return kExitFailure;
   }
   RunSpec spec;
   spec.path = job->path;
@@ -237,7 +238,7 @@ int run_async_supervisor() {
   Status st = write_async_record(job->runs_dir, rec);
   if (!st.ok()) {
     log::err("async-store-fail", {{"REQID", job->reqid}, {"ERROR", st.message()}});
-    return 1;
+    return kExitFailure;
   }
   return 0;
 }

@@ -1,4 +1,5 @@
 // The agent's small modes; see modes.hpp.
+#include "base/exit_codes.hpp"
 #include "agent/modes.hpp"
 
 #include <sys/stat.h>
@@ -68,7 +69,7 @@ int pairing_status(const Paths& paths) {
   auto st = pairing_state(f.cert, f.key, f.ca);
   if (!st.ok()) {
     std::printf("Not paired. Reason: %s\n", st.message().c_str());
-    return 1;
+    return kExitFailure;
   }
   std::printf("Paired. Certificate expires: %s\n", st->c_str());
   return 0;
@@ -76,12 +77,12 @@ int pairing_status(const Paths& paths) {
 
 int self_check(const Paths& paths) {
   auto cfg = checked_config(paths);
-  if (!cfg) return 1;
+  if (!cfg) return kExitFailure;
   const conf::AgentConfig& c = *cfg;
   auto al = conf::load_allowlist(paths.allowlist);
   if (!al.ok()) {
     std::printf("  Allowlist error: %s\n", al.message().c_str());
-    return 1;
+    return kExitFailure;
   }
   for (const auto& w : al->warnings)
     std::fprintf(stderr, "ctrl-exec-agent: %s\n", w.c_str());
@@ -110,13 +111,13 @@ int self_check(const Paths& paths) {
 
 int self_ping(const Paths& paths) {
   auto cfg = checked_config(paths);
-  if (!cfg) return 1;
+  if (!cfg) return kExitFailure;
   const conf::AgentConfig& c = *cfg;
   auto certs = pairing_state(c.cert, c.key, c.ca);
   if (!certs.ok()) {
     std::printf("  Paired: no - %s\n  Cannot self-ping: agent not paired.\n",
                 certs.message().c_str());
-    return 1;
+    return kExitFailure;
   }
   std::printf("  Paired: yes (cert expires %s)\n", certs->c_str());
   std::printf("Connecting to 127.0.0.1:%d...\n", c.port);
@@ -125,12 +126,12 @@ int self_ping(const Paths& paths) {
   auto creds = tls::Credentials::load(c.cert, c.key, c.ca);
   if (!creds.ok()) {
     std::printf("  mTLS handshake failed: %s\n", creds.message().c_str());
-    return 1;
+    return kExitFailure;
   }
   auto tls_conf = tls::Config::client(*creds, tls::PeerCheck::required);
   if (!tls_conf.ok()) {
     std::printf("  mTLS handshake failed: %s\n", tls_conf.message().c_str());
-    return 1;
+    return kExitFailure;
   }
   event::Loop loop;
   http::ClientOptions o;
@@ -149,13 +150,13 @@ int self_ping(const Paths& paths) {
   const std::string& err = result.status.message();
   if (!result.status.ok() && err.find("refused") != std::string::npos) {
     std::printf("  Port %d: not listening - is the agent running?\n", c.port);
-    return 1;
+    return kExitFailure;
   }
   if (!result.status.ok() &&
       (err.rfind("TLS handshake failed", 0) == 0 || err.find("connect") != std::string::npos ||
        err.find("resolve") != std::string::npos)) {
     std::printf("  mTLS handshake failed: %s\n", err.c_str());
-    return 1;
+    return kExitFailure;
   }
   std::printf("  Port %d: listening\n", c.port);
   std::printf("  mTLS handshake: OK\n");
@@ -168,7 +169,7 @@ int self_ping(const Paths& paths) {
                 "enforcing policy)\n");
   } else {
     std::printf("  Ping response: unexpected - %s\n", resp ? body.c_str() : err.c_str());
-    return 1;
+    return kExitFailure;
   }
   std::printf("Self-ping complete.\n");
   return 0;
@@ -223,13 +224,13 @@ int promote_cert(const Paths& paths) {
 
 int cert_staged(const Paths& paths) {
   auto cfg = conf::load_agent_config(paths.config);
-  if (!cfg.ok()) return 1;
+  if (!cfg.ok()) return kExitFailure;
   return path_exists(cfg->config.cert_staging_path) ? 0 : 1;
 }
 
 int paired(const Paths& paths) {
   auto cfg = conf::load_agent_config(paths.config);
-  if (!cfg.ok()) return 1;
+  if (!cfg.ok()) return kExitFailure;
   return first_missing_tls_file(cfg->config).empty() ? 0 : 1;
 }
 

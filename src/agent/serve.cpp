@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "base/exit_codes.hpp"
+#include "agent/serve.hpp"
 #include "agent/server.hpp"
 #include "base/files.hpp"
 #include "base/hostname.hpp"
@@ -15,11 +17,6 @@
 namespace cx::agent {
 
 namespace {
-
-// Exit statuses of serve: a configuration that cannot be used or an unpaired agent, and a
-// start that fails later (TLS files that do not load, a port that cannot be bound).
-constexpr int kExitConfig = 78;
-constexpr int kExitStartFailed = 1;
 
 void print_config_error(const Paths& paths, const std::string& err) {
   std::fprintf(stderr,
@@ -76,12 +73,12 @@ int serve(const Paths& paths) {
   if (!creds.ok()) {
     std::fprintf(stderr, "ctrl-exec-agent: cannot use the TLS files: %s\n",
                  creds.message().c_str());
-    return kExitStartFailed;
+    return kExitFailure;
   }
   auto tls_conf = tls::Config::server(*creds, tls::PeerCheck::required);
   if (!tls_conf.ok()) {
     std::fprintf(stderr, "ctrl-exec-agent: cannot set up TLS: %s\n", tls_conf.message().c_str());
-    return kExitStartFailed;
+    return kExitFailure;
   }
 
   event::Loop loop;
@@ -91,7 +88,7 @@ int serve(const Paths& paths) {
   if (Status st = server.listen(); !st.ok()) {
     std::fprintf(stderr, "ctrl-exec-agent: cannot listen on port %d: %s\n", cfg.port,
                  st.message().c_str());
-    return kExitStartFailed;
+    return kExitFailure;
   }
   event::SignalWatcher hup(loop), term(loop), intr(loop);
   (void)hup.start(SIGHUP, [&](int) { server.reload(); });

@@ -69,10 +69,4 @@ private:
   std::unique_ptr<http::Server> http_;
 };
 
-// `ctrl-exec-agent serve` (serve.cpp): the startup order of §1.3 (config, profile warning,
-// trust files, paired check, TLS, listen, `start` log) and the loop. Returns the exit status:
-// 78 for a configuration error or an unpaired agent, 1 when the TLS files cannot be used or
-// the port cannot be bound, 0 after SIGTERM/SIGINT.
-int serve(const Paths& paths);
-
 } // namespace cx::agent

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/exit_codes.hpp"
 #include "base/status.hpp"
 #include "conf/dispatcher.hpp"
 #include "engine/engine.hpp"
@@ -22,10 +23,6 @@
 namespace cx::api {
 
 class Api;
-
-// Exit status for a config that cannot be used (a missing key, a TLS key that does not load).
-// Other startup failures (the port is taken) exit 1.
-inline constexpr int kExitConfig = 78;
 
 // Limits and timeouts of the server itself. The keys api_request_timeout,
 // api_keepalive_timeout and api_shutdown_grace are ours (the original has no such bounds);
