@@ -48,6 +48,8 @@ std::string usage() {
          "  --timeout <n>          seconds to wait for approval with --background (default 30, "
          "at most 600)\n"
          "  --lookup-by <ip|hostname>  how the dispatcher should reach this agent\n"
+         "  --key-type <ec|rsa[:bits]>  the agent's new key (default rsa:2048, which every\n"
+         "                         dispatcher signs; bits 2048, 3072 or 4096)\n"
          "  --version              print the version\n";
 }
 
@@ -73,6 +75,8 @@ int agent_main(int argc, char** argv) {
   app.add_option("--port", pairing.port);
   app.add_flag("--background", pairing.background);
   app.add_option("--timeout", pairing.timeout);
+  std::string key_type;
+  app.add_option("--key-type", key_type);
   CLI::Option* lookup_opt = app.add_option("--lookup-by", lookup_by);
   app.add_flag("--version", show_version);
   app.add_flag("--help", show_help);
@@ -100,6 +104,14 @@ int agent_main(int argc, char** argv) {
     // The values (--dispatcher required, --lookup-by ip|hostname, --timeout at most 600 with
     // --background, the port range) are checked by request_pairing, with its fatal messages.
     if (lookup_opt->count() > 0) pairing.lookup_by = lookup_by;
+    if (!key_type.empty()) {
+      auto spec = cx::pki::parse_key_type(key_type, cx::agent::kDefaultAgentRsaBits);
+      if (!spec.ok()) {
+        std::fprintf(stderr, "%s: --key-type: %s\n", kName, spec.message().c_str());
+        return cx::kExitUsage;
+      }
+      pairing.key = *spec;
+    }
     pairing.config_path = paths.config;
     return cx::agent::request_pairing(pairing);
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/requester.hpp"
+#include "base/exit_codes.hpp"
 #include "applets/applets.hpp"
 #include "applets/options.hpp"
 #include "applets/pairing_hooks.hpp"
@@ -70,6 +71,8 @@ int pairing_main(int argc, char** argv) {
   app.add_flag(cx::agent::kRequestChildFlag, request_child)->group("");
   app.add_option("--dispatcher", req.dispatcher)->group("");
   app.add_option("--lookup-by", lookup_by)->group("");
+  std::string key_type;
+  app.add_option("--key-type", key_type)->group("");
   app.add_option("words", words);
   // As `ced pairing-mode`: a bad option is shown with the usage, a bad value without.
   if (auto err = parse_command_line(app, {argv + 1, argv + argc}))
@@ -89,6 +92,14 @@ int pairing_main(int argc, char** argv) {
     req.background = true;
     req.timeout = args.timeout.value_or(30);
     if (!lookup_by.empty()) req.lookup_by = lookup_by;
+    if (!key_type.empty()) {
+      auto spec = cx::pki::parse_key_type(key_type, cx::agent::kDefaultAgentRsaBits);
+      if (!spec.ok()) {
+        std::fprintf(stderr, "ctrl-exec-agent: --key-type: %s\n", spec.message().c_str());
+        return cx::kExitUsage;
+      }
+      req.key = *spec;
+    }
     return cx::agent::request_pairing(req);
   }
 

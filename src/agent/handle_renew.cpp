@@ -6,9 +6,16 @@
 #include "log/log.hpp"
 #include "pki/cert.hpp"
 #include "pki/csr.hpp"
+#include "pki/key.hpp"
 #include "proto/agent_wire.hpp"
 
 namespace cx::agent {
+
+namespace {
+constexpr const char* kEcRenewalWarning =
+    "an original (Perl) dispatcher refuses CSRs under 2048 bits, so it cannot renew this EC "
+    "key; pair again with --key-type rsa to renew there";
+} // namespace
 
 void handle_renew(Context& ctx, Call& call) {
   std::string reqid = proto::RenewRequest::parse(call.body).reqid;
@@ -34,6 +41,14 @@ void handle_renew(Context& ctx, Call& call) {
   r.csr = std::move(*csr);
   r.reqid = reqid;
   log::info("renew", {{"PEER", ip}, {"REQID", reqid_field(reqid)}, {"STATUS", "csr-generated"}});
+  // The CSR is of the key in use, so renewal keeps its type. An original (Perl) dispatcher
+  // signs no CSR under 2048 bits, so it refuses an EC key's: say so where the operator of
+  // the agent looks, since that dispatcher tells the agent nothing (issue 11).
+  if (auto info = pki::key_info(*key); info.ok() && info->type == pki::KeyType::ec)
+    log::warning("renew-key", {{"PEER", ip},
+                               {"REQID", reqid_field(reqid)},
+                               {"KEY", "ec-" + std::to_string(info->bits)},
+                               {"WARNING", kEcRenewalWarning}});
   call.client->respond(200, r.to_json());
 }
 

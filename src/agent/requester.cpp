@@ -298,7 +298,9 @@ int start_background(const RequestPairingOptions& o) {
                "--port",
                std::to_string(o.port),
                "--timeout",
-               std::to_string(o.timeout)};
+               std::to_string(o.timeout),
+               "--key-type",
+               pki::key_type_text(o.key)};
   if (o.lookup_by) {
     spec.argv.push_back("--lookup-by");
     spec.argv.push_back(*o.lookup_by);
@@ -373,9 +375,7 @@ int request_pairing(const RequestPairingOptions& o) {
   if (!local_ip.ok()) return fail(connect_failure(o, local_ip.message()));
 
   if (!o.background) out("Generating key and CSR for '" + hostname + "'...\n");
-  // P-256 rather than the original's RSA-4096 (docs/COMPATIBILITY.md): mbedTLS takes seconds
-  // to make an RSA-4096 key, and every later handshake costs three times as much.
-  auto key = pki::generate_key();
+  auto key = pki::generate_key(o.key);
   if (!key.ok()) return fail("Cannot generate a key: " + key.message());
   auto csr = pki::create_csr(*key, hostname);
   if (!csr.ok()) return fail("Cannot create the CSR: " + csr.message());

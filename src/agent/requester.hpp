@@ -4,7 +4,12 @@
 #include <optional>
 #include <string>
 
+#include "pki/key.hpp"
+
 namespace cx::agent {
+
+// `--key-type rsa` without a size, and the default key: RSA-2048.
+inline constexpr unsigned kDefaultAgentRsaBits = 2048;
 
 struct RequestPairingOptions {
   std::string config_path;              // agent.conf (read leniently for `port`)
@@ -13,6 +18,10 @@ struct RequestPairingOptions {
   std::optional<std::string> lookup_by; // --lookup-by ip|hostname
   bool background = false;              // --background
   int timeout = 30;                     // --timeout (background only, at most 600)
+  // --key-type: the agent's new key. RSA-2048 by default: the original's dispatcher signs no
+  // CSR under 2048 bits (so no EC key), and of the keys it signs RSA-2048 costs both sides
+  // the least per handshake (README: key combinations; docs/COMPATIBILITY.md).
+  pki::KeySpec key{pki::KeyType::rsa, kDefaultAgentRsaBits};
 };
 
 // The hidden flag of the ctrl-exec-pairing applet that runs the detached half of

@@ -15,6 +15,24 @@ namespace cx::pki {
 
 using detail::Pk;
 
+Result<KeySpec> parse_key_type(std::string_view text, unsigned rsa_default_bits) {
+  KeySpec spec;
+  if (text == "ec") return spec;
+  spec.type = KeyType::rsa;
+  spec.rsa_bits = rsa_default_bits;
+  if (text == "rsa") return spec;
+  if (text == "rsa:2048" || text == "rsa:3072" || text == "rsa:4096") {
+    spec.rsa_bits = static_cast<unsigned>(std::stoul(std::string(text.substr(4))));
+    return spec;
+  }
+  return error("invalid key type '" + std::string(text) +
+               "' (use ec, rsa, rsa:2048, rsa:3072 or rsa:4096)");
+}
+
+std::string key_type_text(const KeySpec& spec) {
+  return spec.type == KeyType::ec ? "ec" : "rsa:" + std::to_string(spec.rsa_bits);
+}
+
 Result<std::string> generate_key(const KeySpec& spec) {
   Pk pk;
   const bool rsa = spec.type == KeyType::rsa;

@@ -16,6 +16,12 @@ struct KeySpec {
   unsigned rsa_bits = 4096;   // 2048..4096, for type rsa
 };
 
+// `--key-type` values: "ec" (P-256), "rsa" (RSA with `rsa_default_bits`), "rsa:<bits>" with
+// bits 2048, 3072 or 4096. The error names the value and the accepted forms.
+Result<KeySpec> parse_key_type(std::string_view text, unsigned rsa_default_bits);
+// The inverse: "ec" or "rsa:<bits>".
+std::string key_type_text(const KeySpec& spec);
+
 // A new private key as PEM: SEC1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY" (mbedTLS's
 // forms; OpenSSL reads both). RSA-4096 takes seconds.
 Result<std::string> generate_key(const KeySpec& spec = {});

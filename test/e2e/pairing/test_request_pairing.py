@@ -5,10 +5,12 @@ trusted map, two dispatchers, and every failure message."""
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -95,8 +97,9 @@ class Interactive(AgentCase):
         mod = lambda f: harness.sh("openssl pkey -pubout -in %s" % f).stdout  # noqa: E731
         self.assertEqual(mod(etc + "/agent.key"),
                          harness.sh("openssl x509 -pubkey -noout -in %s/agent.crt" % etc).stdout)
-        self.assertIn("ASN1 OID: prime256v1",
-                      harness.sh("openssl pkey -text -noout -in %s/agent.key" % etc).stdout)
+        # RSA-2048 by default: the original's dispatcher signs no CSR under 2048 bits (issue 11).
+        self.assertRegex(harness.sh("openssl pkey -text -noout -in %s/agent.key" % etc).stdout,
+                         r"Private-Key: \(2048 bit")
         mapfile = self.agent.path("/var/lib/ctrl-exec-agent/ctrl-exec-dispatchers")
         self.assertEqual(pairlib.mode(mapfile), 0o644)
         self.assertEqual(self.trusted(), {pairlib.dispatcher_serial(self.root):
@@ -501,6 +504,215 @@ class Failures(AgentCase):
                             "--lookup-by", "dns"])
         self.assertNotEqual(r.rc, 0)
         self.assertIn("must be 'ip' or 'hostname'", r.err)
+
+
+def original_csr_refusal(csr_pem, expected_cn=None):
+    """The original 0.12.3 signer's checks of a CSR, made the way it makes them (with the
+    openssl CLI): the CSR's own signature, at least 2048 bits as `openssl req -text` prints
+    them (so every EC key is refused), no md2/md4/md5/sha1 signature, and, for a renewal, the
+    CN. Returns the message the original dies with, or None when it would sign."""
+    d = tempfile.mkdtemp(prefix="cx-orig-csr-")
+    try:
+        path = os.path.join(d, "req.csr")
+        with open(path, "w") as f:
+            f.write(csr_pem)
+        v = subprocess.run(["openssl", "req", "-verify", "-noout", "-in", path],
+                           capture_output=True, text=True)
+        if v.returncode != 0:
+            return "Command failed (openssl req -verify): exit %d" % v.returncode
+        text = subprocess.run(["openssl", "req", "-in", path, "-noout", "-text"],
+                              capture_output=True, text=True, check=True).stdout
+    finally:
+        shutil.rmtree(d)
+    bits = re.search(r"Public-Key:\s*\((\d+)\s*bit\)", text)
+    if not bits or int(bits.group(1)) < 2048:
+        return "CSR public key too small (need >= 2048 bits)"
+    alg = re.search(r"Signature Algorithm:\s*(\S+)", text)
+    if not alg or re.search(r"(?:md[245]|sha-?1)(?![0-9])", alg.group(1), re.I):
+        return "CSR uses a weak or unrecognised signature algorithm" + (
+            " (%s)" % alg.group(1) if alg else "")
+    if expected_cn is not None:
+        cn = re.search(r"Subject:[^\n]*?\bCN\s*=\s*([^,\n]+)", text)
+        if not cn or cn.group(1).rstrip() != expected_cn:
+            return "CSR subject CN does not match the expected identity"
+    return None
+
+
+class OriginalDispatcher:
+    """A dispatcher that signs as the original does, for pairing (through fake_dispatcher) and
+    for renewal (as a 7443 client): an RSA-4096 CA and dispatcher cert made with the openssl
+    CLI, X.509 v1 agent certs with sequential serials, and original_csr_refusal() first.
+    `operator` collects what the operator would see from `approve` and the renewal."""
+
+    def __init__(self, case):
+        self.case = case
+        self.dir = tempfile.mkdtemp(prefix="original-", dir=case.root.dir)
+        harness.sh("openssl req -x509 -nodes -newkey rsa:4096 -keyout ca.key -out ca.crt "
+                   "-days 30 -subj '/CN=ctrl-exec CA' 2>/dev/null && echo 01 > ca.serial && "
+                   "openssl req -new -nodes -newkey rsa:4096 -keyout srv.key -out srv.csr "
+                   "-subj '/CN=ctrl-exec-dispatcher' 2>/dev/null && openssl x509 -req -in "
+                   "srv.csr -CA ca.crt -CAkey ca.key -CAserial ca.serial -days 825 -out srv.crt "
+                   "2>/dev/null", cwd=self.dir)
+        serial = harness.sh("openssl x509 -noout -serial -in srv.crt", cwd=self.dir).stdout
+        self.serial = serial.strip().split("=", 1)[1].lower().lstrip("0") or "0"
+        self.operator = []
+
+    def read(self, name):
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read()
+
+    def sign(self, csr, cn=None, check=True):
+        """The signed cert PEM, or None after recording the refusal for the operator."""
+        refusal = original_csr_refusal(csr, cn) if check else None
+        if refusal:
+            self.operator.append(refusal)
+            return None
+        with open(os.path.join(self.dir, "agent.csr"), "w") as f:
+            f.write(csr)
+        harness.sh("openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAserial "
+                   "ca.serial -days 825 -out agent.crt 2>/dev/null", cwd=self.dir)
+        return self.read("agent.crt")
+
+    def pairing_answers(self, request, check=True):
+        """`approve` as the operator runs it; when it dies, the operator denies instead."""
+        cert = self.sign(request["csr"], check=check)
+        pending = {"reqid": "64dbe4662559d086", "status": "pending"}
+        if cert is None:
+            return [pending, {"status": "denied", "reason": "rejected by operator"}]
+        return [pending, {"dispatcher_id": "orig", "nonce": request["nonce"],
+                          "status": "approved", "cert": cert, "ca": self.read("ca.crt"),
+                          "dispatcher_serial": self.serial}]
+
+    def call(self, port, path, body):
+        """One request to the agent's 7443 with the dispatcher cert; the JSON answer."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(os.path.join(self.dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.dir, "srv.crt"), os.path.join(self.dir, "srv.key"))
+        data = json.dumps(body).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            with ctx.wrap_socket(raw) as conn:
+                conn.sendall(b"POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n" % (path.encode(), len(data)) + data)
+                resp = b""
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+        head, body = resp.split(b"\r\n\r\n", 1)
+        self.case.assertIn(b" 200 ", head.split(b"\r\n", 1)[0])
+        return json.loads(body)
+
+    def renew(self, port, hostname):
+        """The original's renewal of one agent: /renew, its checks, sign, /renew-complete.
+        Returns the /renew-complete answer, or None when the CSR was refused."""
+        reqid = "5eed5eed5eed5eed"
+        got = self.call(port, "/renew", {"reqid": reqid})
+        self.case.assertEqual(got["status"], "ok", got)
+        cert = self.sign(got["csr"], hostname)
+        if cert is None:
+            return None
+        return self.call(port, "/renew-complete",
+                         {"cert": cert, "ca": self.read("ca.crt"), "reqid": reqid})
+
+
+class AgainstTheOriginal(AgentCase):
+    """Our agent with a dispatcher that signs by the original's rules (issue 11)."""
+
+    def pair(self, *extra):
+        orig = OriginalDispatcher(self)
+        port = fake_dispatcher(self, orig.dir, orig.pairing_answers)
+        return orig, self.agent.run(self.pair_args(port, *extra), timeout=60)
+
+    def key_text(self):
+        return harness.sh("openssl pkey -text -noout -in " +
+                          self.agent.path("/etc/ctrl-exec-agent/agent.key")).stdout
+
+    def test_the_default_key_pairs_and_renews(self):
+        orig, r = self.pair()
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("Pairing complete. Certificates stored.\n", r.out)
+        self.assertEqual(orig.operator, [])
+        self.assertEqual(self.trusted(), {orig.serial: "orig"})
+        self.assertRegex(self.key_text(), r"Private-Key: \(2048 bit")
+        # Renewal: the original asks the running agent for a CSR of the same key and signs it.
+        hostname = re.search(r"Generating key and CSR for '([^']+)'", r.out).group(1)
+        port = int(re.search(r"port = (\d+)", self.agent.read(
+            "/etc/ctrl-exec-agent/agent.conf")).group(1))
+        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
+        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
+        self.addCleanup(serve.stop)
+        serve.wait_for_log("ACTION=start ")
+        done = orig.renew(port, hostname)
+        self.assertEqual(orig.operator, [])
+        self.assertEqual((done["status"], done["staged"]), ("ok", True), done)
+        staged = self.agent.path("/var/lib/ctrl-exec-agent/agent.crt.staged")
+        self.assertEqual(harness.sh("openssl x509 -noout -pubkey -in " + staged).stdout,
+                         harness.sh("openssl pkey -pubout -in " + self.agent.path(
+                             "/etc/ctrl-exec-agent/agent.key")).stdout)
+
+    def test_rsa_sizes_on_request(self):
+        for opt, bits in (("rsa:2048", 2048), ("rsa:3072", 3072)):
+            with self.subTest(opt):
+                for f in ("agent.crt", "agent.key", "ca.crt"):
+                    if self.agent.exists("/etc/ctrl-exec-agent/" + f):
+                        os.unlink(self.agent.path("/etc/ctrl-exec-agent/" + f))
+                orig, r = self.pair("--key-type", opt)
+                self.assertEqual(r.rc, 0, r)
+                self.assertEqual(orig.operator, [])
+                self.assertRegex(self.key_text(), r"Private-Key: \(%d bit" % bits)
+
+    def test_an_ec_key_is_refused_with_the_original_message(self):
+        orig, r = self.pair("--key-type", "ec")
+        self.assertEqual(orig.operator, ["CSR public key too small (need >= 2048 bits)"])
+        self.assertEqual(r.rc, 255, r)
+        self.assertIn("Pairing denied: rejected by operator\n", r.err)
+        self.assertFalse(self.agent.exists("/etc/ctrl-exec-agent/agent.crt"))
+
+    def test_an_ec_agent_is_told_why_the_original_cannot_renew_it(self):
+        # Paired with an EC key elsewhere (a C++ dispatcher signs it), then renewed by the
+        # original: the operator sees the original's refusal, the agent logs why.
+        orig = OriginalDispatcher(self)
+        port = fake_dispatcher(self, orig.dir, lambda req: orig.pairing_answers(req, False))
+        r = self.agent.run(self.pair_args(port, "--key-type", "ec"), timeout=60)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("ASN1 OID: prime256v1", self.key_text())
+        hostname = re.search(r"Generating key and CSR for '([^']+)'", r.out).group(1)
+        agent_port = int(re.search(r"port = (\d+)", self.agent.read(
+            "/etc/ctrl-exec-agent/agent.conf")).group(1))
+        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
+        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
+        self.addCleanup(serve.stop)
+        serve.wait_for_log("ACTION=start ")
+        self.assertIsNone(orig.renew(agent_port, hostname))
+        self.assertEqual(orig.operator, ["CSR public key too small (need >= 2048 bits)"])
+        serve.wait_for_log("ACTION=renew-key ")
+        self.assertRegex(serve.err(), r"ACTION=renew-key KEY=ec-256 PEER=127\.0\.0\.1 "
+                                      r"REQID=5eed5eed5eed5eed WARNING=\"an original \(Perl\) "
+                                      r"dispatcher refuses CSRs under 2048 bits")
+        self.assertFalse(self.agent.exists("/var/lib/ctrl-exec-agent/agent.crt.staged"))
+
+    def test_the_stand_in_refuses_as_the_original(self):
+        # The stand-in's own rules, against CSRs the openssl CLI makes: a weak digest and a
+        # small RSA key are refused, a good one is signed; a renewal CSR must carry the CN.
+        d = tempfile.mkdtemp(prefix="cx-orig-")
+        self.addCleanup(shutil.rmtree, d)
+        def csr(newkey, digest):
+            harness.sh("openssl req -new -nodes -newkey %s -keyout k.pem -out r.csr "
+                       "-subj '/CN=web-01' -%s 2>/dev/null" % (newkey, digest), cwd=d)
+            with open(os.path.join(d, "r.csr")) as f:
+                return f.read()
+        self.assertEqual(original_csr_refusal(csr("rsa:2048", "sha1")),
+                         "CSR uses a weak or unrecognised signature algorithm "
+                         "(sha1WithRSAEncryption)")
+        self.assertEqual(original_csr_refusal(csr("rsa:1024", "sha256")),
+                         "CSR public key too small (need >= 2048 bits)")
+        good = csr("rsa:2048", "sha256")
+        self.assertIsNone(original_csr_refusal(good))
+        self.assertIsNone(original_csr_refusal(good, "web-01"))
+        self.assertEqual(original_csr_refusal(good, "web-02"),
+                         "CSR subject CN does not match the expected identity")
 
 
 def fake_dispatcher(case, certdir, answers, hold=None, before=None):

@@ -62,8 +62,25 @@ TEST_CASE("renew answers a CSR made from the agent's key", "[agent]") {
   auto cert = pki::sign_csr(csr, p.ca, p.ca_key, o);
   REQUIRE(cert.ok());
   CHECK(*pki::key_matches_cert(p.key, *cert));
+  // An EC key: the agent also says why an original (Perl) dispatcher will not renew it.
   CHECK(f.logs() ==
-        std::vector<std::string>{"ACTION=renew PEER=127.0.0.1 REQID=rn1 STATUS=csr-generated"});
+        std::vector<std::string>{
+            "ACTION=renew PEER=127.0.0.1 REQID=rn1 STATUS=csr-generated",
+            "ACTION=renew-key KEY=ec-256 PEER=127.0.0.1 REQID=rn1 WARNING=\"an original (Perl) "
+            "dispatcher refuses CSRs under 2048 bits, so it cannot renew this EC key; pair again "
+            "with --key-type rsa to renew there\""});
+}
+
+TEST_CASE("renew of an RSA key logs only the CSR", "[agent]") {
+  test::AgentFixture f;
+  pki::KeySpec rsa{pki::KeyType::rsa, 2048};
+  std::string key = *pki::generate_key(rsa);
+  f.write("agent.key", key);
+  f.serve(handle_renew, R"({"reqid":"rn2"})");
+  auto doc = f.client->answer_json();
+  CHECK(*json::get_string(doc, "status") == "ok");
+  CHECK(f.logs() ==
+        std::vector<std::string>{"ACTION=renew PEER=127.0.0.1 REQID=rn2 STATUS=csr-generated"});
 }
 
 TEST_CASE("renew reports a key it cannot use", "[agent]") {

@@ -69,3 +69,42 @@ TEST_CASE("key_info refuses what is not a usable private key", "[pki]") {
     CHECK(info.message().find(r.message_part) != std::string::npos);
   }
 }
+
+TEST_CASE("parse_key_type: ec, rsa with the caller's default size, rsa:<bits>", "[pki]") {
+  struct Row {
+    const char* text;
+    std::string error; // "" = accepted
+    KeyType type;
+    unsigned bits;
+  };
+  const std::string forms = "' (use ec, rsa, rsa:2048, rsa:3072 or rsa:4096)";
+  const Row rows[] = {
+      {"ec", "", KeyType::ec, 0},
+      {"rsa", "", KeyType::rsa, 3072}, // the default passed in below
+      {"rsa:2048", "", KeyType::rsa, 2048},
+      {"rsa:3072", "", KeyType::rsa, 3072},
+      {"rsa:4096", "", KeyType::rsa, 4096},
+      {"rsa:1024", "invalid key type 'rsa:1024" + forms, KeyType::rsa, 0},
+      {"rsa:8192", "invalid key type 'rsa:8192" + forms, KeyType::rsa, 0},
+      {"rsa:", "invalid key type 'rsa:" + forms, KeyType::rsa, 0},
+      {"RSA", "invalid key type 'RSA" + forms, KeyType::rsa, 0},
+      {"ec:256", "invalid key type 'ec:256" + forms, KeyType::rsa, 0},
+      {"", "invalid key type '" + forms, KeyType::rsa, 0},
+  };
+  for (const auto& r : rows) {
+    INFO(r.text);
+    auto spec = parse_key_type(r.text, 3072);
+    if (!r.error.empty()) {
+      CHECK(spec.message() == r.error);
+      continue;
+    }
+    REQUIRE(spec.ok());
+    CHECK(spec->type == r.type);
+    if (r.type == KeyType::rsa) CHECK(spec->rsa_bits == r.bits);
+    // The text form reads back as the same spec (how --background hands it to its child).
+    auto again = parse_key_type(key_type_text(*spec), 2048);
+    REQUIRE(again.ok());
+    CHECK(again->type == spec->type);
+    if (r.type == KeyType::rsa) CHECK(again->rsa_bits == spec->rsa_bits);
+  }
+}
