@@ -56,17 +56,9 @@ std::string forbidden_text(const AgentReply& r) {
   return "forbidden: " + r.status_line();
 }
 
-// The failure text of an exchange without a 2xx answer: the transport error, or the status line.
-std::string raw_failure(const AgentReply& r) {
-  return r.status == 0 ? r.error : r.status_line();
-}
-
-HostState failure_state(const AgentReply& r) {
-  if (r.status == 403) return HostState::denied;
-  if (r.status != 0) return HostState::error;
-  if (is_timeout_error(r.error)) return HostState::timeout;
-  if (is_unreachable_error(r.error)) return HostState::unreachable;
-  return HostState::error;
+// The operator's text for an exchange without a 2xx answer (the table of result.hpp).
+std::string transport_text(const AgentReply& r) {
+  return failure_text(r.failure(), r.host, r.port);
 }
 
 // A result object holding the agent's JSON body (for the 2xx answers).
@@ -92,16 +84,16 @@ HostResult error_result(const std::string& name, const AgentReply& reply, const 
   set_member(r.doc, "status", "error");
   set_member(r.doc, "error", err);
   set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
-  r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+  r.state = reply.is_2xx() ? HostState::error : failure_state(reply.failure().kind());
   return r;
 }
 
 // The error text of an exchange without a usable answer (§5.5-§5.9): 403 as "forbidden: ..."
-// where the endpoint reads it so, a 2xx that is not JSON, else the transport rewrite.
-std::string failure_text(const AgentReply& reply, bool forbidden, const char* not_json) {
+// where the endpoint reads it so, a 2xx that is not JSON, else the transport text.
+std::string unusable_text(const AgentReply& reply, bool forbidden, const char* not_json) {
   if (forbidden && reply.status == 403) return forbidden_text(reply);
   if (reply.is_2xx()) return not_json;
-  return rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+  return transport_text(reply);
 }
 
 // A successful exchange's result: the agent's body plus rtt.
@@ -171,10 +163,10 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
       err = forbidden_text(reply);
     else if (reply.status == 413)
       err = "request too large";
-    else if (to_lower(raw_failure(reply)).find("read timeout") != std::string::npos)
+    else if (reply.failure().kind() == ErrorKind::read_timeout)
       err = "read timeout after " + std::to_string(read_timeout_s) + "s";
     else
-      err = rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+      err = transport_text(reply);
     set_member(r.doc, "script", spec.script);
     if (spec.async)
       set_member(r.doc, "status", "error");
@@ -183,7 +175,7 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
     set_member(r.doc, "error", err);
     set_member(r.doc, "rtt", rtt);
     set_member(r.doc, "reqid", spec.reqid);
-    r.state = failure_state(reply);
+    r.state = failure_state(reply.failure().kind());
     log::err(action, {{"ERROR", err},
                       {"REQID", spec.reqid},
                       {"RTT", rtt},
@@ -207,7 +199,7 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
     if (error.empty())
       r.state = HostState::ok;
     else
-      r.state = error.rfind("not authorised", 0) == 0 ? HostState::denied : HostState::error;
+      r.state = proto::is_not_authorised(error) ? HostState::denied : HostState::error;
     log::info("run", {{"EXIT", std::to_string(int_member(r.doc, "exit", -1))},
                       {"REQID", spec.reqid},
                       {"RTT", rtt},
@@ -246,7 +238,7 @@ HostResult ping_result(const std::string& name, const AgentReply& reply,
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
     std::string err = reply.status == 413 ? "request too large"
-                                          : failure_text(reply, true, "invalid JSON");
+                                          : unusable_text(reply, true, "invalid JSON");
     HostResult r = error_result(name, reply, err);
     log::err("ping",
              {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
@@ -269,7 +261,7 @@ HostResult capabilities_result(const std::string& name, const AgentReply& reply)
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
     // Every failure, 403 included, goes through the transport rewrite only (§5.7).
-    std::string err = failure_text(reply, false, "invalid JSON");
+    std::string err = unusable_text(reply, false, "invalid JSON");
     HostResult r = error_result(name, reply, err);
     log::err("capabilities", {{"ERROR", err}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
     canonicalize(r, std::nullopt);
@@ -303,7 +295,7 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    std::string err = failure_text(reply, true, "invalid JSON");
+    std::string err = unusable_text(reply, true, "invalid JSON");
     HostResult r = error_result(name, reply, err);
     set_member(r.doc, "reqid", reqid);
     log::err("result",
@@ -326,7 +318,7 @@ HostResult rotate_result(const std::string& name, const AgentReply& reply) {
   std::optional<json::Document> body;
   if (reply.is_2xx()) body = body_object(reply);
   if (!body) {
-    HostResult r = error_result(name, reply, failure_text(reply, true, "invalid JSON response"));
+    HostResult r = error_result(name, reply, unusable_text(reply, true, "invalid JSON response"));
     set_member(r.doc, "exit", int64_t{-1});
     canonicalize(r, std::nullopt);
     return r;
@@ -616,9 +608,6 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
       renew_one(queue, index + 1, done);
     });
   };
-  auto failure_of = [](const AgentReply& r) {
-    return r.status == 0 ? rewrite_transport_error(r.error, r.host, r.port) : r.status_line();
-  };
 
   if (Status st = init(); !st.ok()) {
     log::err("renew", {{"ERROR", st.message()}, {"TARGET", where}});
@@ -627,8 +616,8 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
   AgentClient* client = client_.get(); // kept alive by the engine, as in exchange_all
   renew_calls_.push_back(client->call(
       loop_, target, default_port_, "POST", "/renew", proto::RenewRequest{reqid}.to_json(),
-      [this, client, name, target, where, reqid, next, failure_of](AgentReply reply) {
-        if (!reply.is_2xx()) return next(failure_of(reply));
+      [this, client, name, target, where, reqid, next](AgentReply reply) {
+        if (!reply.is_2xx()) return next(transport_text(reply));
         auto doc = json::parse(reply.body);
         if (!doc.ok()) return next("invalid JSON response");
         auto renew = proto::RenewReply::from_json(*doc);
@@ -647,8 +636,8 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
         retire_renew_call();
         renew_calls_.push_back(client->call(
             loop_, target, default_port_, "POST", "/renew-complete", complete.to_json(),
-            [this, name, where, reqid, cert, next, failure_of](AgentReply r2) {
-              if (!r2.is_2xx()) return next(failure_of(r2));
+            [this, name, where, reqid, cert, next](AgentReply r2) {
+              if (!r2.is_2xx()) return next(transport_text(r2));
               // The original recorded a renewal on any 2xx; we also require the agent to say
               // it staged the cert (docs/COMPATIBILITY.md).
               auto d2 = json::parse(r2.body);

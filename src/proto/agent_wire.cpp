@@ -60,6 +60,14 @@ Status need_object(const json::Value& v) {
 
 } // namespace
 
+std::string not_authorised_error(std::string_view reason) {
+  return std::string(kNotAuthorised) + ": " + std::string(reason);
+}
+
+bool is_not_authorised(std::string_view error) {
+  return error.substr(0, kNotAuthorised.size()) == kNotAuthorised;
+}
+
 std::string loose_string(const json::Value& obj, const char* field) {
   const json::Value* m = json::find(obj, field);
   if (!m) return "";
@@ -110,10 +118,10 @@ std::string forbidden() {
   return error_body("forbidden");
 }
 std::string not_authorised() {
-  return error_body("not authorised");
+  return error_body(kNotAuthorised);
 }
 std::string not_authorised(std::string_view reason) {
-  return error_body("not authorised: " + std::string(reason));
+  return error_body(not_authorised_error(reason));
 }
 } // namespace body
 

@@ -26,6 +26,24 @@
 
 namespace cx::proto {
 
+// --- Words both sides use ------------------------------------------------------------------
+
+// The `status` values of the replies.
+inline constexpr std::string_view kStatusOk = "ok";             // ping, capabilities, rotate, renew
+inline constexpr std::string_view kStatusError = "error";       // a failed rotate or renew
+inline constexpr std::string_view kStatusAccepted = "accepted"; // an async run started
+inline constexpr std::string_view kStatusBusy = "busy";         // an async run already running
+inline constexpr std::string_view kStatusRunning = "running";   // an async record, not finished
+inline constexpr std::string_view kStatusDone = "done";         // an async record, finished
+inline constexpr std::string_view kStatusUnknown = "unknown";   // no such async record
+
+// The agent's refusal by its auth hook: the `error` of a /run answer (HTTP 200, exit -1) is
+// "not authorised: <reason>"; the /capabilities 403 body's is "not authorised".
+inline constexpr std::string_view kNotAuthorised = "not authorised";
+std::string not_authorised_error(std::string_view reason); // "not authorised: <reason>"
+// Whether a reply's `error` is that refusal (the dispatcher counts the host as denied).
+bool is_not_authorised(std::string_view error);
+
 // --- Bodies shared by several endpoints ---------------------------------------------------
 
 // 4xx bodies: {"error":E} or, for the map gate, {"error":"serial mismatch","status":"forbidden"}.

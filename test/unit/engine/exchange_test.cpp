@@ -1,5 +1,5 @@
 // Tests for the per-exchange result builders of src/engine/engine.cpp (tag [engine]): each is
-// fed a hand-made AgentReply (status 0 with an error text for a transport failure, or an HTTP
+// fed a hand-made AgentReply (status 0 with an error kind for a transport failure, or an HTTP
 // status with a body) and must give the exact result object, HostState and log line of
 // dispatcher-and-api §5.4-§5.9 and §10.1.
 #include <catch2/catch.hpp>
@@ -54,11 +54,12 @@ AgentReply answer(int status, std::string reason, std::string body, std::string 
   return r;
 }
 
-AgentReply failure(std::string error, std::string host = "10.0.0.9") {
+// A transport failure as the HTTP client reports it: a kind and its message.
+AgentReply failure(ErrorKind kind, std::string message, std::string host = "10.0.0.9") {
   AgentReply r;
   r.host = std::move(host);
   r.port = 7443;
-  r.error = std::move(error);
+  r.error = error(kind, std::move(message));
   r.rtt_us = 12345;
   return r;
 }
@@ -74,7 +75,8 @@ void check_rows(const std::vector<Row>& rows,
                 const std::function<HostResult(const AgentReply&)>& build) {
   CapturedLog capture;
   for (const auto& r : rows) {
-    INFO("status " << r.reply.status << " " << r.reply.reason << " error '" << r.reply.error
+    INFO("status " << r.reply.status << " " << r.reply.reason << " error "
+                   << kind_name(r.reply.error.kind()) << " '" << r.reply.error.message()
                    << "' body " << r.reply.body);
     HostResult hr = build(r.reply);
     CHECK(hr.doc.IsObject());
@@ -89,6 +91,9 @@ const std::string kRefused = "host '10.0.0.9' did not respond on port 7443 - con
                              "(agent not running, or wrong port?)";
 const std::string kTimedOut = "host '10.0.0.9' did not respond - connection timed out";
 const std::string kTls = "TLS handshake with '10.0.0.9' failed - certificate or trust mismatch";
+const std::string kUnreachable =
+    "host '10.0.0.9' is unreachable - no route to host or network down";
+const std::string kNoName = "host '10.0.0.9' did not resolve - check the name or use an IP address";
 
 } // namespace
 
@@ -193,30 +198,61 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
        HostState::error,
        {err_line("409 Conflict")}},
       // Transport failures.
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json("read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
-      {failure("Read Timeout while waiting"),
+      {failure(ErrorKind::read_timeout, "Read Timeout while waiting"),
        err_json("read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("connection timed out"),
+      {failure(ErrorKind::timeout, "connection timed out"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
-      {failure("TLS handshake failed: X509 - Certificate verification failed"),
+      {failure(ErrorKind::tls, "TLS handshake failed: X509 - Certificate verification failed"),
        err_json(kTls, "error"),
        HostState::error,
        {err_line(kTls)}},
-      {failure("no response"),
+      {failure(ErrorKind::other, "no response"),
        err_json("no response", "error"),
        HostState::error,
        {err_line("no response")}},
+      // The kind decides, whatever the words: the whole-exchange deadline is a timeout but not
+      // a read timeout; a TLS failure under which the connection timed out is a timeout.
+      {failure(ErrorKind::timeout, "timed out: no complete response within 180s"),
+       err_json(kTimedOut, "timeout"),
+       HostState::timeout,
+       {err_line(kTimedOut)}},
+      {failure(ErrorKind::timeout, "TLS handshake failed: connection error: connection timed out"),
+       err_json(kTimedOut, "timeout"),
+       HostState::timeout,
+       {err_line(kTimedOut)}},
+      {failure(ErrorKind::unreachable, "no route to host"),
+       err_json(kUnreachable, "unreachable"),
+       HostState::unreachable,
+       {err_line(kUnreachable)}},
+      {failure(ErrorKind::dns, "cannot resolve host '10.0.0.9': unknown node or service"),
+       err_json(kNoName, "unreachable"),
+       HostState::unreachable,
+       {err_line(kNoName)}},
+      // Failures without a text of their own show their message.
+      {failure(ErrorKind::closed, "connection closed before a complete response"),
+       err_json("connection closed before a complete response", "error"),
+       HostState::error,
+       {err_line("connection closed before a complete response")}},
+      {failure(ErrorKind::io, "connection reset by peer"),
+       err_json("connection reset by peer", "error"),
+       HostState::error,
+       {err_line("connection reset by peer")}},
+      {failure(ErrorKind::protocol, "malformed status line"),
+       err_json("malformed status line", "error"),
+       HostState::error,
+       {err_line("malformed status line")}},
   };
   RunSpec spec;
   spec.script = "backup";
@@ -225,7 +261,7 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
 
   // The read timeout names the configured timeout.
   CapturedLog capture;
-  HostResult r = run_result("db-01", failure("read timeout"), spec, 7);
+  HostResult r = run_result("db-01", failure(ErrorKind::read_timeout, "read timeout"), spec, 7);
   CHECK(string_member(r.doc, "error") == "read timeout after 7s");
 }
 
@@ -286,11 +322,11 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
        status_json("error", "500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        status_json("error", kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        status_json("error", "read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
@@ -320,8 +356,7 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
        HostState::error,
        {ok_line("error")}},
       {answer(202, "Accepted",
-              R"({"status":"accepted","x":)" + std::string(510, '[') + std::string(510, ']') +
-                  "}"),
+              R"({"status":"accepted","x":)" + std::string(510, '[') + std::string(510, ']') + "}"),
        status_json("error", "invalid JSON response", "error"),
        HostState::error,
        {ok_line("error")}},
@@ -383,16 +418,16 @@ TEST_CASE("ping_result: ok, 413, 403 and transport failures", "[engine]") {
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
       // No run-style "read timeout after": ping goes through the rewrite.
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
-      {failure("Name or service not known", "nope.example"),
+      {failure(ErrorKind::dns, "Name or service not known", "nope.example"),
        err_json("host 'nope.example' did not resolve - check the name or use an IP address",
                 "unreachable"),
        HostState::unreachable,
@@ -439,8 +474,11 @@ TEST_CASE("capabilities_result: every failure through the rewrite only", "[engin
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("handshake failure"), err_json(kTls, "error"), HostState::error, {err_line(kTls)}},
-      {failure("connection refused"),
+      {failure(ErrorKind::tls, "handshake failure"),
+       err_json(kTls, "error"),
+       HostState::error,
+       {err_line(kTls)}},
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
@@ -489,11 +527,11 @@ TEST_CASE("fetch_result: 404 is unknown without a log line; running, done, failu
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
@@ -528,11 +566,14 @@ TEST_CASE("rotate_result: exit defaults from status; failures have exit -1", "[e
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {}},
-      {failure("connection timed out"), err_json(kTimedOut, "timeout"), HostState::timeout, {}},
+      {failure(ErrorKind::timeout, "connection timed out"),
+       err_json(kTimedOut, "timeout"),
+       HostState::timeout,
+       {}},
   };
   check_rows(rows, [](const AgentReply& reply) { return rotate_result("web-01", reply); });
 }

@@ -152,8 +152,8 @@ TEST_CASE("client: every way a call fails has its kind and its exact text", "[ht
        ErrorKind::closed, "connection closed before a complete response"},
       {"peer resets the connection", Peer::reset_after_request, false, none, ErrorKind::io,
        "connection reset by peer"},
-      {"peer answers something that is not HTTP", Peer::garbage, false, none,
-       ErrorKind::protocol, "malformed status line"},
+      {"peer answers something that is not HTTP", Peer::garbage, false, none, ErrorKind::protocol,
+       "malformed status line"},
       {"peer answers", Peer::answer, false, none, ErrorKind::none, ""},
   };
   for (const auto& r : rows) {

@@ -286,3 +286,26 @@ TEST_CASE("rotate and renew replies", "[proto]") {
   REQUIRE(rcr.ok());
   CHECK(rcr->staged);
 }
+
+TEST_CASE("the auth hook's refusal: written and recognised by the same words", "[proto]") {
+  CHECK(not_authorised_error("bad token") == "not authorised: bad token");
+  CHECK(body::not_authorised("bad token") == R"({"error":"not authorised: bad token"})");
+  struct Row {
+    const char* error;
+    bool refusal;
+  };
+  const Row rows[] = {
+      {"not authorised", true},
+      {"not authorised: bad token", true},
+      {"not authorised: ", true},
+      {"Not authorised", false}, // the agent's words exactly, as the original compares them
+      {"script not authorised", false},
+      {"not authorized", false},
+      {"not author", false},
+      {"", false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.error);
+    CHECK(is_not_authorised(r.error) == r.refusal);
+  }
+}
