@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "base/strings.hpp"
+#include "proto/agent_wire.hpp"
 
 namespace cx::engine {
 
@@ -150,20 +151,7 @@ std::optional<std::string> string_member(const json::Value& obj, std::string_vie
 int64_t int_member(const json::Value& obj, std::string_view key, int64_t fallback) {
   const json::Value* v = json::find(obj, key);
   if (!v) return fallback;
-  if (v->IsInt64()) return v->GetInt64();
-  if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
-  if (v->IsDouble()) {
-    // Clamped first: converting an out-of-range double is undefined (an agent may send 1e300).
-    double d = v->GetDouble();
-    if (!(d > -9.2e18)) return d != d ? fallback : INT64_MIN; // NaN cannot come from JSON
-    if (d > 9.2e18) return INT64_MAX;
-    return static_cast<int64_t>(d);
-  }
-  if (v->IsString()) {
-    if (auto n = parse_int(trim(std::string_view(v->GetString(), v->GetStringLength()))))
-      return *n;
-  }
-  return fallback;
+  return proto::loose_integer(*v).value_or(fallback);
 }
 
 bool truthy_member(const json::Value& obj, std::string_view key) {

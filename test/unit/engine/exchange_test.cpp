@@ -577,3 +577,56 @@ TEST_CASE("rotate_result: exit defaults from status; failures have exit -1", "[e
   };
   check_rows(rows, [](const AgentReply& reply) { return rotate_result("web-01", reply); });
 }
+
+TEST_CASE("results pass an agent's answer through: every member, in its order", "[engine]") {
+  // A Perl agent sends its members in any order, and may send members we do not know, or
+  // `exit` as a string: the result keeps them all where they were, adds ours after them (the
+  // agent's `host` is replaced in place), and reads what it needs leniently.
+  CapturedLog capture;
+  RunSpec spec;
+  spec.script = "backup";
+  spec.reqid = kReqid;
+  struct Row {
+    std::function<HostResult(const AgentReply&)> build;
+    std::string body;
+    std::string json; // results_json_array of the one result, byte for byte
+    std::vector<std::string> log;
+  };
+  const std::string R = kReqid;
+  const Row rows[] = {
+      {[&](const AgentReply& a) { return run_result("db-01", a, spec, 60); },
+       R"({"stdout":"x\n","zeta":1,"exit":"3","host":"db-01.example.com","extra":{"b":[1,2],"a":null},"stderr":"","error":5,"script":"backup"})",
+       R"([{"stdout":"x\n","zeta":1,"exit":"3","host":"db-01","extra":{"b":[1,2],"a":null},"stderr":"","error":5,"script":"backup","rtt":"12ms","reqid":")" +
+           R + R"(","reported_hostname":"db-01.example.com","state":"ok"}])",
+       {"I ACTION=run EXIT=3 REQID=" + R +
+        " RTT=12ms SCRIPT=backup TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return ping_result("web-01", a, "p1"); },
+       R"({"reqid":"p1","staged":0,"status":"ok","version":"0.12.3","host":"web-01","expiry":"Feb 27 04:17:27 2029 GMT","x-agent":"perl"})",
+       R"([{"reqid":"p1","staged":0,"status":"ok","version":"0.12.3","host":"web-01","expiry":"Feb 27 04:17:27 2029 GMT","x-agent":"perl","rtt":"12ms","state":"ok"}])",
+       {"I ACTION=ping REQID=p1 RESULT=ok RTT=12ms TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return capabilities_result("web-01", a); },
+       R"({"scripts":[{"name":"a"},"junk",3],"status":"ok","tags":[],"host":7})",
+       R"([{"scripts":[{"name":"a"},"junk",3],"status":"ok","tags":[],"host":"web-01","rtt":"12ms","state":"ok"}])",
+       {"I ACTION=capabilities RTT=12ms SCRIPTS=3 TARGET=10.0.0.9:7443 TLS=full"}},
+      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); },
+       R"({"exit":0,"status":"done","owner":"d1"})",
+       R"([{"exit":0,"status":"done","owner":"d1","rtt":"12ms","reqid":")" + R +
+           R"(","host":"web-01","state":"ok"}])",
+       {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=done TARGET=10.0.0.9:7443 TLS=full"}},
+      // Without a status the record is logged as unknown; a status of another type too.
+      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); }, R"({"status":1})",
+       R"([{"status":1,"rtt":"12ms","reqid":")" + R + R"(","host":"web-01","state":"ok"}])",
+       {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=unknown TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return rotate_result("web-01", a); },
+       R"({"serial":"7f","status":"ok","dispatcher":"d1","action":"add","exit":"0"})",
+       R"([{"serial":"7f","status":"ok","dispatcher":"d1","action":"add","exit":"0","rtt":"12ms","host":"web-01","state":"ok"}])",
+       {}},
+  };
+  for (const auto& r : rows) {
+    INFO(r.body);
+    Results results;
+    results.push_back(r.build(answer(200, "OK", r.body)));
+    CHECK(results_json_array(results) == r.json);
+    CHECK(take_lines() == r.log);
+  }
+}
