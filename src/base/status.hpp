@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,37 +44,12 @@ inline constexpr ErrorKind kErrorKinds[] = {
 
 // The kind's name as written above ("read_timeout"), for logs of tests and debugging.
 constexpr std::string_view kind_name(ErrorKind k) {
-  switch (k) {
-  case ErrorKind::none:
-    return "none";
-  case ErrorKind::other:
-    return "other";
-  case ErrorKind::dns:
-    return "dns";
-  case ErrorKind::refused:
-    return "refused";
-  case ErrorKind::unreachable:
-    return "unreachable";
-  case ErrorKind::timeout:
-    return "timeout";
-  case ErrorKind::read_timeout:
-    return "read_timeout";
-  case ErrorKind::closed:
-    return "closed";
-  case ErrorKind::tls:
-    return "tls";
-  case ErrorKind::io:
-    return "io";
-  case ErrorKind::protocol:
-    return "protocol";
-  case ErrorKind::http_status:
-    return "http_status";
-  case ErrorKind::denied:
-    return "denied";
-  case ErrorKind::config:
-    return "config";
-  }
-  return "other";
+  // Indexed by ErrorKind.
+  constexpr std::string_view names[] = {
+      "none",   "other", "dns", "refused",  "unreachable", "timeout", "read_timeout",
+      "closed", "tls",   "io",  "protocol", "http_status", "denied",  "config"};
+  static_assert(std::size(names) == std::size(kErrorKinds));
+  return names[static_cast<size_t>(k)];
 }
 
 class [[nodiscard]] Status {

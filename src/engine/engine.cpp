@@ -58,6 +58,12 @@ template <typename Reply> Reply read_reply(const json::Value& body) {
   return std::move(*r);
 }
 
+// The body of a 2xx answer as an object, or nullopt (no 2xx answer, or no usable body).
+std::optional<json::Document> answer_body(const AgentReply& r) {
+  if (!r.is_2xx()) return std::nullopt;
+  return body_object(r);
+}
+
 // `body.error // status line`, for 403s.
 std::string forbidden_text(const AgentReply& r) {
   if (auto doc = body_object(r))
@@ -76,12 +82,18 @@ log::Field tls_field(const AgentReply& r) {
   return {"TLS", r.resumed ? "resumed" : "full"};
 }
 
-// A failed exchange's result, {status:"error", error, rtt} and its state; callers add their own
-// members, log, then canonicalize.
-HostResult error_result(const std::string& name, const AgentReply& reply, const std::string& err) {
+// An empty result for the exchange `reply` with `name`.
+HostResult new_result(const std::string& name, const AgentReply& reply) {
   HostResult r;
   r.name = name;
   r.rtt_us = reply.rtt_us;
+  return r;
+}
+
+// A failed exchange's result, {status:"error", error, rtt} and its state; callers add their own
+// members, log, then canonicalize.
+HostResult error_result(const std::string& name, const AgentReply& reply, const std::string& err) {
+  HostResult r = new_result(name, reply);
   set_member(r.doc, "status", proto::kStatusError);
   set_member(r.doc, "error", err);
   set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
@@ -116,10 +128,8 @@ std::string unusable_text(const AgentReply& reply, bool forbidden, const char* n
 
 // A successful exchange's result: the agent's body plus rtt.
 HostResult body_result(const std::string& name, const AgentReply& reply, json::Document body) {
-  HostResult r;
-  r.name = name;
+  HostResult r = new_result(name, reply);
   r.doc = std::move(body);
-  r.rtt_us = reply.rtt_us;
   set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
   r.state = HostState::ok;
   return r;
@@ -159,9 +169,7 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
   const std::string rtt = format_rtt(reply.rtt_us);
   const std::string target = connect_target(reply);
   const char* action = spec.async ? "run-async" : "run";
-  HostResult r;
-  r.name = name;
-  r.rtt_us = reply.rtt_us;
+  HostResult r = new_result(name, reply);
 
   if (!reply.is_2xx()) {
     if (spec.async && reply.status == 409) {
@@ -256,8 +264,7 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
 }
 
 HostResult ping_result(const std::string& name, const AgentReply& reply, const std::string& reqid) {
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
     std::string err =
         reply.status == 413 ? "request too large" : unusable_text(reply, true, "invalid JSON");
@@ -270,8 +277,7 @@ HostResult ping_result(const std::string& name, const AgentReply& reply, const s
 }
 
 HostResult capabilities_result(const std::string& name, const AgentReply& reply) {
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
     // Every failure, 403 included, goes through the transport text only (§5.7).
     return logged_error_result(name, reply, unusable_text(reply, false, "invalid JSON"),
@@ -287,9 +293,7 @@ HostResult capabilities_result(const std::string& name, const AgentReply& reply)
 HostResult fetch_result(const std::string& name, const AgentReply& reply,
                         const std::string& reqid) {
   if (reply.status == 404) {
-    HostResult r;
-    r.name = name;
-    r.rtt_us = reply.rtt_us;
+    HostResult r = new_result(name, reply);
     set_member(r.doc, "status", proto::kStatusUnknown);
     set_member(r.doc, "reqid", reqid);
     set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
@@ -297,8 +301,7 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
     canonicalize(r, std::nullopt);
     return r;
   }
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
     return logged_error_result(name, reply, unusable_text(reply, true, "invalid JSON"), "result",
                                Reqid::member, reqid);
@@ -312,8 +315,7 @@ HostResult fetch_result(const std::string& name, const AgentReply& reply,
 }
 
 HostResult rotate_result(const std::string& name, const AgentReply& reply) {
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
     HostResult r = error_result(name, reply, unusable_text(reply, true, "invalid JSON response"));
     set_member(r.doc, "exit", int64_t{-1});

@@ -2,6 +2,7 @@
 #include "proto/agent_wire.hpp"
 
 #include <array>
+#include <iterator>
 #include <utility>
 
 #include "base/strings.hpp"
@@ -39,6 +40,18 @@ LooseBody parse_loose(std::string_view body) {
   return b;
 }
 
+// The requests that carry only a reqid (/ping, /renew): written, and read leniently (invalid
+// JSON or a missing reqid gives "").
+std::string reqid_body(std::string_view reqid) {
+  json::Writer w;
+  w.begin_object().member("reqid", reqid).end_object();
+  return w.str();
+}
+std::string reqid_of(std::string_view body) {
+  LooseBody b = parse_loose(body);
+  return b.is_object ? loose_string(b.doc, "reqid") : std::string();
+}
+
 // Reads the members of a reply. Absent and null members leave their default; a member of the
 // wrong type is the first error (Reading::strict) or left at its default (Reading::lenient).
 class ReplyReader {
@@ -51,6 +64,12 @@ public:
     std::optional<std::string> s;
     opt(field, s);
     if (s) out = std::move(*s);
+    return *this;
+  }
+  // Several string members, in this order.
+  ReplyReader& strs(std::initializer_list<std::pair<const char*, std::string*>> fields) {
+    for (const auto& [field, out] : fields)
+      str(field, *out);
     return *this;
   }
   ReplyReader& opt(const char* field, std::optional<std::string>& out) {
@@ -282,19 +301,12 @@ RunRequestParse parse_run_request(std::string_view text) {
 }
 
 std::string_view run_request_error_text(RunRequestError e) {
-  switch (e) {
-  case RunRequestError::none:
-    return "";
-  case RunRequestError::invalid_json:
-    return "invalid JSON";
-  case RunRequestError::args_not_array:
-    return "args must be an array";
-  case RunRequestError::args_not_strings:
-    return "args must be an array of strings";
-  case RunRequestError::args_with_nul:
-    return "args must not contain NUL bytes";
-  }
-  return "";
+  // Indexed by RunRequestError.
+  static constexpr std::string_view kTexts[] = {"", "invalid JSON", "args must be an array",
+                                                "args must be an array of strings",
+                                                "args must not contain NUL bytes"};
+  static_assert(std::size(kTexts) == static_cast<size_t>(RunRequestError::args_with_nul) + 1);
+  return kTexts[static_cast<size_t>(e)];
 }
 
 std::string RunResult::to_json() const {
@@ -312,18 +324,23 @@ std::string RunResult::to_json() const {
   return w.str();
 }
 
+namespace {
+// The members that say how a run went, shared by a sync result and an async record.
+template <typename Outcome> void read_outcome(ReplyReader& in, Outcome& r) {
+  in.opt("stdout", r.out)
+      .opt("stderr", r.err)
+      .opt("error", r.error)
+      .flag("truncated", r.truncated)
+      .flag("timed_out", r.timed_out);
+}
+} // namespace
+
 Result<RunResult> RunResult::from_json(const json::Value& v, Reading reading) {
   RunResult r;
   ReplyReader in(v, reading);
-  in.opt("script", r.script)
-      .integer("exit", r.exit)
-      .opt("stdout", r.out)
-      .opt("stderr", r.err)
-      .opt("reqid", r.reqid)
-      .opt("error", r.error)
-      .flag("truncated", r.truncated)
-      .flag("timed_out", r.timed_out)
-      .opt("host", r.host);
+  in.opt("script", r.script).integer("exit", r.exit).opt("reqid", r.reqid);
+  read_outcome(in, r);
+  in.opt("host", r.host);
   return in.done(std::move(r));
 }
 
@@ -367,18 +384,14 @@ Result<ResultRecord> ResultRecord::from_json(const json::Value& v, Reading readi
   ResultRecord r;
   r.status = kStatusUnknown; // a record without a status says nothing about the run
   ReplyReader in(v, reading);
-  in.str("reqid", r.reqid)
-      .str("status", r.status)
-      .str("script", r.script)
-      .str("owner", r.owner)
-      .str("started", r.started)
+  in.strs({{"reqid", &r.reqid},
+           {"status", &r.status},
+           {"script", &r.script},
+           {"owner", &r.owner},
+           {"started", &r.started}})
       .opt("finished", r.finished)
-      .opt_integer("exit", r.exit)
-      .opt("stdout", r.out)
-      .opt("stderr", r.err)
-      .opt("error", r.error)
-      .flag("truncated", r.truncated)
-      .flag("timed_out", r.timed_out);
+      .opt_integer("exit", r.exit);
+  read_outcome(in, r);
   return in.done(std::move(r));
 }
 
@@ -391,14 +404,11 @@ std::string result_unknown_json(std::string_view reqid) {
 // --- /ping -----------------------------------------------------------------------------------
 
 std::string PingRequest::to_json() const {
-  json::Writer w;
-  w.begin_object().member("reqid", reqid).end_object();
-  return w.str();
+  return reqid_body(reqid);
 }
 
 PingRequest PingRequest::parse(std::string_view text) {
-  LooseBody b = parse_loose(text);
-  return PingRequest{b.is_object ? loose_string(b.doc, "reqid") : std::string()};
+  return PingRequest{reqid_of(text)};
 }
 
 std::string PingReply::to_json() const {
@@ -418,10 +428,8 @@ Result<PingReply> PingReply::from_json(const json::Value& v, Reading reading) {
   PingReply r;
   r.status.clear();
   ReplyReader in(v, reading);
-  in.str("status", r.status)
-      .str("host", r.host)
-      .str("version", r.version)
-      .str("expiry", r.expiry)
+  in.strs(
+        {{"status", &r.status}, {"host", &r.host}, {"version", &r.version}, {"expiry", &r.expiry}})
       .flag("staged", r.staged)
       .str("reqid", r.reqid);
   return in.done(std::move(r));
@@ -548,14 +556,11 @@ Result<RotateReply> RotateReply::from_json(const json::Value& v, Reading reading
 // --- /renew, /renew-complete -----------------------------------------------------------------
 
 std::string RenewRequest::to_json() const {
-  json::Writer w;
-  w.begin_object().member("reqid", reqid).end_object();
-  return w.str();
+  return reqid_body(reqid);
 }
 
 RenewRequest RenewRequest::parse(std::string_view text) {
-  LooseBody b = parse_loose(text);
-  return RenewRequest{b.is_object ? loose_string(b.doc, "reqid") : std::string()};
+  return RenewRequest{reqid_of(text)};
 }
 
 std::string RenewReply::to_json() const {

@@ -56,11 +56,15 @@ TEST_CASE("status: the kind survives copies, CX_TRY and Result<T>", "[base]") {
   CHECK(twice(false).message() == "too slow");
 }
 
-TEST_CASE("status: every kind has its own name", "[base]") {
+TEST_CASE("status: every kind, in the enum's order, has its own name", "[base]") {
   std::set<std::string_view> names;
-  for (ErrorKind k : kErrorKinds)
-    names.insert(kind_name(k));
+  for (size_t i = 0; i < std::size(kErrorKinds); ++i) {
+    CHECK(static_cast<size_t>(kErrorKinds[i]) == i);
+    names.insert(kind_name(kErrorKinds[i]));
+  }
   CHECK(names.size() == std::size(kErrorKinds));
   CHECK(kind_name(ErrorKind::read_timeout) == "read_timeout");
   CHECK(kind_name(ErrorKind::none) == "none");
+  CHECK(kind_name(ErrorKind::config) == "config");
+  CHECK(kind_name(ErrorKind::http_status) == "http_status");
 }
