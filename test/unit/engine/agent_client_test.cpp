@@ -11,38 +11,21 @@
 #include "event/tcp.hpp"
 #include "http/server.hpp"
 #include "log/log.hpp"
-#include "testutil.hpp"
+#include "test/unit/event/await.hpp"
+#include "test/unit/tls/fixture.hpp"
 
 using namespace cx;
 using namespace cx::engine;
 
 namespace {
 
-struct Certs {
-  test::TempDir dir;
-  Certs() {
-    REQUIRE(test::have_openssl());
-    test::make_ca(dir);
-    test::make_leaf(dir, "agent", "db-01", "7f3a9c");
-    test::make_leaf(dir, "dispatcher", "ctrl-exec-dispatcher", "0100");
-    test::make_ca(dir, "other");
-    test::make_leaf(dir, "stranger", "db-01", "a1", "other");
-  }
-  std::shared_ptr<tls::Config> server(const std::string& leaf, const std::string& ca) {
-    auto creds =
-        tls::Credentials::load(dir / (leaf + ".crt"), dir / (leaf + ".key"), dir / (ca + ".crt"));
-    REQUIRE(creds.ok());
-    auto cfg = tls::Config::server(*creds, tls::PeerCheck::required);
-    REQUIRE(cfg.ok());
-    return *cfg;
-  }
-  std::unique_ptr<AgentClient> client(uint64_t timeout_ms) {
-    auto c = AgentClient::create(dir / "dispatcher.crt", dir / "dispatcher.key", dir / "ca.crt",
-                                 timeout_ms, nullptr);
-    REQUIRE(c.ok());
-    return std::move(*c);
-  }
-};
+// The agent's server configuration: its certificate from `leaf`, peers verified against `ca`.
+std::shared_ptr<tls::Config> agent_tls(test::TlsFixture& pki, const std::string& leaf,
+                                       const std::string& ca) {
+  auto cfg = tls::Config::server(pki.creds(leaf, ca), tls::PeerCheck::required);
+  REQUIRE(cfg.ok());
+  return *cfg;
+}
 
 // What the peer on the agent's port does.
 enum class Peer {
@@ -54,7 +37,7 @@ enum class Peer {
   refusing_agent // answers 403 {"error":"serial mismatch"}
 };
 
-AgentReply exchange(Certs& certs, Peer peer, uint64_t timeout_ms) {
+AgentReply exchange(test::TlsFixture& pki, Peer peer, uint64_t timeout_ms) {
   event::Loop loop;
   int port = 0;
   std::unique_ptr<event::TcpListener> tcp;
@@ -75,8 +58,8 @@ AgentReply exchange(Certs& certs, Peer peer, uint64_t timeout_ms) {
   } else {
     http::ServerOptions o;
     o.bind_ip = "127.0.0.1";
-    o.tls =
-        peer == Peer::stranger ? certs.server("stranger", "other") : certs.server("agent", "ca");
+    o.tls = peer == Peer::stranger ? agent_tls(pki, "stranger", "other")
+                                   : agent_tls(pki, "server", "ca");
     http::ServerHooks hooks;
     hooks.request = [peer](const std::shared_ptr<http::Connection>& c, http::Request&) {
       if (peer == Peer::refusing_agent) c->respond(403, R"({"error":"serial mismatch"})");
@@ -85,18 +68,13 @@ AgentReply exchange(Certs& certs, Peer peer, uint64_t timeout_ms) {
     REQUIRE(server->listen().ok());
     port = server->port();
   }
-  auto client = certs.client(timeout_ms);
-  AgentReply out;
-  bool done = false;
-  auto call = client->call(loop, "127.0.0.1:" + std::to_string(port), 0, "POST", "/run", "{}",
-                           [&](AgentReply r) {
-                             out = std::move(r);
-                             done = true;
-                             loop.stop();
-                           });
-  loop.run();
-  REQUIRE(done);
-  return out;
+  auto client = AgentClient::create(pki.dir / "client.crt", pki.dir / "client.key",
+                                    pki.dir / "ca.crt", timeout_ms, nullptr);
+  REQUIRE(client.ok());
+  return test::await<AgentReply>(loop, [&](auto deliver) {
+    return (*client)->call(loop, "127.0.0.1:" + std::to_string(port), 0, "POST", "/run", "{}",
+                           deliver);
+  });
 }
 
 } // namespace
@@ -104,7 +82,7 @@ AgentReply exchange(Certs& certs, Peer peer, uint64_t timeout_ms) {
 TEST_CASE("agent client: failures on the wire become the original's texts and our states",
           "[engine]") {
   log::init("test", log::Sink::capture);
-  Certs certs;
+  test::TlsFixture pki;
   struct Row {
     Peer peer;
     ErrorKind kind;   // of the transport failure or the answer
@@ -139,7 +117,7 @@ TEST_CASE("agent client: failures on the wire become the original's texts and ou
   spec.script = "backup";
   spec.reqid = "a1b2c3d4e5f60001";
   for (const auto& r : rows) {
-    AgentReply reply = exchange(certs, r.peer, 300);
+    AgentReply reply = exchange(pki, r.peer, 300);
     INFO(kind_name(r.kind) << ": " << reply.failure().message());
     CHECK(kind_name(reply.failure().kind()) == kind_name(r.kind));
     auto expand = [&](std::string text) {

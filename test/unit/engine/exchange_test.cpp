@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -222,37 +223,6 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
        err_json("no response", "error"),
        HostState::error,
        {err_line("no response")}},
-      // The kind decides, whatever the words: the whole-exchange deadline is a timeout but not
-      // a read timeout; a TLS failure under which the connection timed out is a timeout.
-      {failure(ErrorKind::timeout, "timed out: no complete response within 180s"),
-       err_json(kTimedOut, "timeout"),
-       HostState::timeout,
-       {err_line(kTimedOut)}},
-      {failure(ErrorKind::timeout, "TLS handshake failed: connection error: connection timed out"),
-       err_json(kTimedOut, "timeout"),
-       HostState::timeout,
-       {err_line(kTimedOut)}},
-      {failure(ErrorKind::unreachable, "no route to host"),
-       err_json(kUnreachable, "unreachable"),
-       HostState::unreachable,
-       {err_line(kUnreachable)}},
-      {failure(ErrorKind::dns, "cannot resolve host '10.0.0.9': unknown node or service"),
-       err_json(kNoName, "unreachable"),
-       HostState::unreachable,
-       {err_line(kNoName)}},
-      // Failures without a text of their own show their message.
-      {failure(ErrorKind::closed, "connection closed before a complete response"),
-       err_json("connection closed before a complete response", "error"),
-       HostState::error,
-       {err_line("connection closed before a complete response")}},
-      {failure(ErrorKind::io, "connection reset by peer"),
-       err_json("connection reset by peer", "error"),
-       HostState::error,
-       {err_line("connection reset by peer")}},
-      {failure(ErrorKind::protocol, "malformed status line"),
-       err_json("malformed status line", "error"),
-       HostState::error,
-       {err_line("malformed status line")}},
   };
   RunSpec spec;
   spec.script = "backup";
@@ -263,6 +233,31 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
   CapturedLog capture;
   HostResult r = run_result("db-01", failure(ErrorKind::read_timeout, "read timeout"), spec, 7);
   CHECK(string_member(r.doc, "error") == "read timeout after 7s");
+  CHECK(take_lines() == std::vector<std::string>{err_line("read timeout after 7s")});
+
+  // Every other kind of transport failure: the kind decides the text and state, whatever the
+  // words (the whole-exchange deadline is a timeout but not a read timeout; a TLS handshake
+  // under which the connection timed out is a timeout); kinds without a text of their own
+  // show their message.
+  const std::tuple<ErrorKind, std::string, std::string, HostState> kinds[] = {
+      {ErrorKind::timeout, "timed out: no complete response within 180s", kTimedOut,
+       HostState::timeout},
+      {ErrorKind::timeout, "TLS handshake failed: connection error: connection timed out",
+       kTimedOut, HostState::timeout},
+      {ErrorKind::unreachable, "no route to host", kUnreachable, HostState::unreachable},
+      {ErrorKind::dns, "cannot resolve host '10.0.0.9': unknown node or service", kNoName,
+       HostState::unreachable},
+      {ErrorKind::closed, "connection closed before a complete response",
+       "connection closed before a complete response", HostState::error},
+      {ErrorKind::io, "connection reset by peer", "connection reset by peer", HostState::error},
+      {ErrorKind::protocol, "malformed status line", "malformed status line", HostState::error},
+  };
+  for (const auto& [kind, message, text, state] : kinds) {
+    INFO(kind_name(kind) << " " << message);
+    HostResult k = run_result("db-01", failure(kind, message), spec, 60);
+    CHECK(json::canonical(k.doc) == err_json(text, std::string(state_name(state))));
+    CHECK(take_lines() == std::vector<std::string>{err_line(text)});
+  }
 }
 
 TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]") {
@@ -614,7 +609,8 @@ TEST_CASE("results pass an agent's answer through: every member, in its order", 
            R"(","host":"web-01","state":"ok"}])",
        {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=done TARGET=10.0.0.9:7443 TLS=full"}},
       // Without a status the record is logged as unknown; a status of another type too.
-      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); }, R"({"status":1})",
+      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); },
+       R"({"status":1})",
        R"([{"status":1,"rtt":"12ms","reqid":")" + R + R"(","host":"web-01","state":"ok"}])",
        {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=unknown TARGET=10.0.0.9:7443 TLS=full"}},
       {[](const AgentReply& a) { return rotate_result("web-01", a); },

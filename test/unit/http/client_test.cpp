@@ -12,6 +12,7 @@
 #include "event/tcp.hpp"
 #include "http/client.hpp"
 #include "http/writer.hpp"
+#include "test/unit/event/await.hpp"
 #include "tls/tls.hpp"
 
 using namespace cx;
@@ -101,25 +102,16 @@ std::shared_ptr<tls::Config> anonymous_tls_client() {
 }
 
 http::ClientResult call(event::Loop& loop, http::ClientOptions o) {
-  http::ClientResult out;
-  bool done = false;
-  auto c = http::ClientCall::start(loop, std::move(o),
-                                   http::format_request("POST", "/ping", "agent", "{}"),
-                                   [&](http::ClientResult r) {
-                                     out = std::move(r);
-                                     done = true;
-                                     loop.stop();
-                                   });
-  loop.run();
-  REQUIRE(done);
-  return out;
+  return test::await<http::ClientResult>(loop, [&](auto deliver) {
+    return http::ClientCall::start(loop, std::move(o),
+                                   http::format_request("POST", "/ping", "agent", "{}"), deliver);
+  });
 }
 
 } // namespace
 
 TEST_CASE("client: every way a call fails has its kind and its exact text", "[http]") {
   struct Row {
-    const char* name;
     Peer peer;
     bool tls;
     std::function<void(http::ClientOptions&)> tune;
@@ -134,30 +126,28 @@ TEST_CASE("client: every way a call fails has its kind and its exact text", "[ht
   };
   auto quick_connect = [](http::ClientOptions& o) { o.connect_timeout_ms = 150; };
   auto none = [](http::ClientOptions&) {};
+  const std::string closed = "connection closed before a complete response";
   const Row rows[] = {
-      {"silent peer, read timeout", Peer::silent, false, quick_read, ErrorKind::read_timeout,
-       "read timeout"},
-      {"silent peer, whole-call deadline", Peer::silent, false, quick_total, ErrorKind::timeout,
+      // Silence: waiting for the answer, the whole call, the TLS handshake (which the connect
+      // deadline covers).
+      {Peer::silent, false, quick_read, ErrorKind::read_timeout, "read timeout"},
+      {Peer::silent, false, quick_total, ErrorKind::timeout,
        "timed out: no complete response within 1s"},
-      // The connect deadline covers the TLS handshake.
-      {"silent peer, TLS handshake never answered", Peer::silent, true, quick_connect,
-       ErrorKind::timeout, "connection timed out"},
-      {"peer closes at once, TLS", Peer::close_at_once, true, none, ErrorKind::tls,
+      {Peer::silent, true, quick_connect, ErrorKind::timeout, "connection timed out"},
+      // A peer that does not speak TLS.
+      {Peer::close_at_once, true, none, ErrorKind::tls,
        "TLS handshake failed: connection closed by peer"},
-      {"peer answers TLS with something else", Peer::garbage, true, none, ErrorKind::tls,
-       "TLS handshake failed: ", true},
-      {"peer closes without answering", Peer::close_after_request, false, none, ErrorKind::closed,
-       "connection closed before a complete response"},
-      {"peer closes in the middle of a response", Peer::partial_response, false, none,
-       ErrorKind::closed, "connection closed before a complete response"},
-      {"peer resets the connection", Peer::reset_after_request, false, none, ErrorKind::io,
-       "connection reset by peer"},
-      {"peer answers something that is not HTTP", Peer::garbage, false, none, ErrorKind::protocol,
-       "malformed status line"},
-      {"peer answers", Peer::answer, false, none, ErrorKind::none, ""},
+      {Peer::garbage, true, none, ErrorKind::tls, "TLS handshake failed: ", true},
+      // A peer that hangs up, before or during its answer, or resets the connection.
+      {Peer::close_after_request, false, none, ErrorKind::closed, closed},
+      {Peer::partial_response, false, none, ErrorKind::closed, closed},
+      {Peer::reset_after_request, false, none, ErrorKind::io, "connection reset by peer"},
+      // An answer that is not HTTP; an answer.
+      {Peer::garbage, false, none, ErrorKind::protocol, "malformed status line"},
+      {Peer::answer, false, none, ErrorKind::none, ""},
   };
   for (const auto& r : rows) {
-    INFO(r.name);
+    INFO("peer " << static_cast<int>(r.peer) << (r.tls ? " over TLS" : ""));
     event::Loop loop;
     TestPeer peer(loop, r.peer);
     http::ClientOptions o;

@@ -4,6 +4,7 @@
 
 #include "event/process.hpp"
 #include "test/unit/testutil.hpp"
+#include "test/unit/tls/fixture.hpp"
 #include "tls/tls.hpp"
 
 using namespace cx;
@@ -11,24 +12,7 @@ using cx::test::TempDir;
 
 namespace {
 
-struct Fixture {
-  TempDir dir;
-  Fixture() {
-    REQUIRE(test::have_openssl());
-    test::make_ca(dir);
-    test::make_leaf(dir, "server", "agent.example", "7f3a9c");
-    test::make_leaf(dir, "client", "ctrl-exec-dispatcher", "0100");
-    test::make_ca(dir, "other");
-    test::make_leaf(dir, "stranger", "ctrl-exec-dispatcher", "a1", "other");
-  }
-  std::shared_ptr<tls::Credentials> creds(const std::string& leaf, const std::string& ca = "ca") {
-    auto c = tls::Credentials::load(leaf.empty() ? "" : dir / (leaf + ".crt"),
-                                    leaf.empty() ? "" : dir / (leaf + ".key"), dir / (ca + ".crt"));
-    INFO(c.message());
-    REQUIRE(c.ok());
-    return *c;
-  }
-};
+using Fixture = test::TlsFixture;
 
 // An echo server: for each connection, handshake, then echo "<serial>|<resumed>|<data>".
 struct EchoServer {
