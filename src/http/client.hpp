@@ -35,10 +35,11 @@ struct ClientOptions {
 
 struct ClientResult {
   // Anything short of the expected responses, by kind:
-  //   dns, refused, unreachable, io  from connecting (event::Connector), with the OS wording;
+  //   dns, refused, unreachable, io  connecting (event::Connector) or a broken connection
+  //                 (event::connection_error), with the OS wording;
   //   timeout       "connection timed out" (connect_timeout_ms, which covers the TLS
   //                 handshake) or "timed out: no complete response within <n>s"
-  //                 (total_timeout_ms);
+  //                 (total_timeout_ms), or the OS's "connection timed out" (ETIMEDOUT);
   //   tls           "TLS handshake failed: ..." (tls::Stream);
   //   read_timeout  "read timeout" (read_timeout_ms without a byte);
   //   closed        "connection closed before a complete response";

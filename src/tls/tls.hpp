@@ -120,8 +120,9 @@ public:
 
   // Client only, before handshake(): try to resume this session.
   void set_session(const Session& session);
-  // Runs the handshake; `done` gets ok or the failure text (e.g. "TLS handshake failed:
-  // X509 - Certificate verification failed ..."). The caller owns any deadline.
+  // Runs the handshake; `done` gets ok or the failure, "TLS handshake failed: ..." (e.g.
+  // "X509 - Certificate verification failed ..."), of kind tls, or of the connection's kind
+  // when the TCP connection timed out or lost its route under it. The caller owns any deadline.
   void handshake(std::function<void(Status)> done);
 
   bool handshake_done() const { return state_ == State::open; }
