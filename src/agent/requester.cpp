@@ -49,25 +49,29 @@ constexpr int kHandoffWaitMs = 120 * 1000;
 // The background child finds the descriptor of its report pipe here.
 constexpr const char* kHandoffEnv = "CTRL_EXEC_PAIRING_HANDOFF";
 
-// The operator's message for a failure to reach the pairing port. It reads the error's words;
-// the one place that does, to be replaced by the error's kind.
-std::string connect_failure(const RequestPairingOptions& o, const std::string& err) {
+// The operator's message for a failure to reach the pairing port, by the failure's kind.
+std::string connect_failure(const RequestPairingOptions& o, const Status& failure) {
+  const std::string& err = failure.message();
   std::string where = o.dispatcher + ":" + std::to_string(o.port);
   std::string hint = "Start pairing mode on the dispatcher first: sudo ctrl-exec-dispatcher "
                      "pairing-mode";
-  if (err.find("cannot resolve") != std::string::npos)
+  switch (failure.kind()) {
+  case ErrorKind::dns:
     return "Cannot resolve the dispatcher '" + o.dispatcher + "': " + err;
-  if (err.find("refused") != std::string::npos)
+  case ErrorKind::refused:
     return "Cannot connect to ctrl-exec at " + where +
            ": connection refused - is pairing mode running?\n" + hint;
-  if (err.find("TLS") != std::string::npos || err.find("closed before") != std::string::npos)
+  case ErrorKind::tls:    // something that does not speak TLS, or not our way
+  case ErrorKind::closed: // a TLS server that hung up before answering
     return "ctrl-exec at " + where + " is not in pairing mode (" + err + ").\n" + hint;
-  if (err.find("unreachable") != std::string::npos || err.find("timed out") != std::string::npos ||
-      err.find("no route") != std::string::npos)
+  case ErrorKind::unreachable:
+  case ErrorKind::timeout:
     return "Cannot reach ctrl-exec at " + where + ": " + err +
            ".\nCheck the address, and that port " + std::to_string(o.port) +
            " is open on the dispatcher.";
-  return "Pairing failed: " + err;
+  default:
+    return "Pairing failed: " + err;
+  }
 }
 
 // A TCP connect with a short deadline, before any key work: our local address on that route
@@ -116,7 +120,7 @@ struct Exchange {
   std::string reqid;
   std::optional<proto::PairResponse> second;
   std::string first_error; // the first response was an error (queue full, invalid hostname)
-  std::string transport_error;
+  Status transport_error;
   bool timed_out = false;
 };
 
@@ -127,7 +131,7 @@ Exchange exchange(const RequestPairingOptions& o, const std::string& request, Ha
   auto cfg = creds.ok() ? tls::Config::client(*creds, tls::PeerCheck::none)
                         : Result<std::shared_ptr<tls::Config>>(creds.status());
   if (!cfg.ok()) {
-    ex.transport_error = cfg.message();
+    ex.transport_error = cfg.status();
     return ex;
   }
   http::ClientOptions co;
@@ -175,9 +179,9 @@ Exchange exchange(const RequestPairingOptions& o, const std::string& request, Ha
       if (second.ok())
         ex.second = std::move(*second);
       else
-        ex.transport_error = second.message();
+        ex.transport_error = second.status();
     } else if (ex.first_error.empty()) {
-      ex.transport_error = r.status.ok() ? "no answer" : r.status.message();
+      ex.transport_error = r.status.ok() ? error("no answer") : r.status;
     }
   };
   call = http::ClientCall::start(loop, std::move(co),
@@ -372,7 +376,7 @@ int request_pairing(const RequestPairingOptions& o) {
   if (o.background && !child) return start_background(o);
 
   auto local_ip = probe(o);
-  if (!local_ip.ok()) return fail(connect_failure(o, local_ip.message()));
+  if (!local_ip.ok()) return fail(connect_failure(o, local_ip.status()));
 
   if (!o.background) out("Generating key and CSR for '" + hostname + "'...\n");
   auto key = pki::generate_key(o.key);
@@ -402,7 +406,7 @@ int request_pairing(const RequestPairingOptions& o) {
     log::warning("pair-timeout", {{"REQID", ex.reqid}});
     return kExitPairingTimeout;
   }
-  if (!ex.second) return fail("Pairing failed: " + ex.transport_error);
+  if (!ex.second) return fail("Pairing failed: " + ex.transport_error.message());
   if (auto st = proto::check_pair_result(*ex.second, nonce); !st.ok()) {
     log::warning("pair-denied", {{"REQID", ex.reqid}, {"REASON", st.message()}});
     bool denied = ex.second->status != "approved";

@@ -63,6 +63,12 @@ std::string AgentReply::status_line() const {
   return reason.empty() ? std::to_string(status) : std::to_string(status) + " " + reason;
 }
 
+Status AgentReply::failure() const {
+  if (status == 0) return error;
+  if (is_2xx()) return Status();
+  return cx::error(status == 403 ? ErrorKind::denied : ErrorKind::http_status, status_line());
+}
+
 Result<std::unique_ptr<AgentClient>> AgentClient::create(const std::string& cert_path,
                                                          const std::string& key_path,
                                                          const std::string& ca_path,
@@ -122,7 +128,7 @@ std::unique_ptr<http::ClientCall> AgentClient::call(event::Loop& loop, std::stri
           reply.reason = resp->reason;
           reply.body = resp->body;
         } else {
-          reply.error = r.status.ok() ? "no response" : r.status.message();
+          reply.error = r.status.ok() ? error("no response") : r.status;
         }
         done(std::move(reply));
       });

@@ -63,17 +63,21 @@ struct AgentReply {
   std::string host; // the connect host (an IP under lookup_by=ip)
   int port = 7443;
   // The HTTP status, or 0 when no response arrived; then `error` holds the transport failure
-  // ("connection refused", "read timeout", "TLS handshake failed: ...").
+  // with its kind (refused, read_timeout, tls, ...: see http::ClientResult).
   int status = 0;
   std::string reason; // the status line's phrase
   std::string body;
-  std::string error;
+  Status error;
   uint64_t rtt_us = 0;
   bool resumed = false; // the TLS handshake resumed a session
 
   bool is_2xx() const { return status >= 200 && status < 300; }
   // The original's error for a non-2xx answer: the status line, "<code> <phrase>".
   std::string status_line() const;
+  // Why the exchange did not succeed: the transport failure; for a non-2xx answer the status
+  // line, of kind denied for a 403 (the agent refused us) and http_status otherwise; ok for a
+  // 2xx answer.
+  Status failure() const;
 };
 
 struct AgentClientCounters {

@@ -49,32 +49,31 @@ std::optional<json::Document> body_object(const AgentReply& r) {
   return std::move(*doc);
 }
 
+// An agent's answer read through its proto struct, leniently as the original reads it (a member
+// of the wrong type counts as absent): the typed view the engine decides and logs by. The
+// result itself passes the agent's JSON object through, every member and its order intact.
+template <typename Reply> Reply read_reply(const json::Value& body) {
+  auto r = Reply::from_json(body, proto::Reading::lenient);
+  CX_CHECK(r.ok()); // the lenient reading fails only for a non-object, and bodies are objects
+  return std::move(*r);
+}
+
+// The body of a 2xx answer as an object, or nullopt (no 2xx answer, or no usable body).
+std::optional<json::Document> answer_body(const AgentReply& r) {
+  if (!r.is_2xx()) return std::nullopt;
+  return body_object(r);
+}
+
 // `body.error // status line`, for 403s.
 std::string forbidden_text(const AgentReply& r) {
   if (auto doc = body_object(r))
-    if (auto e = string_member(*doc, "error")) return "forbidden: " + *e; // `//`: "" is kept
+    if (auto e = read_reply<proto::ErrorReply>(*doc).error) return "forbidden: " + *e; // "" kept
   return "forbidden: " + r.status_line();
 }
 
-// The failure text of an exchange without a 2xx answer: the transport error, or the status line.
-std::string raw_failure(const AgentReply& r) {
-  return r.status == 0 ? r.error : r.status_line();
-}
-
-HostState failure_state(const AgentReply& r) {
-  if (r.status == 403) return HostState::denied;
-  if (r.status != 0) return HostState::error;
-  if (is_timeout_error(r.error)) return HostState::timeout;
-  if (is_unreachable_error(r.error)) return HostState::unreachable;
-  return HostState::error;
-}
-
-// A result object holding the agent's JSON body (for the 2xx answers).
-HostResult from_body(const std::string& name, json::Document body) {
-  HostResult r;
-  r.name = name;
-  r.doc = std::move(body);
-  return r;
+// The operator's text for an exchange without a 2xx answer (the table of result.hpp).
+std::string transport_text(const AgentReply& r) {
+  return failure_text(r.failure(), r.host, r.port);
 }
 
 // Ours (docs/COMPATIBILITY.md): whether the exchange paid a full TLS handshake or resumed a
@@ -83,38 +82,65 @@ log::Field tls_field(const AgentReply& r) {
   return {"TLS", r.resumed ? "resumed" : "full"};
 }
 
-// A failed exchange's result, {status:"error", error, rtt} and its state; callers add their own
-// members, log, then canonicalize.
-HostResult error_result(const std::string& name, const AgentReply& reply, const std::string& err) {
+// An empty result for the exchange `reply` with `name`.
+HostResult new_result(const std::string& name, const AgentReply& reply) {
   HostResult r;
   r.name = name;
   r.rtt_us = reply.rtt_us;
-  set_member(r.doc, "status", "error");
+  return r;
+}
+
+// A failed exchange's result, {status:"error", error, rtt} and its state; callers add their own
+// members, log, then canonicalize.
+HostResult error_result(const std::string& name, const AgentReply& reply, const std::string& err) {
+  HostResult r = new_result(name, reply);
+  set_member(r.doc, "status", proto::kStatusError);
   set_member(r.doc, "error", err);
   set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
-  r.state = reply.is_2xx() ? HostState::error : failure_state(reply);
+  r.state = reply.is_2xx() ? HostState::error : failure_state(reply.failure().kind());
+  return r;
+}
+
+// Which reqid a logged error result carries: none, in its log line, or also as a member.
+enum class Reqid { none, logged, member };
+
+// error_result, logged at ERR as `action` and canonicalised.
+HostResult logged_error_result(const std::string& name, const AgentReply& reply,
+                               const std::string& err, const char* action, Reqid with = Reqid::none,
+                               const std::string& reqid = {}) {
+  HostResult r = error_result(name, reply, err);
+  if (with == Reqid::member) set_member(r.doc, "reqid", reqid);
+  log::Fields fields{
+      {"ERROR", err}, {"RTT", format_rtt(reply.rtt_us)}, {"TARGET", connect_target(reply)}};
+  if (with != Reqid::none) fields.emplace_back("REQID", reqid);
+  log::err(action, fields);
+  canonicalize(r, std::nullopt);
   return r;
 }
 
 // The error text of an exchange without a usable answer (§5.5-§5.9): 403 as "forbidden: ..."
-// where the endpoint reads it so, a 2xx that is not JSON, else the transport rewrite.
-std::string failure_text(const AgentReply& reply, bool forbidden, const char* not_json) {
+// where the endpoint reads it so, a 2xx that is not JSON, else the transport text.
+std::string unusable_text(const AgentReply& reply, bool forbidden, const char* not_json) {
   if (forbidden && reply.status == 403) return forbidden_text(reply);
   if (reply.is_2xx()) return not_json;
-  return rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+  return transport_text(reply);
 }
 
 // A successful exchange's result: the agent's body plus rtt.
 HostResult body_result(const std::string& name, const AgentReply& reply, json::Document body) {
-  HostResult r = from_body(name, std::move(body));
-  r.rtt_us = reply.rtt_us;
+  HostResult r = new_result(name, reply);
+  r.doc = std::move(body);
   set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
   r.state = HostState::ok;
   return r;
 }
 
-std::optional<std::string> take_reported(const HostResult& r) {
-  return string_member(r.doc, "host");
+// The success line of `action` with its fields plus RTT, TARGET and TLS.
+void log_answer(const char* action, const AgentReply& reply, log::Fields fields) {
+  fields.emplace_back("RTT", format_rtt(reply.rtt_us));
+  fields.emplace_back("TARGET", connect_target(reply));
+  fields.push_back(tls_field(reply));
+  log::info(action, fields);
 }
 
 } // namespace
@@ -143,17 +169,15 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
   const std::string rtt = format_rtt(reply.rtt_us);
   const std::string target = connect_target(reply);
   const char* action = spec.async ? "run-async" : "run";
-  HostResult r;
-  r.name = name;
-  r.rtt_us = reply.rtt_us;
+  HostResult r = new_result(name, reply);
 
   if (!reply.is_2xx()) {
     if (spec.async && reply.status == 409) {
       std::string err = std::string(proto::kAsyncBusy);
       if (auto doc = body_object(reply))
-        if (auto e = string_member(*doc, "error")) err = *e;
+        if (auto e = read_reply<proto::AsyncReply>(*doc).error) err = *e;
       set_member(r.doc, "script", spec.script);
-      set_member(r.doc, "status", "busy");
+      set_member(r.doc, "status", proto::kStatusBusy);
       set_member(r.doc, "error", err);
       set_member(r.doc, "rtt", rtt);
       set_member(r.doc, "reqid", spec.reqid);
@@ -161,7 +185,7 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
       log::warning(action, {{"REQID", spec.reqid},
                             {"RTT", rtt},
                             {"SCRIPT", spec.script},
-                            {"STATUS", "busy"},
+                            {"STATUS", std::string(proto::kStatusBusy)},
                             {"TARGET", target}});
       canonicalize(r, std::nullopt);
       return r;
@@ -171,19 +195,19 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
       err = forbidden_text(reply);
     else if (reply.status == 413)
       err = "request too large";
-    else if (to_lower(raw_failure(reply)).find("read timeout") != std::string::npos)
+    else if (reply.failure().kind() == ErrorKind::read_timeout)
       err = "read timeout after " + std::to_string(read_timeout_s) + "s";
     else
-      err = rewrite_transport_error(raw_failure(reply), reply.host, reply.port);
+      err = transport_text(reply);
     set_member(r.doc, "script", spec.script);
     if (spec.async)
-      set_member(r.doc, "status", "error");
+      set_member(r.doc, "status", proto::kStatusError);
     else
       set_member(r.doc, "exit", int64_t{-1});
     set_member(r.doc, "error", err);
     set_member(r.doc, "rtt", rtt);
     set_member(r.doc, "reqid", spec.reqid);
-    r.state = failure_state(reply);
+    r.state = failure_state(reply.failure().kind());
     log::err(action, {{"ERROR", err},
                       {"REQID", spec.reqid},
                       {"RTT", rtt},
@@ -195,147 +219,115 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
 
   auto body = body_object(reply);
   if (!spec.async) {
+    proto::RunResult run; // exit -1
     if (body) {
+      run = read_reply<proto::RunResult>(*body);
       r.doc = std::move(*body);
     } else {
-      set_member(r.doc, "exit", int64_t{-1});
-      set_member(r.doc, "error", "invalid JSON response");
+      run.error = "invalid JSON response";
+      set_member(r.doc, "exit", run.exit);
+      set_member(r.doc, "error", *run.error);
     }
     set_member(r.doc, "rtt", rtt);
     if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", spec.reqid);
-    std::string error = string_member(r.doc, "error").value_or("");
-    if (error.empty())
+    if (!run.error || run.error->empty())
       r.state = HostState::ok;
     else
-      r.state = error.rfind("not authorised", 0) == 0 ? HostState::denied : HostState::error;
-    log::info("run", {{"EXIT", std::to_string(int_member(r.doc, "exit", -1))},
-                      {"REQID", spec.reqid},
-                      {"RTT", rtt},
-                      {"SCRIPT", spec.script},
-                      {"TARGET", target},
-                      tls_field(reply)});
+      r.state = proto::is_not_authorised(*run.error) ? HostState::denied : HostState::error;
+    log_answer(
+        "run", reply,
+        {{"EXIT", std::to_string(run.exit)}, {"REQID", spec.reqid}, {"SCRIPT", spec.script}});
   } else {
+    proto::AsyncReply submitted;
     if (body) {
+      submitted = read_reply<proto::AsyncReply>(*body);
       r.doc = std::move(*body);
     } else {
+      submitted.status = proto::kStatusError;
       set_member(r.doc, "script", spec.script);
-      set_member(r.doc, "status", "error");
+      set_member(r.doc, "status", submitted.status);
       set_member(r.doc, "error", "invalid JSON response");
     }
     set_member(r.doc, "rtt", rtt);
     if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", spec.reqid);
-    std::string status = string_member(r.doc, "status").value_or("");
-    r.state = status == "accepted" ? HostState::ok
-              : status == "busy"   ? HostState::busy
-                                   : HostState::error;
-    log::info("run-async", {{"REQID", spec.reqid},
-                            {"RTT", rtt},
-                            {"SCRIPT", spec.script},
-                            {"STATUS", status.empty() ? "accepted" : status},
-                            {"TARGET", target},
-                            tls_field(reply)});
+    const std::string& status = submitted.status;
+    r.state = status == proto::kStatusAccepted ? HostState::ok
+              : status == proto::kStatusBusy   ? HostState::busy
+                                               : HostState::error;
+    log_answer("run-async", reply,
+               {{"REQID", spec.reqid},
+                {"SCRIPT", spec.script},
+                {"STATUS", status.empty() ? std::string(proto::kStatusAccepted) : status}});
   }
-  canonicalize(r, take_reported(r));
+  canonicalize(r, proto::reported_host(r.doc)); // still the agent's `host`
   return r;
 }
 
-HostResult ping_result(const std::string& name, const AgentReply& reply,
-                       const std::string& reqid) {
-  const std::string rtt = format_rtt(reply.rtt_us);
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+HostResult ping_result(const std::string& name, const AgentReply& reply, const std::string& reqid) {
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
-    std::string err = reply.status == 413 ? "request too large"
-                                          : failure_text(reply, true, "invalid JSON");
-    HostResult r = error_result(name, reply, err);
-    log::err("ping",
-             {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
-    canonicalize(r, std::nullopt);
-    return r;
+    std::string err =
+        reply.status == 413 ? "request too large" : unusable_text(reply, true, "invalid JSON");
+    return logged_error_result(name, reply, err, "ping", Reqid::logged, reqid);
   }
   HostResult r = body_result(name, reply, std::move(*body));
-  log::info("ping", {{"REQID", reqid},
-                     {"RESULT", "ok"},
-                     {"RTT", rtt},
-                     {"TARGET", connect_target(reply)},
-                     tls_field(reply)});
-  canonicalize(r, take_reported(r));
+  log_answer("ping", reply, {{"REQID", reqid}, {"RESULT", "ok"}});
+  canonicalize(r, proto::reported_host(r.doc));
   return r;
 }
 
 HostResult capabilities_result(const std::string& name, const AgentReply& reply) {
-  const std::string rtt = format_rtt(reply.rtt_us);
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
-    // Every failure, 403 included, goes through the transport rewrite only (§5.7).
-    std::string err = failure_text(reply, false, "invalid JSON");
-    HostResult r = error_result(name, reply, err);
-    log::err("capabilities", {{"ERROR", err}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
-    canonicalize(r, std::nullopt);
-    return r;
+    // Every failure, 403 included, goes through the transport text only (§5.7).
+    return logged_error_result(name, reply, unusable_text(reply, false, "invalid JSON"),
+                               "capabilities");
   }
+  auto caps = read_reply<proto::CapabilitiesReply>(*body);
   HostResult r = body_result(name, reply, std::move(*body));
-  size_t scripts = 0;
-  if (const json::Value* s = json::find(r.doc, "scripts"); s && s->IsArray()) scripts = s->Size();
-  log::info("capabilities", {{"RTT", rtt},
-                             {"SCRIPTS", std::to_string(scripts)},
-                             {"TARGET", connect_target(reply)},
-                             tls_field(reply)});
-  canonicalize(r, take_reported(r));
+  log_answer("capabilities", reply, {{"SCRIPTS", std::to_string(caps.scripts.size())}});
+  canonicalize(r, proto::reported_host(r.doc));
   return r;
 }
 
 HostResult fetch_result(const std::string& name, const AgentReply& reply,
                         const std::string& reqid) {
-  const std::string rtt = format_rtt(reply.rtt_us);
   if (reply.status == 404) {
-    HostResult r;
-    r.name = name;
-    r.rtt_us = reply.rtt_us;
-    set_member(r.doc, "status", "unknown");
+    HostResult r = new_result(name, reply);
+    set_member(r.doc, "status", proto::kStatusUnknown);
     set_member(r.doc, "reqid", reqid);
-    set_member(r.doc, "rtt", rtt);
+    set_member(r.doc, "rtt", format_rtt(reply.rtt_us));
     r.state = HostState::ok;
     canonicalize(r, std::nullopt);
     return r;
   }
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
-    std::string err = failure_text(reply, true, "invalid JSON");
-    HostResult r = error_result(name, reply, err);
-    set_member(r.doc, "reqid", reqid);
-    log::err("result",
-             {{"ERROR", err}, {"REQID", reqid}, {"RTT", rtt}, {"TARGET", connect_target(reply)}});
-    canonicalize(r, std::nullopt);
-    return r;
+    return logged_error_result(name, reply, unusable_text(reply, true, "invalid JSON"), "result",
+                               Reqid::member, reqid);
   }
+  auto record = read_reply<proto::ResultRecord>(*body);
   HostResult r = body_result(name, reply, std::move(*body));
   if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", reqid);
-  log::info("result", {{"REQID", reqid},
-                       {"RTT", rtt},
-                       {"STATUS", string_member(r.doc, "status").value_or("unknown")},
-                       {"TARGET", connect_target(reply)},
-                       tls_field(reply)});
-  canonicalize(r, take_reported(r));
+  log_answer("result", reply, {{"REQID", reqid}, {"STATUS", record.status}});
+  canonicalize(r, proto::reported_host(r.doc));
   return r;
 }
 
 HostResult rotate_result(const std::string& name, const AgentReply& reply) {
-  std::optional<json::Document> body;
-  if (reply.is_2xx()) body = body_object(reply);
+  std::optional<json::Document> body = answer_body(reply);
   if (!body) {
-    HostResult r = error_result(name, reply, failure_text(reply, true, "invalid JSON response"));
+    HostResult r = error_result(name, reply, unusable_text(reply, true, "invalid JSON response"));
     set_member(r.doc, "exit", int64_t{-1});
     canonicalize(r, std::nullopt);
     return r;
   }
+  auto rotated = read_reply<proto::RotateReply>(*body);
   HostResult r = body_result(name, reply, std::move(*body));
-  bool ok = string_member(r.doc, "status") == "ok";
+  bool ok = rotated.status == proto::kStatusOk;
   if (!json::find(r.doc, "exit")) set_member(r.doc, "exit", int64_t{ok ? 0 : -1});
   r.state = ok ? HostState::ok : HostState::error;
-  canonicalize(r, take_reported(r));
+  canonicalize(r, proto::reported_host(r.doc));
   return r;
 }
 
@@ -443,7 +435,7 @@ void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, si
     HostResult r;
     r.name = t.name;
     r.target = t.target;
-    set_member(r.doc, "status", "error");
+    set_member(r.doc, "status", proto::kStatusError);
     set_member(r.doc, "exit", int64_t{-1});
     set_member(r.doc, "error", st.message());
     canonicalize(r, std::nullopt);
@@ -581,10 +573,10 @@ void Engine::renew_due(const Results& pings, std::function<void()> done) {
   auto queue = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
   int64_t now = unix_now();
   for (const auto& p : pings) {
-    if (p.state != HostState::ok || string_member(p.doc, "status") != "ok") continue;
-    std::string expiry = string_member(p.doc, "expiry").value_or("");
-    if (expiry.empty() || truthy_member(p.doc, "staged")) continue;
-    if (!renewal_due(expiry, config_.renewal_cert_days(), now)) continue;
+    if (p.state != HostState::ok) continue;
+    auto ping = read_reply<proto::PingReply>(p.doc); // the agent's answer, with our members
+    if (ping.status != proto::kStatusOk || ping.expiry.empty() || ping.staged) continue;
+    if (!renewal_due(ping.expiry, config_.renewal_cert_days(), now)) continue;
     queue->emplace_back(p.name, p.target);
   }
   renew_one(queue, 0, std::move(done));
@@ -616,9 +608,6 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
       renew_one(queue, index + 1, done);
     });
   };
-  auto failure_of = [](const AgentReply& r) {
-    return r.status == 0 ? rewrite_transport_error(r.error, r.host, r.port) : r.status_line();
-  };
 
   if (Status st = init(); !st.ok()) {
     log::err("renew", {{"ERROR", st.message()}, {"TARGET", where}});
@@ -627,13 +616,13 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
   AgentClient* client = client_.get(); // kept alive by the engine, as in exchange_all
   renew_calls_.push_back(client->call(
       loop_, target, default_port_, "POST", "/renew", proto::RenewRequest{reqid}.to_json(),
-      [this, client, name, target, where, reqid, next, failure_of](AgentReply reply) {
-        if (!reply.is_2xx()) return next(failure_of(reply));
+      [this, client, name, target, where, reqid, next](AgentReply reply) {
+        if (!reply.is_2xx()) return next(transport_text(reply));
         auto doc = json::parse(reply.body);
         if (!doc.ok()) return next("invalid JSON response");
         auto renew = proto::RenewReply::from_json(*doc);
         if (!renew.ok()) return next(renew.message());
-        if (renew->status != "ok" || !renew->csr || renew->csr->empty())
+        if (renew->status != proto::kStatusOk || !renew->csr || renew->csr->empty())
           return next(renew->error.value_or("agent returned no CSR"));
         pki::CaStore store{config_.ca_dir.empty() ? paths::dispatcher_etc() : config_.ca_dir};
         pki::IssueOptions opts;
@@ -645,25 +634,27 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
         proto::RenewCompleteRequest complete{issued->cert_pem, issued->ca_pem, reqid};
         std::string cert = issued->cert_pem;
         retire_renew_call();
-        renew_calls_.push_back(client->call(
-            loop_, target, default_port_, "POST", "/renew-complete", complete.to_json(),
-            [this, name, where, reqid, cert, next, failure_of](AgentReply r2) {
-              if (!r2.is_2xx()) return next(failure_of(r2));
-              // The original recorded a renewal on any 2xx; we also require the agent to say
-              // it staged the cert (docs/COMPATIBILITY.md).
-              auto d2 = json::parse(r2.body);
-              if (!d2.ok()) return next("invalid JSON response");
-              auto rc = proto::RenewCompleteReply::from_json(*d2);
-              if (!rc.ok()) return next(rc.message());
-              if (rc->status != "ok") return next(rc->error.value_or("agent did not stage the cert"));
-              std::string expiry = "unknown";
-              if (auto info = pki::cert_info(cert); info.ok()) expiry = openssl_time(info->not_after);
-              if (auto up = registry_.update_expiry(name, expiry); !up.ok())
-                return next("cannot record the new expiry: " + up.message());
-              log::info("renew-complete",
-                        {{"EXPIRY", expiry}, {"REQID", reqid}, {"TARGET", where}});
-              next("");
-            }));
+        renew_calls_.push_back(
+            client->call(loop_, target, default_port_, "POST", "/renew-complete",
+                         complete.to_json(), [this, name, where, reqid, cert, next](AgentReply r2) {
+                           if (!r2.is_2xx()) return next(transport_text(r2));
+                           // The original recorded a renewal on any 2xx; we also require the agent
+                           // to say it staged the cert (docs/COMPATIBILITY.md).
+                           auto d2 = json::parse(r2.body);
+                           if (!d2.ok()) return next("invalid JSON response");
+                           auto rc = proto::RenewCompleteReply::from_json(*d2);
+                           if (!rc.ok()) return next(rc.message());
+                           if (rc->status != proto::kStatusOk)
+                             return next(rc->error.value_or("agent did not stage the cert"));
+                           std::string expiry = "unknown";
+                           if (auto info = pki::cert_info(cert); info.ok())
+                             expiry = openssl_time(info->not_after);
+                           if (auto up = registry_.update_expiry(name, expiry); !up.ok())
+                             return next("cannot record the new expiry: " + up.message());
+                           log::info("renew-complete",
+                                     {{"EXPIRY", expiry}, {"REQID", reqid}, {"TARGET", where}});
+                           next("");
+                         }));
       }));
 }
 

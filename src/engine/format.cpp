@@ -6,6 +6,7 @@
 
 #include "base/strings.hpp"
 #include "engine/result.hpp"
+#include "proto/agent_wire.hpp"
 
 namespace cx::engine {
 
@@ -79,9 +80,9 @@ std::string format_async_submit(const std::string& reqid,
   std::string out = "Submitted async run  req:" + reqid + "\n";
   for (const json::Value* r : results) {
     std::string status = string_member(*r, "status").value_or("error");
-    if (status == "accepted")
+    if (status == proto::kStatusAccepted)
       out += "==> " + host_label(*r) + "  [accepted  " + scalar(*r, "rtt", "") + "]\n";
-    else if (status == "busy")
+    else if (status == proto::kStatusBusy)
       out += "==> " + host_label(*r) + "  [BUSY: " + scalar(*r, "error", "already running") + "]\n";
     else
       out += "==> " + host_label(*r) + "  [ERROR: " + scalar(*r, "error", "submit failed") + "]\n";
@@ -111,11 +112,11 @@ std::string format_status(const json::Value& record) {
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [name, h] : sorted) {
     std::string status = string_member(*h, "status").value_or("unknown");
-    if (status == "done") {
+    if (status == proto::kStatusDone) {
       out += strprintf("==> %s  [done  exit:%lld]\n", name.c_str(),
                        static_cast<long long>(int_member(*h, "exit", -1)));
       append_output(out, *h, false);
-    } else if (status == "accepted" || status == "running") {
+    } else if (status == proto::kStatusAccepted || status == proto::kStatusRunning) {
       out += "==> " + name + "  [" + status + "]\n";
       if (const json::Value* fe = json::find(*h, "fetch_error"); fe && !fe->IsNull())
         out += "    (fetch pending: " + scalar(*h, "fetch_error", "") + ")\n";

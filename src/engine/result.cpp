@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 
 #include "base/strings.hpp"
+#include "proto/agent_wire.hpp"
 
 namespace cx::engine {
 
@@ -45,72 +47,67 @@ HostPort parse_host(std::string_view target, int default_port) {
   return hp;
 }
 
+const FailureRow kFailureTable[] = {
+    {ErrorKind::none, HostState::ok, ""},
+    {ErrorKind::other, HostState::error, "{error}"},
+    {ErrorKind::dns, HostState::unreachable,
+     "host '{host}' did not resolve - check the name or use an IP address"},
+    {ErrorKind::refused, HostState::unreachable,
+     "host '{host}' did not respond on port {port} - connection refused (agent not running, or "
+     "wrong port?)"},
+    {ErrorKind::unreachable, HostState::unreachable,
+     "host '{host}' is unreachable - no route to host or network down"},
+    {ErrorKind::timeout, HostState::timeout, "host '{host}' did not respond - connection timed out"},
+    // The run endpoint words its own ("read timeout after <T>s", §5.4); the others use this.
+    {ErrorKind::read_timeout, HostState::timeout,
+     "host '{host}' did not respond - connection timed out"},
+    {ErrorKind::closed, HostState::error, "{error}"},
+    {ErrorKind::tls, HostState::error,
+     "TLS handshake with '{host}' failed - certificate or trust mismatch"},
+    {ErrorKind::io, HostState::error, "{error}"},
+    {ErrorKind::protocol, HostState::error, "{error}"},
+    // The status line ("500 Internal Server Error"), as the original passes it through.
+    {ErrorKind::http_status, HostState::error, "{error}"},
+    {ErrorKind::denied, HostState::denied, "{error}"},
+    {ErrorKind::config, HostState::error, "{error}"},
+};
+const size_t kFailureTableSize = std::size(kFailureTable);
+
 namespace {
-
-bool has_any(const std::string& lower, std::initializer_list<std::string_view> needles) {
-  for (auto n : needles)
-    if (lower.find(n) != std::string::npos) return true;
-  return false;
+const FailureRow& failure_row(ErrorKind kind) {
+  const FailureRow& row = kFailureTable[static_cast<size_t>(kind)];
+  CX_CHECK(row.kind == kind); // the table is in the enum's order
+  return row;
 }
-
-bool is_word(char c) {
-  return is_word_char(c);
-}
-
-// `\b<word>\b` in an already lower-cased text.
-bool has_word(const std::string& lower, std::string_view word) {
-  size_t pos = 0;
-  while ((pos = lower.find(word, pos)) != std::string::npos) {
-    bool left = pos == 0 || !is_word(lower[pos - 1]);
-    size_t end = pos + word.size();
-    bool right = end >= lower.size() || !is_word(lower[end]);
-    if (left && right) return true;
-    pos += 1;
-  }
-  return false;
-}
-
-bool dns_failure(const std::string& l) {
-  return has_any(l, {"bad hostname", "name or service not known", "nodename nor servname",
-                     "temporary failure in name", "cannot resolve", "no address associated"});
-}
-bool refused(const std::string& l) {
-  return l.find("connection refused") != std::string::npos;
-}
-bool no_route(const std::string& l) {
-  return has_any(l, {"no route to host", "network is unreachable", "host is unreachable"});
-}
-bool timed_out(const std::string& l) {
-  return l.find("timed out") != std::string::npos || has_word(l, "timeout");
-}
-bool tls_failure(const std::string& l) {
-  return l.find("ssl connect") != std::string::npos || has_word(l, "ssl") || has_word(l, "tls") ||
-         has_any(l, {"certificate", "handshake", "verify failed"});
-}
-
 } // namespace
 
-std::string rewrite_transport_error(std::string_view error, std::string_view host, int port) {
-  std::string l = to_lower(error);
-  std::string h(host);
-  if (dns_failure(l)) return "host '" + h + "' did not resolve - check the name or use an IP address";
-  if (refused(l))
-    return "host '" + h + "' did not respond on port " + std::to_string(port) +
-           " - connection refused (agent not running, or wrong port?)";
-  if (no_route(l)) return "host '" + h + "' is unreachable - no route to host or network down";
-  if (timed_out(l)) return "host '" + h + "' did not respond - connection timed out";
-  if (tls_failure(l)) return "TLS handshake with '" + h + "' failed - certificate or trust mismatch";
-  return std::string(error);
+HostState failure_state(ErrorKind kind) {
+  return failure_row(kind).state;
 }
 
-bool is_timeout_error(std::string_view error) {
-  std::string l = to_lower(error);
-  return !dns_failure(l) && !refused(l) && !no_route(l) && timed_out(l);
-}
-
-bool is_unreachable_error(std::string_view error) {
-  std::string l = to_lower(error);
-  return dns_failure(l) || refused(l) || no_route(l);
+std::string failure_text(const Status& failure, std::string_view host, int port) {
+  std::string_view text = failure_row(failure.kind()).text;
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t open = text.find('{', pos);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find('}', open);
+    CX_CHECK(close != std::string_view::npos);
+    std::string_view name = text.substr(open + 1, close - open - 1);
+    out.append(text.substr(pos, open - pos));
+    if (name == "host") {
+      out.append(host);
+    } else if (name == "port") {
+      out.append(std::to_string(port));
+    } else {
+      CX_CHECK(name == "error");
+      out.append(failure.message());
+    }
+    pos = close + 1;
+  }
+  out.append(text.substr(pos));
+  return out;
 }
 
 void set_member(json::Document& doc, std::string_view key, std::string_view value) {
@@ -154,20 +151,7 @@ std::optional<std::string> string_member(const json::Value& obj, std::string_vie
 int64_t int_member(const json::Value& obj, std::string_view key, int64_t fallback) {
   const json::Value* v = json::find(obj, key);
   if (!v) return fallback;
-  if (v->IsInt64()) return v->GetInt64();
-  if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
-  if (v->IsDouble()) {
-    // Clamped first: converting an out-of-range double is undefined (an agent may send 1e300).
-    double d = v->GetDouble();
-    if (!(d > -9.2e18)) return d != d ? fallback : INT64_MIN; // NaN cannot come from JSON
-    if (d > 9.2e18) return INT64_MAX;
-    return static_cast<int64_t>(d);
-  }
-  if (v->IsString()) {
-    if (auto n = parse_int(trim(std::string_view(v->GetString(), v->GetStringLength()))))
-      return *n;
-  }
-  return fallback;
+  return proto::loose_integer(*v).value_or(fallback);
 }
 
 bool truthy_member(const json::Value& obj, std::string_view key) {

@@ -1,7 +1,7 @@
 // Per-host results of a fan-out, as the original reports them (dispatcher-and-api §5): a JSON
 // object per host (RunResult, AsyncSubmitResult, PingResult, HostCapabilities, result fetch,
 // rotate), plus our explicit per-host `state`. Also the exact strings the original derives from
-// a failed exchange: the transport-error rewrite (§5.8) and the rtt text.
+// a failed exchange: the table of failure kinds (the texts of §5.8) and the rtt text.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.hpp"
 #include "json/json.hpp"
 
 namespace cx::engine {
@@ -47,13 +48,26 @@ struct HostPort {
 };
 HostPort parse_host(std::string_view target, int default_port = 0);
 
-// The transport-error rewrite of §5.8, tried in order, case-insensitively; anything else is
-// returned unchanged. `host` is the connect host, `port` the connect port.
-std::string rewrite_transport_error(std::string_view error, std::string_view host, int port);
+// How a failed exchange is shown and counted, by the kind of its failure: the per-host state,
+// and the operator's text. The texts are those of the original's transport-error rewrite
+// (§5.8), which sorted LWP's error texts into the same five classes (name, refused, route,
+// timeout, TLS) that our kinds name where the error happens; every other failure shows its
+// own message. In `text`, {host} is the connect host, {port} the connect port and {error} the
+// failure's own message.
+struct FailureRow {
+  ErrorKind kind;
+  HostState state;
+  std::string_view text;
+};
+// One row per ErrorKind, in the enum's order.
+extern const FailureRow kFailureTable[];
+extern const size_t kFailureTableSize;
 
-// Whether a transport failure text means a timeout / an unreachable host (for HostState).
-bool is_timeout_error(std::string_view error);
-bool is_unreachable_error(std::string_view error);
+// The row's state for `kind` (ok for none).
+HostState failure_state(ErrorKind kind);
+// The row's text for `failure` ("" for success). `host` is the connect host (an IP under
+// lookup_by=ip), `port` the connect port.
+std::string failure_text(const Status& failure, std::string_view host, int port);
 
 // Small DOM helpers for result objects.
 void set_member(json::Document& doc, std::string_view key, std::string_view value);

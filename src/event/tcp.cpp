@@ -8,6 +8,37 @@
 
 namespace cx::event {
 
+ErrorKind connection_error_kind(int uv_code) {
+  switch (uv_code) {
+  case UV_ECONNREFUSED:
+    return ErrorKind::refused;
+  case UV_EHOSTUNREACH:
+  case UV_ENETUNREACH:
+    return ErrorKind::unreachable;
+  case UV_ETIMEDOUT:
+    return ErrorKind::timeout;
+  case UV_EAI_ADDRFAMILY:
+  case UV_EAI_AGAIN:
+  case UV_EAI_BADFLAGS:
+  case UV_EAI_BADHINTS:
+  case UV_EAI_FAIL:
+  case UV_EAI_FAMILY:
+  case UV_EAI_NODATA:
+  case UV_EAI_NONAME:
+  case UV_EAI_OVERFLOW:
+  case UV_EAI_PROTOCOL:
+  case UV_EAI_SERVICE:
+  case UV_EAI_SOCKTYPE:
+    return ErrorKind::dns;
+  default:
+    return ErrorKind::io;
+  }
+}
+
+Status connection_error(int uv_code) {
+  return error(connection_error_kind(uv_code), uv_error(uv_code));
+}
+
 std::optional<SockAddr> SockAddr::from_ip(const std::string& ip, int port) {
   SockAddr a;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
@@ -173,20 +204,23 @@ void TcpStream::set_nodelay(bool on) {
   if (h_) uv_tcp_nodelay(h_, on ? 1 : 0);
 }
 
-SockAddr TcpStream::peer() const {
+namespace {
+// One end of a TCP handle (uv_tcp_getpeername or uv_tcp_getsockname); empty when unknown.
+SockAddr handle_address(const uv_tcp_t* h, int (*query)(const uv_tcp_t*, sockaddr*, int*)) {
   SockAddr a;
   int len = sizeof a.storage;
-  if (h_ && uv_tcp_getpeername(h_, reinterpret_cast<sockaddr*>(&a.storage), &len) == 0)
+  if (h && query(h, reinterpret_cast<sockaddr*>(&a.storage), &len) == 0)
     a.len = static_cast<socklen_t>(len);
   return a;
 }
+} // namespace
+
+SockAddr TcpStream::peer() const {
+  return handle_address(h_, uv_tcp_getpeername);
+}
 
 SockAddr TcpStream::local() const {
-  SockAddr a;
-  int len = sizeof a.storage;
-  if (h_ && uv_tcp_getsockname(h_, reinterpret_cast<sockaddr*>(&a.storage), &len) == 0)
-    a.len = static_cast<socklen_t>(len);
-  return a;
+  return handle_address(h_, uv_tcp_getsockname);
 }
 
 // --- TcpListener -----------------------------------------------------------------------------
@@ -209,22 +243,19 @@ Status TcpListener::listen(const std::string& bind_ip, int port, int backlog,
       auto fn = self->on_connection_;
       fn();
     });
-  if (rc != 0) return error(uv_error(rc));
+  if (rc != 0) return connection_error(rc);
   return {};
 }
 
 Result<std::unique_ptr<TcpStream>> TcpListener::accept() {
   auto stream = std::make_unique<TcpStream>(loop_);
   int rc = uv_accept(reinterpret_cast<uv_stream_t*>(h_), stream->stream());
-  if (rc != 0) return error("accept failed: " + uv_error(rc));
+  if (rc != 0) return error(ErrorKind::io, "accept failed: " + uv_error(rc));
   return stream;
 }
 
 int TcpListener::local_port() const {
-  SockAddr a;
-  int len = sizeof a.storage;
-  if (!h_ || uv_tcp_getsockname(h_, reinterpret_cast<sockaddr*>(&a.storage), &len) != 0) return 0;
-  return a.port();
+  return handle_address(h_, uv_tcp_getsockname).port();
 }
 
 void TcpListener::close() {
@@ -242,7 +273,7 @@ struct Connector::State {
   bool finished = false;
   std::vector<SockAddr> addrs;
   size_t next = 0;
-  std::string last_error;
+  Status last_error; // of the last address tried
   std::unique_ptr<TcpStream> attempt;
   std::unique_ptr<Timer> deadline;
 
@@ -260,6 +291,10 @@ struct Connector::State {
 namespace {
 void try_next(const std::shared_ptr<Connector::State>& st);
 
+Status resolve_failure(const std::string& host, int uv_code) {
+  return error(ErrorKind::dns, "cannot resolve host '" + host + "': " + uv_error(uv_code));
+}
+
 struct ConnectReq {
   uv_connect_t req;
   std::shared_ptr<Connector::State> st;
@@ -274,7 +309,7 @@ void try_next(const std::shared_ptr<Connector::State>& st) {
   if (st->finished) return;
   if (st->next >= st->addrs.size()) {
     st->attempt.reset();
-    st->finish(error(st->last_error.empty() ? "no address to connect to" : st->last_error));
+    st->finish(st->last_error.ok() ? error("no address to connect to") : st->last_error);
     return;
   }
   const SockAddr& addr = st->addrs[st->next++];
@@ -290,13 +325,13 @@ void try_next(const std::shared_ptr<Connector::State>& st) {
           st->finish(std::move(st->attempt));
           return;
         }
-        st->last_error = uv_error(status);
+        st->last_error = connection_error(status);
         st->attempt.reset();
         try_next(st);
       });
   if (rc != 0) {
     delete c;
-    st->last_error = uv_error(rc);
+    st->last_error = connection_error(rc);
     st->attempt.reset();
     try_next(st);
   }
@@ -324,7 +359,7 @@ void Connector::connect(const std::string& host, int port, uint64_t timeout_ms, 
     st->deadline->start(timeout_ms, [weak] {
       if (auto s = weak.lock()) {
         s->attempt.reset();
-        s->finish(error("connection timed out"));
+        s->finish(error(ErrorKind::timeout, "connection timed out"));
       }
     });
   }
@@ -348,7 +383,7 @@ void Connector::connect(const std::string& host, int port, uint64_t timeout_ms, 
         }
         if (status != 0) {
           uv_freeaddrinfo(res);
-          st->finish(error("cannot resolve host '" + st->host + "': " + uv_error(status)));
+          st->finish(resolve_failure(st->host, status));
           return;
         }
         // IPv4 first: agents listen on the IPv4 wildcard (agent-and-wire §2.2).
@@ -370,7 +405,7 @@ void Connector::connect(const std::string& host, int port, uint64_t timeout_ms, 
       host.c_str(), nullptr, &hints);
   if (rc != 0) {
     delete r;
-    st->finish(error("cannot resolve host '" + host + "': " + uv_error(rc)));
+    st->finish(resolve_failure(host, rc));
   }
 }
 

@@ -14,6 +14,13 @@
 
 namespace cx::event {
 
+// The kind of a libuv error on a connection: ECONNREFUSED is refused, EHOSTUNREACH and
+// ENETUNREACH unreachable, ETIMEDOUT timeout, a getaddrinfo error (UV_EAI_*) dns, anything
+// else io.
+ErrorKind connection_error_kind(int uv_code);
+// That kind with libuv's wording ("connection refused").
+Status connection_error(int uv_code);
+
 class TcpStream final : public Transport {
 public:
   using DoneFn = std::function<void(int status)>;
@@ -86,9 +93,10 @@ public:
   Connector& operator=(const Connector&) = delete;
 
   // `host` is an IP literal or a name (resolved with getaddrinfo on the thread pool). Each
-  // address is tried in turn until one connects or `timeout_ms` (total) passes. Error texts
-  // keep the OS wording ("connection refused", "connection timed out", "cannot resolve
-  // host 'x': ...") that the dispatcher's transport-error rewrite keys on.
+  // address is tried in turn until one connects or `timeout_ms` (total) passes. Errors carry
+  // their kind (dns, refused, unreachable, timeout, io) and the OS wording ("connection
+  // refused", "connection timed out", "cannot resolve host 'x': ..."), which operators see
+  // where no table rewrites it (the pairing requester's "Pairing failed: ...").
   void connect(const std::string& host, int port, uint64_t timeout_ms, DoneFn done);
 
   struct State; // shared with in-flight libuv requests, which may outlive this object

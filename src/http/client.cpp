@@ -39,16 +39,16 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
     if (fn) fn(std::move(result));
   }
 
-  void arm(uint64_t ms, const char* what) {
+  // (Re)starts the phase timer, which ends the call with `expiry` (0 ms: stops it).
+  void arm(uint64_t ms, const Status& expiry) {
     if (!timer) timer = std::make_unique<event::Timer>(loop);
     if (ms == 0) {
       timer->stop();
       return;
     }
     std::weak_ptr<State> weak = weak_from_this();
-    std::string text = what;
-    timer->start(ms, [weak, text] {
-      if (auto s = weak.lock()) s->finish(error(text));
+    timer->start(ms, [weak, expiry] {
+      if (auto s = weak.lock()) s->finish(expiry);
     });
   }
 
@@ -80,7 +80,7 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
 
   void send_request() {
     std::weak_ptr<State> weak = weak_from_this();
-    arm(opts.read_timeout_ms, "read timeout");
+    arm(opts.read_timeout_ms, read_timeout());
     transport->read_start(
         [weak](std::string_view d) {
           if (auto s = weak.lock()) s->on_data(d);
@@ -93,13 +93,13 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
 
   void on_data(std::string_view data) {
     if (finished) return;
-    arm(opts.read_timeout_ms, "read timeout"); // any byte counts as activity
+    arm(opts.read_timeout_ms, read_timeout()); // any byte counts as activity
     std::weak_ptr<State> weak = weak_from_this();
     while (!data.empty()) {
       Progress p = parser.feed(data);
       if (p.status == ParseStatus::need_more) return;
       if (p.status == ParseStatus::error) {
-        finish(error(std::string(parser.error_message())));
+        finish(error(ErrorKind::protocol, std::string(parser.error_message())));
         return;
       }
       if (!complete_one()) return;
@@ -127,14 +127,19 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
   void on_end(int status) {
     if (finished) return;
     if (status == UV_EOF && parser.finish() == ParseStatus::complete) {
-      if (complete_one()) finish(error("connection closed before a complete response"));
+      if (complete_one()) finish(closed_early());
       return;
     }
     if (status != UV_EOF && status != UV_EPROTO) {
-      finish(error(event::uv_error(status)));
+      finish(event::connection_error(status));
       return;
     }
-    finish(error("connection closed before a complete response"));
+    finish(closed_early());
+  }
+
+  static Status read_timeout() { return error(ErrorKind::read_timeout, "read timeout"); }
+  static Status closed_early() {
+    return error(ErrorKind::closed, "connection closed before a complete response");
   }
 };
 
@@ -151,13 +156,14 @@ std::unique_ptr<ClientCall> ClientCall::start(event::Loop& loop, ClientOptions o
   st->connector = std::make_unique<event::Connector>(loop);
   std::weak_ptr<State> weak = st;
   // The connect deadline also covers the TLS handshake.
-  st->arm(st->opts.connect_timeout_ms, "connection timed out");
+  st->arm(st->opts.connect_timeout_ms, error(ErrorKind::timeout, "connection timed out"));
   if (st->opts.total_timeout_ms > 0) {
     st->deadline = std::make_unique<event::Timer>(loop);
-    std::string text = "timed out: no complete response within " +
-                       std::to_string((st->opts.total_timeout_ms + 999) / 1000) + "s";
-    st->deadline->start(st->opts.total_timeout_ms, [weak, text] {
-      if (auto s = weak.lock()) s->finish(error(text));
+    Status expiry = error(ErrorKind::timeout,
+                          "timed out: no complete response within " +
+                              std::to_string((st->opts.total_timeout_ms + 999) / 1000) + "s");
+    st->deadline->start(st->opts.total_timeout_ms, [weak, expiry] {
+      if (auto s = weak.lock()) s->finish(expiry);
     });
   }
   st->connector->connect(st->opts.host, st->opts.port, st->opts.connect_timeout_ms,

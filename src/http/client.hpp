@@ -34,10 +34,17 @@ struct ClientOptions {
 };
 
 struct ClientResult {
-  // Failure text for anything short of the expected responses: "connection refused",
-  // "cannot resolve host 'x': ...", "connection timed out", "TLS handshake failed: ...",
-  // "read timeout", "timed out: no complete response within <n>s" (total_timeout_ms),
-  // "connection closed before a complete response".
+  // Anything short of the expected responses, by kind:
+  //   dns, refused, unreachable, io  connecting (event::Connector) or a broken connection
+  //                 (event::connection_error), with the OS wording;
+  //   timeout       "connection timed out" (connect_timeout_ms, which covers the TLS
+  //                 handshake) or "timed out: no complete response within <n>s"
+  //                 (total_timeout_ms), or the OS's "connection timed out" (ETIMEDOUT);
+  //   tls           "TLS handshake failed: ..." (tls::Stream);
+  //   read_timeout  "read timeout" (read_timeout_ms without a byte);
+  //   closed        "connection closed before a complete response";
+  //   protocol      the response parser's error ("malformed status line", ...).
+  // An HTTP error status is not a failure here: it is a response.
   Status status;
   std::vector<Response> responses; // complete responses, in order
   bool tls_resumed = false;

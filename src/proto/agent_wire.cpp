@@ -1,6 +1,11 @@
 // The JSON messages of port 7443; see agent_wire.hpp.
 #include "proto/agent_wire.hpp"
 
+#include <array>
+#include <iterator>
+#include <utility>
+
+#include "base/strings.hpp"
 #include "json/writer.hpp"
 
 namespace cx::proto {
@@ -35,30 +40,154 @@ LooseBody parse_loose(std::string_view body) {
   return b;
 }
 
-// Reply readers: absent members take the default, wrong types fail naming the field.
-Status read_opt(const json::Value& v, const char* field, std::optional<std::string>& out) {
-  auto r = json::get_optional_string(v, field);
-  if (!r.ok()) return r.status();
-  out = std::move(*r);
-  return {};
+// The requests that carry only a reqid (/ping, /renew): written, and read leniently (invalid
+// JSON or a missing reqid gives "").
+std::string reqid_body(std::string_view reqid) {
+  json::Writer w;
+  w.begin_object().member("reqid", reqid).end_object();
+  return w.str();
 }
-Status read_str(const json::Value& v, const char* field, std::string& out) {
-  auto r = json::get_string_or(v, field, out);
-  if (!r.ok()) return r.status();
-  out = std::move(*r);
-  return {};
+std::string reqid_of(std::string_view body) {
+  LooseBody b = parse_loose(body);
+  return b.is_object ? loose_string(b.doc, "reqid") : std::string();
 }
-Status read_flag(const json::Value& v, const char* field, bool& out) {
-  // Perl peers may send 1/0 or "1" for booleans; read flags by Perl truth.
-  if (const json::Value* m = json::find(v, field)) out = json::is_truthy(*m);
-  return {};
+
+// Reads the members of a reply. Absent and null members leave their default; a member of the
+// wrong type is the first error (Reading::strict) or left at its default (Reading::lenient).
+class ReplyReader {
+public:
+  ReplyReader(const json::Value& v, Reading reading) : v_(v), reading_(reading) {
+    if (!v.IsObject()) status_ = error("expected a JSON object");
+  }
+
+  ReplyReader& str(const char* field, std::string& out) {
+    std::optional<std::string> s;
+    opt(field, s);
+    if (s) out = std::move(*s);
+    return *this;
+  }
+  // Several string members, in this order.
+  ReplyReader& strs(std::initializer_list<std::pair<const char*, std::string*>> fields) {
+    for (const auto& [field, out] : fields)
+      str(field, *out);
+    return *this;
+  }
+  ReplyReader& opt(const char* field, std::optional<std::string>& out) {
+    if (const json::Value* m = member(field)) {
+      if (m->IsString())
+        out.emplace(m->GetString(), m->GetStringLength());
+      else
+        wrong(field, "a string");
+    }
+    return *this;
+  }
+  // Perl peers may send 1/0 or "1" for booleans: flags are read by Perl truth.
+  ReplyReader& flag(const char* field, bool& out) {
+    if (const json::Value* m = member(field)) out = json::is_truthy(*m);
+    return *this;
+  }
+  ReplyReader& integer(const char* field, int64_t& out) {
+    std::optional<int64_t> i;
+    opt_integer(field, i);
+    if (i) out = *i;
+    return *this;
+  }
+  // Strict: a JSON integer (or an integral double); lenient: as loose_integer.
+  ReplyReader& opt_integer(const char* field, std::optional<int64_t>& out) {
+    if (const json::Value* m = member(field)) {
+      if (reading_ == Reading::lenient) {
+        out = loose_integer(*m);
+      } else if (auto i = json::get_int64(v_, field); i.ok()) {
+        out = *i;
+      } else {
+        fail(i.status());
+      }
+    }
+    return *this;
+  }
+
+  const json::Value& value() const { return v_; }
+  Reading reading() const { return reading_; }
+  void wrong(const char* field, const char* type) {
+    fail(error("field '" + std::string(field) + "' must be " + type));
+  }
+  // Takes the failure of a reader of a nested object (kept only if it is the first).
+  void absorb(const ReplyReader& nested) {
+    if (!nested.status_.ok()) fail(nested.status_);
+  }
+
+  template <typename T> Result<T> done(T value) {
+    if (!status_.ok()) return status_;
+    return value;
+  }
+
+private:
+  // The member, or nullptr when absent, null, or the reply is not an object.
+  const json::Value* member(const char* field) const {
+    const json::Value* m = json::find(v_, field);
+    return m && !m->IsNull() ? m : nullptr;
+  }
+  void fail(Status st) {
+    if (reading_ == Reading::strict && status_.ok()) status_ = std::move(st);
+  }
+
+  const json::Value& v_;
+  Reading reading_;
+  Status status_;
+};
+
+// The replies made of a `status` and optional strings (rotate, renew), written in the order
+// given; `fields` pairs each member's name with a pointer to it.
+template <typename Fields> std::string status_reply_json(std::string_view status, Fields fields) {
+  json::Writer w;
+  w.begin_object().member("status", status);
+  for (const auto& [name, value] : fields)
+    if (*value) w.member(name, **value);
+  w.end_object();
+  return w.str();
 }
-Status need_object(const json::Value& v) {
-  if (!v.IsObject()) return error("expected a JSON object");
-  return {};
+
+// `fields_of(reply)` gives the optional members of a reply, as for status_reply_json.
+template <typename Reply, typename FieldsOf>
+Result<Reply> read_status_reply(const json::Value& v, Reading reading, FieldsOf fields_of) {
+  Reply r;
+  ReplyReader in(v, reading);
+  in.str("status", r.status);
+  for (const auto& [name, value] : fields_of(r))
+    in.opt(name, *value);
+  return in.done(std::move(r));
 }
 
 } // namespace
+
+std::string not_authorised_error(std::string_view reason) {
+  return std::string(kNotAuthorised) + ": " + std::string(reason);
+}
+
+bool is_not_authorised(std::string_view error) {
+  return error.substr(0, kNotAuthorised.size()) == kNotAuthorised;
+}
+
+std::optional<std::string> reported_host(const json::Value& reply) {
+  const json::Value* h = json::find(reply, "host");
+  if (!h || !h->IsString()) return std::nullopt;
+  return std::string(h->GetString(), h->GetStringLength());
+}
+
+std::optional<int64_t> loose_integer(const json::Value& v) {
+  if (v.IsInt64()) return v.GetInt64();
+  if (v.IsUint64()) return static_cast<int64_t>(v.GetUint64());
+  if (v.IsDouble()) {
+    // Clamped first: converting an out-of-range double is undefined (an agent may send 1e300).
+    double d = v.GetDouble();
+    if (d != d) return std::nullopt; // NaN cannot come from JSON
+    if (!(d > -9.2e18)) return INT64_MIN;
+    if (d > 9.2e18) return INT64_MAX;
+    return static_cast<int64_t>(d);
+  }
+  if (v.IsString()) return parse_int(trim(std::string_view(v.GetString(), v.GetStringLength())));
+  return std::nullopt;
+}
 
 std::string loose_string(const json::Value& obj, const char* field) {
   const json::Value* m = json::find(obj, field);
@@ -70,18 +199,18 @@ std::string loose_string(const json::Value& obj, const char* field) {
 
 std::string ErrorReply::to_json() const {
   json::Writer w;
-  w.begin_object().member("error", error);
+  w.begin_object();
+  if (error) w.member("error", *error);
   if (status) w.member("status", *status);
   w.end_object();
   return w.str();
 }
 
-Result<ErrorReply> ErrorReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<ErrorReply> ErrorReply::from_json(const json::Value& v, Reading reading) {
   ErrorReply r;
-  CX_TRY(read_str(v, "error", r.error));
-  CX_TRY(read_opt(v, "status", r.status));
-  return r;
+  ReplyReader in(v, reading);
+  in.opt("error", r.error).opt("status", r.status);
+  return in.done(std::move(r));
 }
 
 namespace body {
@@ -110,10 +239,10 @@ std::string forbidden() {
   return error_body("forbidden");
 }
 std::string not_authorised() {
-  return error_body("not authorised");
+  return error_body(kNotAuthorised);
 }
 std::string not_authorised(std::string_view reason) {
-  return error_body("not authorised: " + std::string(reason));
+  return error_body(not_authorised_error(reason));
 }
 } // namespace body
 
@@ -172,19 +301,12 @@ RunRequestParse parse_run_request(std::string_view text) {
 }
 
 std::string_view run_request_error_text(RunRequestError e) {
-  switch (e) {
-  case RunRequestError::none:
-    return "";
-  case RunRequestError::invalid_json:
-    return "invalid JSON";
-  case RunRequestError::args_not_array:
-    return "args must be an array";
-  case RunRequestError::args_not_strings:
-    return "args must be an array of strings";
-  case RunRequestError::args_with_nul:
-    return "args must not contain NUL bytes";
-  }
-  return "";
+  // Indexed by RunRequestError.
+  static constexpr std::string_view kTexts[] = {"", "invalid JSON", "args must be an array",
+                                                "args must be an array of strings",
+                                                "args must not contain NUL bytes"};
+  static_assert(std::size(kTexts) == static_cast<size_t>(RunRequestError::args_with_nul) + 1);
+  return kTexts[static_cast<size_t>(e)];
 }
 
 std::string RunResult::to_json() const {
@@ -198,26 +320,28 @@ std::string RunResult::to_json() const {
   if (error) w.member("error", *error);
   if (truncated) w.member("truncated", true);
   if (timed_out) w.member("timed_out", true);
-  if (host) w.member("host", *host);
   w.end_object();
   return w.str();
 }
 
-Result<RunResult> RunResult::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+namespace {
+// The members that say how a run went, shared by a sync result and an async record.
+template <typename Outcome> void read_outcome(ReplyReader& in, Outcome& r) {
+  in.opt("stdout", r.out)
+      .opt("stderr", r.err)
+      .opt("error", r.error)
+      .flag("truncated", r.truncated)
+      .flag("timed_out", r.timed_out);
+}
+} // namespace
+
+Result<RunResult> RunResult::from_json(const json::Value& v, Reading reading) {
   RunResult r;
-  CX_TRY(read_opt(v, "script", r.script));
-  auto ex = json::get_int64_or(v, "exit", -1);
-  if (!ex.ok()) return ex.status();
-  r.exit = *ex;
-  CX_TRY(read_opt(v, "stdout", r.out));
-  CX_TRY(read_opt(v, "stderr", r.err));
-  CX_TRY(read_opt(v, "reqid", r.reqid));
-  CX_TRY(read_opt(v, "error", r.error));
-  CX_TRY(read_flag(v, "truncated", r.truncated));
-  CX_TRY(read_flag(v, "timed_out", r.timed_out));
-  CX_TRY(read_opt(v, "host", r.host));
-  return r;
+  ReplyReader in(v, reading);
+  in.opt("script", r.script).integer("exit", r.exit).opt("reqid", r.reqid);
+  read_outcome(in, r);
+  in.opt("host", r.host);
+  return in.done(std::move(r));
 }
 
 std::string AsyncReply::to_json() const {
@@ -228,14 +352,11 @@ std::string AsyncReply::to_json() const {
   return w.str();
 }
 
-Result<AsyncReply> AsyncReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<AsyncReply> AsyncReply::from_json(const json::Value& v, Reading reading) {
   AsyncReply r;
-  CX_TRY(read_str(v, "script", r.script));
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_str(v, "reqid", r.reqid));
-  CX_TRY(read_opt(v, "error", r.error));
-  return r;
+  ReplyReader in(v, reading);
+  in.str("script", r.script).str("status", r.status).str("reqid", r.reqid).opt("error", r.error);
+  return in.done(std::move(r));
 }
 
 // --- /result ---------------------------------------------------------------------------------
@@ -259,45 +380,35 @@ std::string ResultRecord::to_json() const {
   return w.str();
 }
 
-Result<ResultRecord> ResultRecord::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<ResultRecord> ResultRecord::from_json(const json::Value& v, Reading reading) {
   ResultRecord r;
-  CX_TRY(read_str(v, "reqid", r.reqid));
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_str(v, "script", r.script));
-  CX_TRY(read_str(v, "owner", r.owner));
-  CX_TRY(read_str(v, "started", r.started));
-  CX_TRY(read_opt(v, "finished", r.finished));
-  if (json::find(v, "exit") && !json::find(v, "exit")->IsNull()) {
-    auto ex = json::get_int64(v, "exit");
-    if (!ex.ok()) return ex.status();
-    r.exit = *ex;
-  }
-  CX_TRY(read_opt(v, "stdout", r.out));
-  CX_TRY(read_opt(v, "stderr", r.err));
-  CX_TRY(read_opt(v, "error", r.error));
-  CX_TRY(read_flag(v, "truncated", r.truncated));
-  CX_TRY(read_flag(v, "timed_out", r.timed_out));
-  return r;
+  r.status = kStatusUnknown; // a record without a status says nothing about the run
+  ReplyReader in(v, reading);
+  in.strs({{"reqid", &r.reqid},
+           {"status", &r.status},
+           {"script", &r.script},
+           {"owner", &r.owner},
+           {"started", &r.started}})
+      .opt("finished", r.finished)
+      .opt_integer("exit", r.exit);
+  read_outcome(in, r);
+  return in.done(std::move(r));
 }
 
 std::string result_unknown_json(std::string_view reqid) {
   json::Writer w;
-  w.begin_object().member("status", "unknown").member("reqid", reqid).end_object();
+  w.begin_object().member("status", kStatusUnknown).member("reqid", reqid).end_object();
   return w.str();
 }
 
 // --- /ping -----------------------------------------------------------------------------------
 
 std::string PingRequest::to_json() const {
-  json::Writer w;
-  w.begin_object().member("reqid", reqid).end_object();
-  return w.str();
+  return reqid_body(reqid);
 }
 
 PingRequest PingRequest::parse(std::string_view text) {
-  LooseBody b = parse_loose(text);
-  return PingRequest{b.is_object ? loose_string(b.doc, "reqid") : std::string()};
+  return PingRequest{reqid_of(text)};
 }
 
 std::string PingReply::to_json() const {
@@ -313,17 +424,15 @@ std::string PingReply::to_json() const {
   return w.str();
 }
 
-Result<PingReply> PingReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<PingReply> PingReply::from_json(const json::Value& v, Reading reading) {
   PingReply r;
   r.status.clear();
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_str(v, "host", r.host));
-  CX_TRY(read_str(v, "version", r.version));
-  CX_TRY(read_str(v, "expiry", r.expiry));
-  CX_TRY(read_flag(v, "staged", r.staged));
-  CX_TRY(read_str(v, "reqid", r.reqid));
-  return r;
+  ReplyReader in(v, reading);
+  in.strs(
+        {{"status", &r.status}, {"host", &r.host}, {"version", &r.version}, {"expiry", &r.expiry}})
+      .flag("staged", r.staged)
+      .str("reqid", r.reqid);
+  return in.done(std::move(r));
 }
 
 // --- /capabilities ---------------------------------------------------------------------------
@@ -353,39 +462,51 @@ std::string CapabilitiesReply::to_json() const {
   return w.str();
 }
 
-Result<CapabilitiesReply> CapabilitiesReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<CapabilitiesReply> CapabilitiesReply::from_json(const json::Value& v, Reading reading) {
   CapabilitiesReply r;
   r.status.clear();
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_str(v, "host", r.host));
-  CX_TRY(read_str(v, "version", r.version));
-  auto tags = json::get_optional_object(v, "tags");
-  if (!tags.ok()) return tags.status();
-  if (*tags) {
-    for (const auto& m : (*tags)->GetObject()) {
-      auto s = json::scalar_string(m.value);
-      if (!s) return error("field 'tags' must be an object of strings");
-      r.tags[std::string(m.name.GetString(), m.name.GetStringLength())] = *s;
+  ReplyReader in(v, reading);
+  in.str("status", r.status).str("host", r.host).str("version", r.version);
+  if (const json::Value* tags = json::find(v, "tags"); tags && !tags->IsNull()) {
+    if (!tags->IsObject()) {
+      in.wrong("tags", "an object");
+    } else {
+      for (const auto& m : tags->GetObject()) {
+        auto s = json::scalar_string(m.value);
+        if (s)
+          r.tags[std::string(m.name.GetString(), m.name.GetStringLength())] = *s;
+        else
+          in.wrong("tags", "an object of strings");
+      }
     }
   }
-  const json::Value* scripts = json::find(v, "scripts");
-  if (scripts && !scripts->IsNull()) {
-    if (!scripts->IsArray()) return error("field 'scripts' must be an array");
-    for (const auto& e : scripts->GetArray()) {
-      if (!e.IsObject()) return error("field 'scripts' must be an array of objects");
-      ScriptInfo s;
-      CX_TRY(read_str(e, "name", s.name));
-      CX_TRY(read_str(e, "path", s.path));
-      CX_TRY(read_flag(e, "executable", s.executable));
-      CX_TRY(read_str(e, "profile", s.profile));
-      if (const json::Value* schema = json::find(e, "schema"); schema && !schema->IsNull())
-        s.schema_json = json::to_string(*schema);
-      CX_TRY(read_opt(e, "schema_version", s.schema_version));
-      r.scripts.push_back(std::move(s));
+  if (const json::Value* scripts = json::find(v, "scripts"); scripts && !scripts->IsNull()) {
+    if (!scripts->IsArray()) {
+      in.wrong("scripts", "an array");
+    } else {
+      // Leniently, an entry that is not an object still counts as a script (the original's log
+      // counts the array), with nothing known about it.
+      for (const auto& e : scripts->GetArray()) {
+        ScriptInfo s;
+        if (!e.IsObject()) {
+          in.wrong("scripts", "an array of objects");
+          r.scripts.push_back(std::move(s));
+          continue;
+        }
+        ReplyReader entry(e, reading);
+        entry.str("name", s.name)
+            .str("path", s.path)
+            .flag("executable", s.executable)
+            .str("profile", s.profile)
+            .opt("schema_version", s.schema_version);
+        if (const json::Value* schema = json::find(e, "schema"); schema && !schema->IsNull())
+          s.schema_json = json::to_string(*schema);
+        in.absorb(entry);
+        r.scripts.push_back(std::move(s));
+      }
     }
   }
-  return r;
+  return in.done(std::move(r));
 }
 
 // --- /rotate-serial --------------------------------------------------------------------------
@@ -412,59 +533,42 @@ RotateRequest RotateRequest::parse(std::string_view text) {
   return r;
 }
 
+namespace {
+// The optional members of a rotate reply, in wire order (const or not, as the reply is).
+template <typename R> auto rotate_fields(R& r) {
+  return std::array{std::pair{"action", &r.action}, std::pair{"serial", &r.serial},
+                    std::pair{"dispatcher", &r.dispatcher}, std::pair{"error", &r.error}};
+}
+template <typename R> auto renew_fields(R& r) {
+  return std::array{std::pair{"csr", &r.csr}, std::pair{"reqid", &r.reqid},
+                    std::pair{"error", &r.error}};
+}
+} // namespace
+
 std::string RotateReply::to_json() const {
-  json::Writer w;
-  w.begin_object().member("status", status);
-  if (action) w.member("action", *action);
-  if (serial) w.member("serial", *serial);
-  if (dispatcher) w.member("dispatcher", *dispatcher);
-  if (error) w.member("error", *error);
-  w.end_object();
-  return w.str();
+  return status_reply_json(status, rotate_fields(*this));
 }
 
-Result<RotateReply> RotateReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
-  RotateReply r;
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_opt(v, "action", r.action));
-  CX_TRY(read_opt(v, "serial", r.serial));
-  CX_TRY(read_opt(v, "dispatcher", r.dispatcher));
-  CX_TRY(read_opt(v, "error", r.error));
-  return r;
+Result<RotateReply> RotateReply::from_json(const json::Value& v, Reading reading) {
+  return read_status_reply<RotateReply>(v, reading, rotate_fields<RotateReply>);
 }
 
 // --- /renew, /renew-complete -----------------------------------------------------------------
 
 std::string RenewRequest::to_json() const {
-  json::Writer w;
-  w.begin_object().member("reqid", reqid).end_object();
-  return w.str();
+  return reqid_body(reqid);
 }
 
 RenewRequest RenewRequest::parse(std::string_view text) {
-  LooseBody b = parse_loose(text);
-  return RenewRequest{b.is_object ? loose_string(b.doc, "reqid") : std::string()};
+  return RenewRequest{reqid_of(text)};
 }
 
 std::string RenewReply::to_json() const {
-  json::Writer w;
-  w.begin_object().member("status", status);
-  if (csr) w.member("csr", *csr);
-  if (reqid) w.member("reqid", *reqid);
-  if (error) w.member("error", *error);
-  w.end_object();
-  return w.str();
+  return status_reply_json(status, renew_fields(*this));
 }
 
-Result<RenewReply> RenewReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
-  RenewReply r;
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_opt(v, "csr", r.csr));
-  CX_TRY(read_opt(v, "reqid", r.reqid));
-  CX_TRY(read_opt(v, "error", r.error));
-  return r;
+Result<RenewReply> RenewReply::from_json(const json::Value& v, Reading reading) {
+  return read_status_reply<RenewReply>(v, reading, renew_fields<RenewReply>);
 }
 
 std::string RenewCompleteRequest::to_json() const {
@@ -487,20 +591,17 @@ std::string RenewCompleteReply::to_json() const {
   json::Writer w;
   w.begin_object().member("status", status);
   if (reqid) w.member("reqid", *reqid);
-  if (status == "ok" || staged) w.member("staged", staged);
+  if (status == kStatusOk || staged) w.member("staged", staged);
   if (error) w.member("error", *error);
   w.end_object();
   return w.str();
 }
 
-Result<RenewCompleteReply> RenewCompleteReply::from_json(const json::Value& v) {
-  CX_TRY(need_object(v));
+Result<RenewCompleteReply> RenewCompleteReply::from_json(const json::Value& v, Reading reading) {
   RenewCompleteReply r;
-  CX_TRY(read_str(v, "status", r.status));
-  CX_TRY(read_opt(v, "reqid", r.reqid));
-  CX_TRY(read_flag(v, "staged", r.staged));
-  CX_TRY(read_opt(v, "error", r.error));
-  return r;
+  ReplyReader in(v, reading);
+  in.str("status", r.status).opt("reqid", r.reqid).flag("staged", r.staged).opt("error", r.error);
+  return in.done(std::move(r));
 }
 
 } // namespace cx::proto

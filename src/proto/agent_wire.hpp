@@ -6,12 +6,16 @@
 // Key order on the wire is unspecified (the original's Perl hashes are randomised); we write a
 // fixed order and never depend on one when reading. `exit` is always a JSON integer.
 //
-// Reading follows two rules:
+// Reading follows these rules:
 //  * the agent reads requests as the original does: loose scalars (a number where a string is
 //    expected is read as Perl would stringify it, anything else as ""), flags by Perl truth;
-//  * the dispatcher reads replies leniently: absent fields take their defaults, a field of the
-//    wrong type is an error naming the field. Extra keys are not kept here: a caller that
-//    passes unknown agent keys through keeps the parsed json::Document itself.
+//  * replies are read by from_json(v, Reading): absent (or null) fields take their defaults,
+//    flags are read by Perl truth, and a field of the wrong type is an error naming the field
+//    (Reading::strict) or counts as absent (Reading::lenient, how the dispatcher reads an
+//    agent's answer: the original's Perl never rejected one for a type, and a Perl agent may
+//    send `exit` as a string). Extra keys are not kept here: the dispatcher passes an agent's
+//    answer through as the parsed json::Document, members and order intact, and reads it
+//    through these structs only to decide and to log.
 #pragma once
 
 #include <cstdint>
@@ -26,15 +30,36 @@
 
 namespace cx::proto {
 
+// How from_json treats a member of the wrong type (see above). Both fail for a non-object.
+enum class Reading { strict, lenient };
+
+// --- Words both sides use ------------------------------------------------------------------
+
+// The `status` values of the replies.
+inline constexpr std::string_view kStatusOk = "ok";             // ping, capabilities, rotate, renew
+inline constexpr std::string_view kStatusError = "error";       // a failed rotate or renew
+inline constexpr std::string_view kStatusAccepted = "accepted"; // an async run started
+inline constexpr std::string_view kStatusBusy = "busy";         // an async run already running
+inline constexpr std::string_view kStatusRunning = "running";   // an async record, not finished
+inline constexpr std::string_view kStatusDone = "done";         // an async record, finished
+inline constexpr std::string_view kStatusUnknown = "unknown";   // no such async record
+
+// The agent's refusal by its auth hook: the `error` of a /run answer (HTTP 200, exit -1) is
+// "not authorised: <reason>"; the /capabilities 403 body's is "not authorised".
+inline constexpr std::string_view kNotAuthorised = "not authorised";
+std::string not_authorised_error(std::string_view reason); // "not authorised: <reason>"
+// Whether a reply's `error` is that refusal (the dispatcher counts the host as denied).
+bool is_not_authorised(std::string_view error);
+
 // --- Bodies shared by several endpoints ---------------------------------------------------
 
 // 4xx bodies: {"error":E} or, for the map gate, {"error":"serial mismatch","status":"forbidden"}.
 struct ErrorReply {
-  std::string error;
+  std::optional<std::string> error; // the dispatcher tells absent from "" (Perl's `//`)
   std::optional<std::string> status;
 
   std::string to_json() const;
-  static Result<ErrorReply> from_json(const json::Value& v);
+  static Result<ErrorReply> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 // The fixed error bodies of the agent, exactly as the original sends them.
@@ -109,7 +134,7 @@ struct RunResult {
   std::optional<std::string> host;
 
   std::string to_json() const;
-  static Result<RunResult> from_json(const json::Value& v);
+  static Result<RunResult> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 // Async submission replies: 202 {"script":S,"status":"accepted","reqid":R} and 409
@@ -121,7 +146,7 @@ struct AsyncReply {
   std::optional<std::string> error;
 
   std::string to_json() const;
-  static Result<AsyncReply> from_json(const json::Value& v);
+  static Result<AsyncReply> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 // The async refusals that are HTTP 200 with exit -1 (RunResult shape).
@@ -140,7 +165,7 @@ inline constexpr std::string_view kAsyncBusy = "script already running";
 // and the 404 body {"status":"unknown","reqid":R} (status "unknown", nothing else).
 struct ResultRecord {
   std::string reqid;
-  std::string status; // "running", "done" or "unknown"
+  std::string status; // "running", "done" or "unknown" (also read for a record without one)
   std::string script;
   std::string owner;
   std::string started; // ISO-8601 UTC
@@ -153,7 +178,7 @@ struct ResultRecord {
   bool timed_out = false;
 
   std::string to_json() const;
-  static Result<ResultRecord> from_json(const json::Value& v);
+  static Result<ResultRecord> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 std::string result_unknown_json(std::string_view reqid);
@@ -169,7 +194,7 @@ struct PingRequest {
 
 // {"status":"ok","host":H,"version":V,"expiry":E,"staged":false,"reqid":R}
 struct PingReply {
-  std::string status = "ok";
+  std::string status = std::string(kStatusOk);
   std::string host;
   std::string version;
   std::string expiry; // OpenSSL notAfter text, or "unknown"
@@ -177,7 +202,7 @@ struct PingReply {
   std::string reqid;
 
   std::string to_json() const;
-  static Result<PingReply> from_json(const json::Value& v);
+  static Result<PingReply> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 // --- GET /capabilities -----------------------------------------------------------------------
@@ -193,14 +218,15 @@ struct ScriptInfo {
 
 // {"status":"ok","host","version","tags":{…},"scripts":[…]} (scripts sorted by name).
 struct CapabilitiesReply {
-  std::string status = "ok";
+  std::string status = std::string(kStatusOk);
   std::string host;
   std::string version;
   std::map<std::string, std::string> tags;
   std::vector<ScriptInfo> scripts;
 
   std::string to_json() const;
-  static Result<CapabilitiesReply> from_json(const json::Value& v);
+  static Result<CapabilitiesReply> from_json(const json::Value& v,
+                                             Reading reading = Reading::strict);
 };
 
 // --- POST /rotate-serial -------------------------------------------------------------------
@@ -224,7 +250,7 @@ struct RotateReply {
   std::optional<std::string> error;
 
   std::string to_json() const;
-  static Result<RotateReply> from_json(const json::Value& v);
+  static Result<RotateReply> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 // --- POST /renew and /renew-complete -------------------------------------------------------
@@ -241,7 +267,7 @@ struct RenewReply {
   std::optional<std::string> csr, reqid, error;
 
   std::string to_json() const;
-  static Result<RenewReply> from_json(const json::Value& v);
+  static Result<RenewReply> from_json(const json::Value& v, Reading reading = Reading::strict);
 };
 
 struct RenewCompleteRequest {
@@ -260,7 +286,8 @@ struct RenewCompleteReply {
   std::optional<std::string> error;
 
   std::string to_json() const;
-  static Result<RenewCompleteReply> from_json(const json::Value& v);
+  static Result<RenewCompleteReply> from_json(const json::Value& v,
+                                              Reading reading = Reading::strict);
 };
 
 // --- Helpers ------------------------------------------------------------------------------
@@ -268,5 +295,14 @@ struct RenewCompleteReply {
 // A member read as the original reads a scalar: a string as is, a number as Perl prints it,
 // a boolean as "1"/"0" (JSON::XS booleans), "" when absent, null, an array or an object.
 std::string loose_string(const json::Value& obj, const char* field);
+
+// The agent's own name, which any reply may carry as `host` (a string; nullopt otherwise). The
+// Perl dispatcher keeps it as reported_hostname when it differs from the registry name.
+std::optional<std::string> reported_host(const json::Value& reply);
+
+// A value read as the original numifies `exit`: integers as they are, doubles truncated toward
+// zero (clamped to the int64 range), a string holding a decimal integer (spaces around allowed);
+// nullopt for anything else.
+std::optional<int64_t> loose_integer(const json::Value& v);
 
 } // namespace cx::proto

@@ -24,10 +24,11 @@ const int kSigHashes[] = {MBEDTLS_MD_SHA256, MBEDTLS_MD_SHA384, MBEDTLS_MD_SHA51
 // Tickets stay valid this long; a dispatcher resumes within it, then does a full handshake.
 constexpr uint32_t kTicketLifetimeS = 12 * 3600;
 
-Result<std::string> read_pem(const std::string& path) {
-  auto data = read_file(path, 1u << 20);
-  if (!data) return data.status();
-  return std::move(*data);
+// Reads a PEM file into `out`; an empty path is skipped.
+Status read_pem(const std::string& path, std::string& out) {
+  if (path.empty()) return {};
+  CX_ASSIGN_OR_RETURN(out, read_file(path, 1u << 20));
+  return {};
 }
 
 // mbedTLS wants PEM input to include the terminating NUL in its length.
@@ -67,56 +68,59 @@ Result<std::shared_ptr<Credentials>> Credentials::load(const std::string& cert_p
                                                        const std::string& key_path,
                                                        const std::string& ca_path) {
   std::string cert, key, ca;
-  if (!cert_path.empty()) {
-    auto r = read_pem(cert_path);
-    if (!r) return r.status();
-    cert = std::move(*r);
+  CX_TRY(read_pem(cert_path, cert));
+  CX_TRY(read_pem(key_path, key));
+  CX_TRY(read_pem(ca_path, ca));
+  Part part = Part::cert;
+  auto creds = parse(cert, key, ca, part);
+  if (creds) return creds;
+  std::string files;
+  switch (part) {
+  case Part::cert:
+    files = "'" + cert_path + "'";
+    break;
+  case Part::key:
+    files = "'" + key_path + "'";
+    break;
+  case Part::pair:
+    files = "'" + cert_path + "' and '" + key_path + "'";
+    break;
+  case Part::ca:
+    files = "'" + ca_path + "'";
+    break;
   }
-  if (!key_path.empty()) {
-    auto r = read_pem(key_path);
-    if (!r) return r.status();
-    key = std::move(*r);
-  }
-  if (!ca_path.empty()) {
-    auto r = read_pem(ca_path);
-    if (!r) return r.status();
-    ca = std::move(*r);
-  }
-  auto creds = from_pem(cert, key, ca);
-  if (!creds) {
-    // Say which file: from_pem reports "certificate", "key" or "CA" first.
-    std::string msg = creds.message();
-    if (msg.rfind("certificate", 0) == 0)
-      msg = "'" + cert_path + "': " + msg;
-    else if (msg.rfind("key", 0) == 0)
-      msg = "'" + key_path + "': " + msg;
-    else if (msg.rfind("CA", 0) == 0)
-      msg = "'" + ca_path + "': " + msg;
-    else if (msg.rfind("the certificate does not match", 0) == 0)
-      msg = "'" + cert_path + "' and '" + key_path + "': " + msg;
-    return error(msg);
-  }
-  return creds;
+  return error(creds.kind(), files + ": " + creds.message());
 }
 
 Result<std::shared_ptr<Credentials>> Credentials::from_pem(const std::string& cert_pem,
                                                            const std::string& key_pem,
                                                            const std::string& ca_pem) {
+  Part ignored = Part::cert;
+  return parse(cert_pem, key_pem, ca_pem, ignored);
+}
+
+Result<std::shared_ptr<Credentials>> Credentials::parse(const std::string& cert_pem,
+                                                        const std::string& key_pem,
+                                                        const std::string& ca_pem, Part& failed) {
   auto c = std::make_shared<Credentials>();
+  auto fail = [&failed](Part part, std::string message) {
+    failed = part;
+    return error(ErrorKind::config, std::move(message));
+  };
   if (!cert_pem.empty() || !key_pem.empty()) {
     if (cert_pem.empty() || key_pem.empty())
-      return error("certificate and key must be given together");
+      return fail(Part::cert, "certificate and key must be given together");
     int rc = mbedtls_x509_crt_parse(&c->cert_, pem_ptr(cert_pem), cert_pem.size() + 1);
-    if (rc != 0) return error("certificate cannot be parsed: " + mbed_error(rc));
+    if (rc != 0) return fail(Part::cert, "certificate cannot be parsed: " + mbed_error(rc));
     rc = mbedtls_pk_parse_key(&c->key_, pem_ptr(key_pem), key_pem.size() + 1, nullptr, 0);
-    if (rc != 0) return error("key cannot be parsed: " + mbed_error(rc));
+    if (rc != 0) return fail(Part::key, "key cannot be parsed: " + mbed_error(rc));
     rc = mbedtls_pk_check_pair(&c->cert_.pk, &c->key_);
-    if (rc != 0) return error("the certificate does not match the key");
+    if (rc != 0) return fail(Part::pair, "the certificate does not match the key");
     c->has_own_ = true;
   }
   if (!ca_pem.empty()) {
     int rc = mbedtls_x509_crt_parse(&c->ca_, pem_ptr(ca_pem), ca_pem.size() + 1);
-    if (rc != 0) return error("CA certificate cannot be parsed: " + mbed_error(rc));
+    if (rc != 0) return fail(Part::ca, "CA certificate cannot be parsed: " + mbed_error(rc));
     c->has_ca_ = true;
   }
   return c;
@@ -146,7 +150,7 @@ Status apply_policy(mbedtls_ssl_config* conf, Credentials* creds, PeerCheck peer
   mbedtls_ssl_conf_sig_hashes(conf, kSigHashes);
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   if (peer == PeerCheck::required) {
-    if (!creds || !creds->has_ca()) return error("a CA certificate is needed to verify peers");
+    if (!creds || !creds->has_ca()) return error(ErrorKind::config, "a CA certificate is needed to verify peers");
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(conf, creds->ca(), nullptr);
   } else {
@@ -154,7 +158,7 @@ Status apply_policy(mbedtls_ssl_config* conf, Credentials* creds, PeerCheck peer
   }
   if (creds && creds->has_own()) {
     int rc = mbedtls_ssl_conf_own_cert(conf, creds->cert(), creds->key());
-    if (rc != 0) return error("cannot use certificate: " + mbed_error(rc));
+    if (rc != 0) return error(ErrorKind::config, "cannot use certificate: " + mbed_error(rc));
   }
   return {};
 }
@@ -164,7 +168,7 @@ Result<std::shared_ptr<Config>> Config::server(std::shared_ptr<Credentials> cred
   std::shared_ptr<Config> c(new Config());
   c->server_ = true;
   c->creds_ = creds;
-  if (!creds || !creds->has_own()) return error("a TLS server needs a certificate and key");
+  if (!creds || !creds->has_own()) return error(ErrorKind::config, "a TLS server needs a certificate and key");
   int rc = mbedtls_ssl_config_defaults(&c->conf_, MBEDTLS_SSL_IS_SERVER,
                                        MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (rc != 0) return error("TLS configuration failed: " + mbed_error(rc));
@@ -302,10 +306,17 @@ void Stream::drive_handshake() {
   }
   state_ = State::closed;
   std::string why;
+  ErrorKind kind = ErrorKind::tls;
   if (rc == MBEDTLS_ERR_SSL_CONN_EOF || (tcp_eof_ && rc == MBEDTLS_ERR_NET_RECV_FAILED)) {
     why = "connection closed by peer";
   } else if (rc == MBEDTLS_ERR_NET_RECV_FAILED) {
     why = "connection error: " + event::uv_error(tcp_error_);
+    // A connection that times out or loses its route under the handshake failed for that
+    // reason, not for TLS: the original's rewrite names the timeout or the route first.
+    ErrorKind cause = event::connection_error_kind(tcp_error_);
+    if (cause == ErrorKind::refused || cause == ErrorKind::unreachable ||
+        cause == ErrorKind::timeout)
+      kind = cause;
   } else {
     why = mbed_error(rc);
     uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
@@ -320,7 +331,7 @@ void Stream::drive_handshake() {
       why += ": " + text;
     }
   }
-  if (done) done(error("TLS handshake failed: " + why));
+  if (done) done(error(kind, "TLS handshake failed: " + why));
 }
 
 void Stream::on_tcp_data(std::string_view data) {

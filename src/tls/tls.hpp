@@ -32,7 +32,7 @@ public:
   Credentials(const Credentials&) = delete;
   Credentials& operator=(const Credentials&) = delete;
 
-  // Empty paths are skipped. Errors name the file.
+  // Empty paths are skipped. Errors name the file; unusable contents are of kind config.
   static Result<std::shared_ptr<Credentials>>
   load(const std::string& cert_path, const std::string& key_path, const std::string& ca_path);
   static Result<std::shared_ptr<Credentials>>
@@ -45,6 +45,12 @@ public:
   mbedtls_x509_crt* ca() { return &ca_; }
 
 private:
+  // The input of from_pem an error is about, so that load() can name its file.
+  enum class Part { cert, key, pair, ca };
+  static Result<std::shared_ptr<Credentials>> parse(const std::string& cert_pem,
+                                                    const std::string& key_pem,
+                                                    const std::string& ca_pem, Part& failed);
+
   mbedtls_x509_crt cert_;
   mbedtls_pk_context key_;
   mbedtls_x509_crt ca_;
@@ -114,8 +120,9 @@ public:
 
   // Client only, before handshake(): try to resume this session.
   void set_session(const Session& session);
-  // Runs the handshake; `done` gets ok or the failure text (e.g. "TLS handshake failed:
-  // X509 - Certificate verification failed ..."). The caller owns any deadline.
+  // Runs the handshake; `done` gets ok or the failure, "TLS handshake failed: ..." (e.g.
+  // "X509 - Certificate verification failed ..."), of kind tls, or of the connection's kind
+  // when the TCP connection timed out or lost its route under it. The caller owns any deadline.
   void handshake(std::function<void(Status)> done);
 
   bool handshake_done() const { return state_ == State::open; }

@@ -1,11 +1,12 @@
 // Tests for the per-exchange result builders of src/engine/engine.cpp (tag [engine]): each is
-// fed a hand-made AgentReply (status 0 with an error text for a transport failure, or an HTTP
+// fed a hand-made AgentReply (status 0 with an error kind for a transport failure, or an HTTP
 // status with a body) and must give the exact result object, HostState and log line of
 // dispatcher-and-api §5.4-§5.9 and §10.1.
 #include <catch2/catch.hpp>
 
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -54,11 +55,12 @@ AgentReply answer(int status, std::string reason, std::string body, std::string 
   return r;
 }
 
-AgentReply failure(std::string error, std::string host = "10.0.0.9") {
+// A transport failure as the HTTP client reports it: a kind and its message.
+AgentReply failure(ErrorKind kind, std::string message, std::string host = "10.0.0.9") {
   AgentReply r;
   r.host = std::move(host);
   r.port = 7443;
-  r.error = std::move(error);
+  r.error = error(kind, std::move(message));
   r.rtt_us = 12345;
   return r;
 }
@@ -74,7 +76,8 @@ void check_rows(const std::vector<Row>& rows,
                 const std::function<HostResult(const AgentReply&)>& build) {
   CapturedLog capture;
   for (const auto& r : rows) {
-    INFO("status " << r.reply.status << " " << r.reply.reason << " error '" << r.reply.error
+    INFO("status " << r.reply.status << " " << r.reply.reason << " error "
+                   << kind_name(r.reply.error.kind()) << " '" << r.reply.error.message()
                    << "' body " << r.reply.body);
     HostResult hr = build(r.reply);
     CHECK(hr.doc.IsObject());
@@ -89,6 +92,9 @@ const std::string kRefused = "host '10.0.0.9' did not respond on port 7443 - con
                              "(agent not running, or wrong port?)";
 const std::string kTimedOut = "host '10.0.0.9' did not respond - connection timed out";
 const std::string kTls = "TLS handshake with '10.0.0.9' failed - certificate or trust mismatch";
+const std::string kUnreachable =
+    "host '10.0.0.9' is unreachable - no route to host or network down";
+const std::string kNoName = "host '10.0.0.9' did not resolve - check the name or use an IP address";
 
 } // namespace
 
@@ -193,27 +199,27 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
        HostState::error,
        {err_line("409 Conflict")}},
       // Transport failures.
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json("read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
-      {failure("Read Timeout while waiting"),
+      {failure(ErrorKind::read_timeout, "Read Timeout while waiting"),
        err_json("read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("connection timed out"),
+      {failure(ErrorKind::timeout, "connection timed out"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
-      {failure("TLS handshake failed: X509 - Certificate verification failed"),
+      {failure(ErrorKind::tls, "TLS handshake failed: X509 - Certificate verification failed"),
        err_json(kTls, "error"),
        HostState::error,
        {err_line(kTls)}},
-      {failure("no response"),
+      {failure(ErrorKind::other, "no response"),
        err_json("no response", "error"),
        HostState::error,
        {err_line("no response")}},
@@ -225,8 +231,33 @@ TEST_CASE("run_result, sync: agent answers, refusals and failures", "[engine]") 
 
   // The read timeout names the configured timeout.
   CapturedLog capture;
-  HostResult r = run_result("db-01", failure("read timeout"), spec, 7);
+  HostResult r = run_result("db-01", failure(ErrorKind::read_timeout, "read timeout"), spec, 7);
   CHECK(string_member(r.doc, "error") == "read timeout after 7s");
+  CHECK(take_lines() == std::vector<std::string>{err_line("read timeout after 7s")});
+
+  // Every other kind of transport failure: the kind decides the text and state, whatever the
+  // words (the whole-exchange deadline is a timeout but not a read timeout; a TLS handshake
+  // under which the connection timed out is a timeout); kinds without a text of their own
+  // show their message.
+  const std::tuple<ErrorKind, std::string, std::string, HostState> kinds[] = {
+      {ErrorKind::timeout, "timed out: no complete response within 180s", kTimedOut,
+       HostState::timeout},
+      {ErrorKind::timeout, "TLS handshake failed: connection error: connection timed out",
+       kTimedOut, HostState::timeout},
+      {ErrorKind::unreachable, "no route to host", kUnreachable, HostState::unreachable},
+      {ErrorKind::dns, "cannot resolve host '10.0.0.9': unknown node or service", kNoName,
+       HostState::unreachable},
+      {ErrorKind::closed, "connection closed before a complete response",
+       "connection closed before a complete response", HostState::error},
+      {ErrorKind::io, "connection reset by peer", "connection reset by peer", HostState::error},
+      {ErrorKind::protocol, "malformed status line", "malformed status line", HostState::error},
+  };
+  for (const auto& [kind, message, text, state] : kinds) {
+    INFO(kind_name(kind) << " " << message);
+    HostResult k = run_result("db-01", failure(kind, message), spec, 60);
+    CHECK(json::canonical(k.doc) == err_json(text, std::string(state_name(state))));
+    CHECK(take_lines() == std::vector<std::string>{err_line(text)});
+  }
 }
 
 TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]") {
@@ -286,11 +317,11 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
        status_json("error", "500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        status_json("error", kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        status_json("error", "read timeout after 60s", "timeout"),
        HostState::timeout,
        {err_line("read timeout after 60s")}},
@@ -320,8 +351,7 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
        HostState::error,
        {ok_line("error")}},
       {answer(202, "Accepted",
-              R"({"status":"accepted","x":)" + std::string(510, '[') + std::string(510, ']') +
-                  "}"),
+              R"({"status":"accepted","x":)" + std::string(510, '[') + std::string(510, ']') + "}"),
        status_json("error", "invalid JSON response", "error"),
        HostState::error,
        {ok_line("error")}},
@@ -383,16 +413,16 @@ TEST_CASE("ping_result: ok, 413, 403 and transport failures", "[engine]") {
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
       // No run-style "read timeout after": ping goes through the rewrite.
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
-      {failure("Name or service not known", "nope.example"),
+      {failure(ErrorKind::dns, "Name or service not known", "nope.example"),
        err_json("host 'nope.example' did not resolve - check the name or use an IP address",
                 "unreachable"),
        HostState::unreachable,
@@ -439,8 +469,11 @@ TEST_CASE("capabilities_result: every failure through the rewrite only", "[engin
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("handshake failure"), err_json(kTls, "error"), HostState::error, {err_line(kTls)}},
-      {failure("connection refused"),
+      {failure(ErrorKind::tls, "handshake failure"),
+       err_json(kTls, "error"),
+       HostState::error,
+       {err_line(kTls)}},
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
@@ -489,11 +522,11 @@ TEST_CASE("fetch_result: 404 is unknown without a log line; running, done, failu
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {err_line("500 Internal Server Error")}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {err_line(kRefused)}},
-      {failure("read timeout"),
+      {failure(ErrorKind::read_timeout, "read timeout"),
        err_json(kTimedOut, "timeout"),
        HostState::timeout,
        {err_line(kTimedOut)}},
@@ -528,11 +561,68 @@ TEST_CASE("rotate_result: exit defaults from status; failures have exit -1", "[e
        err_json("500 Internal Server Error", "error"),
        HostState::error,
        {}},
-      {failure("connection refused"),
+      {failure(ErrorKind::refused, "connection refused"),
        err_json(kRefused, "unreachable"),
        HostState::unreachable,
        {}},
-      {failure("connection timed out"), err_json(kTimedOut, "timeout"), HostState::timeout, {}},
+      {failure(ErrorKind::timeout, "connection timed out"),
+       err_json(kTimedOut, "timeout"),
+       HostState::timeout,
+       {}},
   };
   check_rows(rows, [](const AgentReply& reply) { return rotate_result("web-01", reply); });
+}
+
+TEST_CASE("results pass an agent's answer through: every member, in its order", "[engine]") {
+  // A Perl agent sends its members in any order, and may send members we do not know, or
+  // `exit` as a string: the result keeps them all where they were, adds ours after them (the
+  // agent's `host` is replaced in place), and reads what it needs leniently.
+  CapturedLog capture;
+  RunSpec spec;
+  spec.script = "backup";
+  spec.reqid = kReqid;
+  struct Row {
+    std::function<HostResult(const AgentReply&)> build;
+    std::string body;
+    std::string json; // results_json_array of the one result, byte for byte
+    std::vector<std::string> log;
+  };
+  const std::string R = kReqid;
+  const Row rows[] = {
+      {[&](const AgentReply& a) { return run_result("db-01", a, spec, 60); },
+       R"({"stdout":"x\n","zeta":1,"exit":"3","host":"db-01.example.com","extra":{"b":[1,2],"a":null},"stderr":"","error":5,"script":"backup"})",
+       R"([{"stdout":"x\n","zeta":1,"exit":"3","host":"db-01","extra":{"b":[1,2],"a":null},"stderr":"","error":5,"script":"backup","rtt":"12ms","reqid":")" +
+           R + R"(","reported_hostname":"db-01.example.com","state":"ok"}])",
+       {"I ACTION=run EXIT=3 REQID=" + R +
+        " RTT=12ms SCRIPT=backup TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return ping_result("web-01", a, "p1"); },
+       R"({"reqid":"p1","staged":0,"status":"ok","version":"0.12.3","host":"web-01","expiry":"Feb 27 04:17:27 2029 GMT","x-agent":"perl"})",
+       R"([{"reqid":"p1","staged":0,"status":"ok","version":"0.12.3","host":"web-01","expiry":"Feb 27 04:17:27 2029 GMT","x-agent":"perl","rtt":"12ms","state":"ok"}])",
+       {"I ACTION=ping REQID=p1 RESULT=ok RTT=12ms TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return capabilities_result("web-01", a); },
+       R"({"scripts":[{"name":"a"},"junk",3],"status":"ok","tags":[],"host":7})",
+       R"([{"scripts":[{"name":"a"},"junk",3],"status":"ok","tags":[],"host":"web-01","rtt":"12ms","state":"ok"}])",
+       {"I ACTION=capabilities RTT=12ms SCRIPTS=3 TARGET=10.0.0.9:7443 TLS=full"}},
+      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); },
+       R"({"exit":0,"status":"done","owner":"d1"})",
+       R"([{"exit":0,"status":"done","owner":"d1","rtt":"12ms","reqid":")" + R +
+           R"(","host":"web-01","state":"ok"}])",
+       {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=done TARGET=10.0.0.9:7443 TLS=full"}},
+      // Without a status the record is logged as unknown; a status of another type too.
+      {[&](const AgentReply& a) { return fetch_result("web-01", a, R); },
+       R"({"status":1})",
+       R"([{"status":1,"rtt":"12ms","reqid":")" + R + R"(","host":"web-01","state":"ok"}])",
+       {"I ACTION=result REQID=" + R + " RTT=12ms STATUS=unknown TARGET=10.0.0.9:7443 TLS=full"}},
+      {[](const AgentReply& a) { return rotate_result("web-01", a); },
+       R"({"serial":"7f","status":"ok","dispatcher":"d1","action":"add","exit":"0"})",
+       R"([{"serial":"7f","status":"ok","dispatcher":"d1","action":"add","exit":"0","rtt":"12ms","host":"web-01","state":"ok"}])",
+       {}},
+  };
+  for (const auto& r : rows) {
+    INFO(r.body);
+    Results results;
+    results.push_back(r.build(answer(200, "OK", r.body)));
+    CHECK(results_json_array(results) == r.json);
+    CHECK(take_lines() == r.log);
+  }
 }

@@ -1,8 +1,9 @@
-// Tests for src/engine/result.cpp (tag [engine]): rtt text, parse_host, reqids, the transport
-// error rewrite and the canonicalisation of results (dispatcher-and-api §5.1-§5.3, §5.8;
-// acceptance rows 14, 15, 16 and 19 of §12).
+// Tests for src/engine/result.cpp (tag [engine]): rtt text, parse_host, reqids, the table of
+// failure kinds (texts and states) and the canonicalisation of results (dispatcher-and-api
+// §5.1-§5.3, §5.8; acceptance rows 14, 15, 16 and 19 of §12).
 #include <catch2/catch.hpp>
 
+#include <iterator>
 #include <regex>
 #include <set>
 
@@ -76,8 +77,19 @@ TEST_CASE("reqid: 16 lowercase hex characters, distinct across 20 draws", "[engi
   CHECK(seen.size() == 20);
 }
 
-TEST_CASE("transport error rewrite: every pattern of 5.8, in order, and pass-throughs",
+TEST_CASE("failure table: one row per kind, in the enum's order", "[engine]") {
+  REQUIRE(kFailureTableSize == std::size(kErrorKinds));
+  for (size_t i = 0; i < kFailureTableSize; ++i) {
+    INFO(kind_name(kErrorKinds[i]));
+    CHECK(kFailureTable[i].kind == kErrorKinds[i]);
+  }
+}
+
+TEST_CASE("failure text: the five texts of 5.8 by kind, every other kind its own message",
           "[engine]") {
+  // Each row was a row of the original's rewrite (an LWP or OS text in, the operator's text
+  // out). The kind is now set where the error happens; the words no longer matter, so rows
+  // whose words point elsewhere still give their kind's text.
   const std::string dns = "host '10.0.0.9' did not resolve - check the name or use an IP address";
   const std::string refused = "host '10.0.0.9' did not respond on port 7450 - connection refused "
                               "(agent not running, or wrong port?)";
@@ -86,92 +98,101 @@ TEST_CASE("transport error rewrite: every pattern of 5.8, in order, and pass-thr
   const std::string timeout = "host '10.0.0.9' did not respond - connection timed out";
   const std::string tls = "TLS handshake with '10.0.0.9' failed - certificate or trust mismatch";
   struct Row {
+    ErrorKind kind;
     std::string error;
-    std::string rewritten;
+    std::string text;
   };
   const Row rows[] = {
       // 1. name resolution
-      {"Bad hostname 'nope'", dns},
-      {"getaddrinfo: Name or service not known", dns},
-      {"nodename nor servname provided, or not known", dns},
-      {"Temporary failure in name resolution", dns},
-      {"cannot resolve host", dns},
-      {"No address associated with hostname", dns},
-      {"NAME OR SERVICE NOT KNOWN", dns},
+      {ErrorKind::dns, "Bad hostname 'nope'", dns},
+      {ErrorKind::dns, "getaddrinfo: Name or service not known", dns},
+      {ErrorKind::dns, "nodename nor servname provided, or not known", dns},
+      {ErrorKind::dns, "Temporary failure in name resolution", dns},
+      {ErrorKind::dns, "cannot resolve host", dns},
+      {ErrorKind::dns, "No address associated with hostname", dns},
+      {ErrorKind::dns, "NAME OR SERVICE NOT KNOWN", dns},
+      {ErrorKind::dns, "cannot resolve host 'nope.example': unknown node or service", dns},
       // 2. refused, naming the port
-      {"connection refused", refused},
-      {"Can't connect to 10.0.0.9:7450 (Connection refused)", refused},
+      {ErrorKind::refused, "connection refused", refused},
+      {ErrorKind::refused, "Can't connect to 10.0.0.9:7450 (Connection refused)", refused},
       // 3. no route
-      {"No route to host", unreachable},
-      {"Network is unreachable", unreachable},
-      {"host is unreachable", unreachable},
-      // 4. timeouts: "timed out" anywhere, "timeout" as a word
-      {"connection timed out", timeout},
-      {"timeout", timeout},
-      {"read timeout", timeout},
-      {"Timeout waiting for the agent", timeout},
-      {"(timeout)", timeout},
+      {ErrorKind::unreachable, "No route to host", unreachable},
+      {ErrorKind::unreachable, "Network is unreachable", unreachable},
+      {ErrorKind::unreachable, "host is unreachable", unreachable},
+      // 4. timeouts: connecting, the whole exchange, and waiting for the answer
+      {ErrorKind::timeout, "connection timed out", timeout},
+      {ErrorKind::timeout, "timeout", timeout},
+      {ErrorKind::read_timeout, "read timeout", timeout},
+      {ErrorKind::timeout, "Timeout waiting for the agent", timeout},
+      {ErrorKind::timeout, "(timeout)", timeout},
+      {ErrorKind::timeout, "timed out: no complete response within 180s", timeout},
       // 5. TLS
-      {"SSL connect attempt failed", tls},
-      {"SSL error", tls},
-      {"TLS alert received", tls},
-      {"X509 - Certificate verification failed", tls},
-      {"handshake failure", tls},
-      {"verify failed", tls},
-      {"TLS handshake failed: SSL - the peer notified us that the connection is going to be closed",
+      {ErrorKind::tls, "SSL connect attempt failed", tls},
+      {ErrorKind::tls, "SSL error", tls},
+      {ErrorKind::tls, "TLS alert received", tls},
+      {ErrorKind::tls, "X509 - Certificate verification failed", tls},
+      {ErrorKind::tls, "handshake failure", tls},
+      {ErrorKind::tls, "verify failed", tls},
+      {ErrorKind::tls,
+       "TLS handshake failed: SSL - the peer notified us that the connection is going to be closed",
        tls},
-      // Earlier patterns win.
-      {"Name or service not known (timeout)", dns},
-      {"Connection refused during SSL connect", refused},
-      {"No route to host: timed out", unreachable},
-      {"timed out during the TLS handshake", timeout},
-      // Words inside other words do not match.
-      {"timeouts exceeded", "timeouts exceeded"},
-      {"sslfoo tlsbar", "sslfoo tlsbar"},
-      // Everything else passes through unchanged.
-      {"403 Forbidden", "403 Forbidden"},
-      {"500 Internal Server Error", "500 Internal Server Error"},
-      {"no response", "no response"},
-      {"", ""},
+      {ErrorKind::tls, "TLS handshake failed: connection closed by peer", tls},
+      // The kind decides, not the words (the original tried its patterns in this order).
+      {ErrorKind::dns, "Name or service not known (timeout)", dns},
+      {ErrorKind::refused, "Connection refused during SSL connect", refused},
+      {ErrorKind::unreachable, "No route to host: timed out", unreachable},
+      {ErrorKind::timeout, "timed out during the TLS handshake", timeout},
+      {ErrorKind::timeout, "TLS handshake failed: connection error: connection timed out", timeout},
+      // Everything else passes through unchanged, whatever its words.
+      {ErrorKind::other, "timeouts exceeded", "timeouts exceeded"},
+      {ErrorKind::other, "sslfoo tlsbar", "sslfoo tlsbar"},
+      {ErrorKind::denied, "403 Forbidden", "403 Forbidden"},
+      {ErrorKind::http_status, "500 Internal Server Error", "500 Internal Server Error"},
+      {ErrorKind::other, "no response", "no response"},
+      {ErrorKind::other, "", ""},
+      {ErrorKind::closed, "connection closed before a complete response",
+       "connection closed before a complete response"},
+      {ErrorKind::io, "connection reset by peer", "connection reset by peer"},
+      {ErrorKind::protocol, "malformed status line", "malformed status line"},
+      {ErrorKind::config, "'/x.crt': certificate cannot be parsed",
+       "'/x.crt': certificate cannot be parsed"},
+      // A message with braces is not a template.
+      {ErrorKind::other, "odd {host} text", "odd {host} text"},
   };
   for (const auto& r : rows) {
-    INFO(r.error);
-    CHECK(rewrite_transport_error(r.error, "10.0.0.9", 7450) == r.rewritten);
+    INFO(kind_name(r.kind) << " " << r.error);
+    CHECK(failure_text(error(r.kind, r.error), "10.0.0.9", 7450) == r.text);
   }
   // The connect host is interpolated in quotes, whatever it is.
-  CHECK(rewrite_transport_error("connection refused", "db-01", 7443) ==
+  CHECK(failure_text(error(ErrorKind::refused, "connection refused"), "db-01", 7443) ==
         "host 'db-01' did not respond on port 7443 - connection refused (agent not running, or "
         "wrong port?)");
-  CHECK(rewrite_transport_error("handshake failure", "web-01.example.com", 7443) ==
+  CHECK(failure_text(error(ErrorKind::tls, "handshake failure"), "web-01.example.com", 7443) ==
         "TLS handshake with 'web-01.example.com' failed - certificate or trust mismatch");
+  CHECK(failure_text(error(ErrorKind::dns, "x"), "{port}", 1) ==
+        "host '{port}' did not resolve - check the name or use an IP address");
+  CHECK(failure_text(Status(), "h", 1).empty());
 }
 
-TEST_CASE("is_timeout_error / is_unreachable_error follow the rewrite's order", "[engine]") {
+TEST_CASE("failure state: timeouts, unreachable hosts, refusals, everything else an error",
+          "[engine]") {
   struct Row {
-    const char* error;
-    bool timeout;
-    bool unreachable;
+    ErrorKind kind;
+    HostState state;
   };
   const Row rows[] = {
-      {"read timeout", true, false},
-      {"connection timed out", true, false},
-      {"Timeout", true, false},
-      {"connection refused", false, true},
-      {"Name or service not known", false, true},
-      {"Temporary failure in name resolution", false, true},
-      {"No route to host", false, true},
-      {"Network is unreachable", false, true},
-      {"connection refused (timeout)", false, true}, // refused comes first
-      {"TLS handshake failed", false, false},
-      {"403 Forbidden", false, false},
-      {"no response", false, false},
-      {"timeouts", false, false},
-      {"", false, false},
+      {ErrorKind::none, HostState::ok},           {ErrorKind::read_timeout, HostState::timeout},
+      {ErrorKind::timeout, HostState::timeout},   {ErrorKind::refused, HostState::unreachable},
+      {ErrorKind::dns, HostState::unreachable},   {ErrorKind::unreachable, HostState::unreachable},
+      {ErrorKind::denied, HostState::denied},     {ErrorKind::tls, HostState::error},
+      {ErrorKind::http_status, HostState::error}, {ErrorKind::closed, HostState::error},
+      {ErrorKind::io, HostState::error},          {ErrorKind::protocol, HostState::error},
+      {ErrorKind::config, HostState::error},      {ErrorKind::other, HostState::error},
   };
+  REQUIRE(std::size(rows) == std::size(kErrorKinds));
   for (const auto& r : rows) {
-    INFO(r.error);
-    CHECK(is_timeout_error(r.error) == r.timeout);
-    CHECK(is_unreachable_error(r.error) == r.unreachable);
+    INFO(kind_name(r.kind));
+    CHECK(state_name(failure_state(r.kind)) == state_name(r.state));
   }
 }
 

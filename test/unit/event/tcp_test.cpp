@@ -103,7 +103,8 @@ TEST_CASE("end() lingers on a stream that is still reading until the peer closes
                                            "server-closed"});
 }
 
-TEST_CASE("connection refused and unresolvable names give the OS wording", "[event]") {
+TEST_CASE("connection refused and unresolvable names give the OS wording and their kind",
+          "[event]") {
   Loop loop;
   // Find a port that nothing listens on: bind, read the port, close.
   int port;
@@ -112,13 +113,43 @@ TEST_CASE("connection refused and unresolvable names give the OS wording", "[eve
     REQUIRE(probe.listen("127.0.0.1", 0, 1, [] {}).ok());
     port = probe.local_port();
   }
-  std::string refused, unresolved;
+  cx::Status refused, unresolved;
   Connector a(loop), b(loop);
-  a.connect("127.0.0.1", port, 2000, [&](auto r) { refused = r.message(); });
-  b.connect("no-such-host.invalid", port, 5000, [&](auto r) { unresolved = r.message(); });
+  a.connect("127.0.0.1", port, 2000, [&](auto r) { refused = r.status(); });
+  b.connect("no-such-host.invalid", port, 5000, [&](auto r) { unresolved = r.status(); });
   loop.run();
-  CHECK(refused == "connection refused");
-  CHECK(unresolved.rfind("cannot resolve host 'no-such-host.invalid': ", 0) == 0);
+  CHECK(refused.message() == "connection refused");
+  CHECK(unresolved.message().rfind("cannot resolve host 'no-such-host.invalid': ", 0) == 0);
+  CHECK(refused.kind() == cx::ErrorKind::refused);
+  CHECK(unresolved.kind() == cx::ErrorKind::dns);
+}
+
+TEST_CASE("libuv errors map to kinds; the text stays libuv's", "[event]") {
+  struct Row {
+    int code;
+    cx::ErrorKind kind;
+    const char* text;
+  };
+  const Row rows[] = {
+      {UV_ECONNREFUSED, cx::ErrorKind::refused, "connection refused"},
+      {UV_EHOSTUNREACH, cx::ErrorKind::unreachable, "host is unreachable"},
+      {UV_ENETUNREACH, cx::ErrorKind::unreachable, "network is unreachable"},
+      {UV_ETIMEDOUT, cx::ErrorKind::timeout, "connection timed out"},
+      {UV_EAI_NONAME, cx::ErrorKind::dns, "unknown node or service"},
+      {UV_EAI_AGAIN, cx::ErrorKind::dns, "temporary failure"},
+      {UV_EAI_FAIL, cx::ErrorKind::dns, "permanent failure"},
+      {UV_ECONNRESET, cx::ErrorKind::io, "connection reset by peer"},
+      {UV_EPIPE, cx::ErrorKind::io, "broken pipe"},
+      {UV_ENETDOWN, cx::ErrorKind::io, "network is down"},
+      {UV_EHOSTDOWN, cx::ErrorKind::io, "host is down"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.text);
+    CHECK(connection_error_kind(r.code) == r.kind);
+    cx::Status st = connection_error(r.code);
+    CHECK(st.kind() == r.kind);
+    CHECK(st.message() == r.text);
+  }
 }
 
 TEST_CASE("a destroyed connector never calls back", "[event]") {

@@ -95,7 +95,11 @@ TEST_CASE("parse_run_request reads bodies as the original does", "[proto]") {
        {},
        "r3",
        false},
-      {R"({"script":"noop","args":["\u0000"]})", RunRequestError::args_with_nul, "noop", {}, "",
+      {R"({"script":"noop","args":["\u0000"]})",
+       RunRequestError::args_with_nul,
+       "noop",
+       {},
+       "",
        false},
       {R"(not json)", RunRequestError::invalid_json, "", {}, "", false},
       {R"(["script"])", RunRequestError::invalid_json, "", {}, "", false},
@@ -285,4 +289,150 @@ TEST_CASE("rotate and renew replies", "[proto]") {
   auto rcr = RenewCompleteReply::from_json(doc(R"({"staged":1,"status":"ok","reqid":"r"})"));
   REQUIRE(rcr.ok());
   CHECK(rcr->staged);
+}
+
+TEST_CASE("the auth hook's refusal: written and recognised by the same words", "[proto]") {
+  CHECK(not_authorised_error("bad token") == "not authorised: bad token");
+  CHECK(body::not_authorised("bad token") == R"({"error":"not authorised: bad token"})");
+  for (const char* error : {"not authorised", "not authorised: bad token", "not authorised: "}) {
+    INFO(error);
+    CHECK(is_not_authorised(error));
+  }
+  // The agent's words exactly, as the original compares them.
+  for (const char* error :
+       {"Not authorised", "script not authorised", "not authorized", "not author", ""}) {
+    INFO(error);
+    CHECK_FALSE(is_not_authorised(error));
+  }
+}
+
+TEST_CASE("replies read leniently: a member of the wrong type counts as absent", "[proto]") {
+  // Strictly each of these fails naming the field; leniently (the dispatcher reading an agent)
+  // the member is left at its default and the rest is read.
+  auto run = RunResult::from_json(
+      doc(R"({"script":5,"exit":0,"stdout":["x"],"stderr":"e","error":{},"host":7,"reqid":"r"})"),
+      Reading::lenient);
+  REQUIRE(run.ok());
+  CHECK_FALSE(run->script);
+  CHECK(run->exit == 0);
+  CHECK_FALSE(run->out);
+  CHECK(*run->err == "e");
+  CHECK_FALSE(run->error);
+  CHECK_FALSE(run->host);
+  CHECK(*run->reqid == "r");
+  CHECK_FALSE(RunResult::from_json(doc(R"({"script":5})")).ok());
+
+  auto ping = PingReply::from_json(doc(R"({"status":1,"host":"vm","expiry":null,"staged":"0"})"),
+                                   Reading::lenient);
+  REQUIRE(ping.ok());
+  CHECK(ping->status.empty());
+  CHECK(ping->host == "vm");
+  CHECK(ping->expiry.empty());
+  CHECK_FALSE(ping->staged);
+
+  auto async =
+      AsyncReply::from_json(doc(R"({"status":"busy","error":false,"script":1})"), Reading::lenient);
+  REQUIRE(async.ok());
+  CHECK(async->status == "busy");
+  CHECK_FALSE(async->error);
+  CHECK(async->script.empty());
+
+  auto rotate = RotateReply::from_json(doc(R"({"status":["ok"],"serial":"ab"})"), Reading::lenient);
+  REQUIRE(rotate.ok());
+  CHECK(rotate->status.empty());
+  CHECK(*rotate->serial == "ab");
+  CHECK_THAT(RotateReply::from_json(doc(R"({"status":["ok"]})")).message(),
+             Catch::Contains("status"));
+
+  // The 403 body: an absent error is told from an empty one (Perl's `//`).
+  CHECK_FALSE(ErrorReply::from_json(doc(R"({"status":"denied"})"), Reading::lenient)->error);
+  CHECK(*ErrorReply::from_json(doc(R"({"error":""})"), Reading::lenient)->error == "");
+  CHECK_FALSE(ErrorReply::from_json(doc(R"({"error":5})"), Reading::lenient)->error);
+  CHECK_FALSE(ErrorReply::from_json(doc(R"({"error":5})")).ok());
+
+  // Neither reading accepts a non-object.
+  CHECK_FALSE(PingReply::from_json(doc("[]"), Reading::lenient).ok());
+}
+
+TEST_CASE("lenient exit: as the original numifies it", "[proto]") {
+  struct Row {
+    const char* body;
+    int64_t exit;
+  };
+  const Row rows[] = {
+      {R"({"exit":3})", 3},
+      {R"({"exit":"3"})", 3},
+      {R"({"exit":" 4 "})", 4},
+      {R"({"exit":2.7})", 2},
+      {R"({"exit":-2.7})", -2},
+      {R"({"exit":1e300})", INT64_MAX},
+      {R"({"exit":-1e300})", INT64_MIN},
+      {R"({"exit":"abc"})", -1},
+      {R"({"exit":true})", -1},
+      {R"({"exit":null})", -1},
+      {R"({"exit":[0]})", -1},
+      {R"({})", -1},
+  };
+  for (const auto& r : rows) {
+    INFO(r.body);
+    auto run = RunResult::from_json(doc(r.body), Reading::lenient);
+    REQUIRE(run.ok());
+    CHECK(run->exit == r.exit);
+  }
+  // Strictly, only integers (and integral doubles) are an exit.
+  CHECK(RunResult::from_json(doc(R"({"exit":3.0})"))->exit == 3);
+  CHECK_FALSE(RunResult::from_json(doc(R"({"exit":"3"})")).ok());
+  CHECK_FALSE(RunResult::from_json(doc(R"({"exit":2.7})")).ok());
+}
+
+TEST_CASE("lenient capabilities: every scripts entry counts, bad tags are skipped", "[proto]") {
+  auto caps = CapabilitiesReply::from_json(
+      doc(R"({"status":"ok","host":"vm","tags":{"env":"prod","bad":[1],"n":5},)"
+          R"("scripts":[{"name":"a","executable":1},"junk",{"name":7}]})"),
+      Reading::lenient);
+  REQUIRE(caps.ok());
+  CHECK(caps->tags == std::map<std::string, std::string>{{"env", "prod"}, {"n", "5"}});
+  REQUIRE(caps->scripts.size() == 3);
+  CHECK(caps->scripts[0].name == "a");
+  CHECK(caps->scripts[0].executable);
+  CHECK(caps->scripts[1].name.empty());
+  CHECK(caps->scripts[2].name.empty());
+  auto odd = CapabilitiesReply::from_json(doc(R"({"tags":"x","scripts":{}})"), Reading::lenient);
+  REQUIRE(odd.ok());
+  CHECK(odd->tags.empty());
+  CHECK(odd->scripts.empty());
+  // Strictly, the first wrong member is the error.
+  struct Bad {
+    const char* text;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {R"({"tags":"x","scripts":{}})", "field 'tags' must be an object"},
+      {R"({"tags":{"a":[1]}})", "field 'tags' must be an object of strings"},
+      {R"({"scripts":{}})", "field 'scripts' must be an array"},
+      {R"({"scripts":["junk"]})", "field 'scripts' must be an array of objects"},
+      {R"({"scripts":[{"name":7}]})", "field 'name' must be a string"},
+      {R"({"host":1,"scripts":[{"name":7}]})", "field 'host' must be a string"},
+  };
+  for (const auto& b : bad) {
+    INFO(b.text);
+    auto r = CapabilitiesReply::from_json(doc(b.text));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.message() == b.message);
+  }
+}
+
+TEST_CASE("a result record without a status is unknown; any reply's reported host", "[proto]") {
+  CHECK(ResultRecord::from_json(doc(R"({"reqid":"r"})"), Reading::lenient)->status == "unknown");
+  CHECK(ResultRecord::from_json(doc(R"({"status":""})"))->status.empty());
+  CHECK(ResultRecord::from_json(doc(R"({"status":5})"), Reading::lenient)->status == "unknown");
+  auto rec = ResultRecord::from_json(doc(R"({"status":"done","exit":"0"})"), Reading::lenient);
+  REQUIRE(rec.ok());
+  CHECK(*rec->exit == 0);
+  CHECK_FALSE(ResultRecord::from_json(doc(R"({"status":"done","exit":"0"})")).ok());
+  CHECK(reported_host(doc(R"({"status":"done","host":"vm"})")) == "vm");
+  CHECK(reported_host(doc(R"({"host":""})")) == "");
+  CHECK_FALSE(reported_host(doc(R"({"host":5})")));
+  CHECK_FALSE(reported_host(doc(R"({"status":"ok"})")));
+  CHECK_FALSE(reported_host(doc(R"(["host"])")));
 }

@@ -4,6 +4,7 @@
 
 #include "event/process.hpp"
 #include "test/unit/testutil.hpp"
+#include "test/unit/tls/fixture.hpp"
 #include "tls/tls.hpp"
 
 using namespace cx;
@@ -11,24 +12,7 @@ using cx::test::TempDir;
 
 namespace {
 
-struct Fixture {
-  TempDir dir;
-  Fixture() {
-    REQUIRE(test::have_openssl());
-    test::make_ca(dir);
-    test::make_leaf(dir, "server", "agent.example", "7f3a9c");
-    test::make_leaf(dir, "client", "ctrl-exec-dispatcher", "0100");
-    test::make_ca(dir, "other");
-    test::make_leaf(dir, "stranger", "ctrl-exec-dispatcher", "a1", "other");
-  }
-  std::shared_ptr<tls::Credentials> creds(const std::string& leaf, const std::string& ca = "ca") {
-    auto c = tls::Credentials::load(leaf.empty() ? "" : dir / (leaf + ".crt"),
-                                    leaf.empty() ? "" : dir / (leaf + ".key"), dir / (ca + ".crt"));
-    INFO(c.message());
-    REQUIRE(c.ok());
-    return *c;
-  }
-};
+using Fixture = test::TlsFixture;
 
 // An echo server: for each connection, handshake, then echo "<serial>|<resumed>|<data>".
 struct EchoServer {
@@ -143,6 +127,9 @@ TEST_CASE("the server refuses clients without a certificate or from another CA",
   CHECK_FALSE(stranger.handshake.ok());
   CHECK(server.handshakes_ok == 0);
   CHECK(server.handshake_errors.size() == 2);
+  // Our client sees a failed handshake, of kind tls.
+  CHECK(stranger.handshake.kind() == ErrorKind::tls);
+  CHECK(stranger.handshake.message().rfind("TLS handshake failed: ", 0) == 0);
   // The listener keeps serving after failed handshakes.
   auto good = run_client(loop, f.creds("client"), server.port());
   CHECK(good.handshake.ok());
@@ -293,4 +280,36 @@ TEST_CASE("credential errors name the file", "[tls]") {
   auto bad = tls::Credentials::load(dir / "bad.crt", dir / "k.key", "");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.message().find("bad.crt") != std::string::npos);
+}
+
+TEST_CASE("credential errors name the file the failing part came from", "[tls]") {
+  Fixture f;
+  const std::string crt = f.dir / "client.crt", key = f.dir / "client.key", ca = f.dir / "ca.crt";
+  const std::string other_key = f.dir / "stranger.key", garbage = f.dir / "garbage.pem";
+  test::sh("echo garbage > '" + garbage + "'");
+  struct Row {
+    std::string cert, key, ca;
+    std::string message; // the start of it (mbedTLS's own words follow)
+  };
+  const Row rows[] = {
+      {crt, "", "", "'" + crt + "': certificate and key must be given together"},
+      {garbage, key, "", "'" + garbage + "': certificate cannot be parsed: "},
+      {crt, garbage, "", "'" + garbage + "': key cannot be parsed: "},
+      {crt, other_key, "",
+       "'" + crt + "' and '" + other_key + "': the certificate does not match the key"},
+      {crt, key, garbage, "'" + garbage + "': CA certificate cannot be parsed: "},
+  };
+  for (const auto& r : rows) {
+    INFO(r.message);
+    auto c = tls::Credentials::load(r.cert, r.key, r.ca);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.kind() == ErrorKind::config);
+    CHECK(c.message().rfind(r.message, 0) == 0);
+  }
+  // Good files load; from_pem reports the same failures without file names.
+  CHECK(tls::Credentials::load(crt, key, ca).ok());
+  auto bare = tls::Credentials::from_pem("x", "", "");
+  REQUIRE_FALSE(bare.ok());
+  CHECK(bare.message() == "certificate and key must be given together");
+  CHECK(bare.kind() == ErrorKind::config);
 }
