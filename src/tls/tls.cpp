@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "base/serial_hex.hpp"
 #include "base/files.hpp"
 #include "tls/mbed.hpp"
 
@@ -38,16 +39,7 @@ const unsigned char* pem_ptr(const std::string& s) {
 } // namespace
 
 std::string serial_hex(const mbedtls_x509_buf& serial) {
-  static const char digits[] = "0123456789ABCDEF";
-  size_t start = 0;
-  while (start + 1 < serial.len && serial.p[start] == 0)
-    ++start;
-  std::string out;
-  for (size_t i = start; i < serial.len; ++i) {
-    out.push_back(digits[serial.p[i] >> 4]);
-    out.push_back(digits[serial.p[i] & 15]);
-  }
-  return out.empty() ? "00" : out;
+  return openssl_serial_hex(serial.p, serial.len);
 }
 
 // --- Credentials -----------------------------------------------------------------------------

@@ -107,8 +107,8 @@ private:
   std::unique_ptr<mbedtls_ssl_session> s_;
 };
 
-// Uppercase whole-byte hex of a certificate serial, exactly as `openssl x509 -serial` prints
-// it: DER sign-padding zero bytes are dropped, at least one byte is kept ("00").
+// A certificate serial exactly as `openssl x509 -serial` prints it: base/serial_hex.hpp's
+// openssl_serial_hex of the DER content octets (a negative serial as "-" and its magnitude).
 std::string serial_hex(const mbedtls_x509_buf& serial);
 
 class Stream final : public event::Transport {
