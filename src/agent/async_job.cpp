@@ -224,7 +224,7 @@ int run_async_supervisor() {
 
   proto::ResultRecord rec;
   rec.reqid = job->reqid;
-  rec.status = "done";
+  rec.status = proto::kStatusDone;
   rec.script = job->script;
   rec.owner = job->owner;
   rec.started = job->started;

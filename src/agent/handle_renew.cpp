@@ -23,7 +23,7 @@ void handle_renew(Context& ctx, Call& call) {
   proto::RenewReply r;
   auto key = read_file(ctx.state()->config.key, 1u << 20);
   if (!key.ok()) {
-    r.status = "error";
+    r.status = proto::kStatusError;
     r.error = "agent key not available";
     log::err("renew", {{"PEER", ip}, {"REQID", reqid_field(reqid)}, {"ERROR", *r.error}});
     call.client->respond(200, r.to_json());
@@ -31,13 +31,13 @@ void handle_renew(Context& ctx, Call& call) {
   }
   auto csr = pki::create_csr(*key, ctx.identity().host);
   if (!csr.ok()) {
-    r.status = "error";
+    r.status = proto::kStatusError;
     r.error = "could not generate CSR";
     log::err("renew", {{"PEER", ip}, {"REQID", reqid_field(reqid)}, {"ERROR", csr.message()}});
     call.client->respond(200, r.to_json());
     return;
   }
-  r.status = "ok";
+  r.status = proto::kStatusOk;
   r.csr = std::move(*csr);
   r.reqid = reqid;
   log::info("renew", {{"PEER", ip}, {"REQID", reqid_field(reqid)}, {"STATUS", "csr-generated"}});
@@ -59,7 +59,7 @@ void handle_renew_complete(Context& ctx, Call& call) {
     log::err("renew-complete",
              {{"PEER", call.peer.ip}, {"REQID", reqid_field(rq.reqid)}, {"ERROR", why}});
     proto::RenewCompleteReply r;
-    r.status = "error";
+    r.status = proto::kStatusError;
     r.error = why;
     call.client->respond(200, r.to_json());
   };
@@ -80,7 +80,7 @@ void handle_renew_complete(Context& ctx, Call& call) {
   log::info("renew-complete",
             {{"PEER", call.peer.ip}, {"REQID", reqid_field(rq.reqid)}, {"STATUS", "cert-staged"}});
   proto::RenewCompleteReply r;
-  r.status = "ok";
+  r.status = proto::kStatusOk;
   r.reqid = rq.reqid;
   r.staged = true;
   call.client->respond(200, r.to_json());

@@ -10,7 +10,7 @@ namespace {
 
 std::string failure(const std::string& why) {
   proto::RotateReply r;
-  r.status = "error";
+  r.status = proto::kStatusError;
   r.error = why;
   return r.to_json();
 }
@@ -40,7 +40,7 @@ void apply(Context& ctx, Pending& p, const proto::RotateRequest& rq) {
                        {"SERIAL", log_safe(rq.serial)},
                        {"PEER", p.peer.ip}});
   proto::RotateReply r;
-  r.status = "ok";
+  r.status = proto::kStatusOk;
   r.action = rq.action;
   r.serial = rq.serial;
   r.dispatcher = caller;

@@ -126,7 +126,7 @@ void handle_run(Context& ctx, Call& call) {
     proto::RunResult r;
     r.script = j.req.script;
     r.reqid = j.req.reqid;
-    r.error = "not authorised: " + d.reason;
+    r.error = proto::not_authorised_error(d.reason);
     j.client->respond(200, r.to_json());
     ctx.drop(j.id);
   });

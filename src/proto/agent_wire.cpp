@@ -233,7 +233,7 @@ std::string revoked() {
   return error_body("certificate revoked");
 }
 std::string serial_mismatch() {
-  return ErrorReply{"serial mismatch", std::string("forbidden")}.to_json();
+  return ErrorReply{std::string(kSerialMismatch), std::string("forbidden")}.to_json();
 }
 std::string forbidden() {
   return error_body("forbidden");
