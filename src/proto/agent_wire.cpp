@@ -320,6 +320,7 @@ std::string RunResult::to_json() const {
   if (error) w.member("error", *error);
   if (truncated) w.member("truncated", true);
   if (timed_out) w.member("timed_out", true);
+  if (host) w.member("host", *host);
   w.end_object();
   return w.str();
 }
