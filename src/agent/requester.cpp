@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "agent/trusted_map.hpp"
+#include "agent/pairing_store.hpp"
 #include "base/daemon.hpp"
 #include "base/exit_codes.hpp"
 #include "base/files.hpp"
@@ -189,51 +189,6 @@ Exchange exchange(const RequestPairingOptions& o, const std::string& request, Ha
                                  on_response);
   loop.run();
   return ex;
-}
-
-// Writes a file for the agent (root:ctrl-exec-agent when that group exists and we are root).
-Status store(const std::string& path, const std::string& data, mode_t mode) {
-  WriteOptions w;
-  w.mode = mode;
-  if (::geteuid() == 0) {
-    if (auto gid = lookup_group("ctrl-exec-agent")) {
-      w.uid = 0;
-      w.gid = *gid;
-    }
-  }
-  return write_file_atomic(path, data, w);
-}
-
-// The state directory for the map: 0750, owned by ctrl-exec-agent when that user exists.
-Status make_agent_state_dir(const std::string& dir) {
-  if (is_directory(dir)) return {};
-  CX_TRY(make_dirs(dir, 0750));
-  if (::geteuid() == 0) {
-    if (auto u = lookup_user("ctrl-exec-agent")) {
-      if (::chown(dir.c_str(), u->uid, u->gid) != 0) {
-        // Owned by root instead; the agent can still read the map (0644).
-      }
-    }
-  }
-  return {};
-}
-
-// Stores what the approval delivered. The map entry goes first: a cert without a trusted
-// dispatcher would refuse everything, and is easy to see; the reverse cannot happen then.
-Status store_pairing(const AgentPairingFiles& f, const std::string& key_pem,
-                     const proto::PairResponse& r) {
-  auto match = pki::key_matches_cert(key_pem, r.cert);
-  if (!match.ok()) return error("the certificate received cannot be read: " + match.message());
-  if (!*match) return error("the certificate received does not match this agent's key");
-  if (!r.dispatcher_serial.empty()) {
-    CX_TRY(make_agent_state_dir(dirname(f.trusted_map)));
-    std::string id = r.dispatcher_id.empty() ? r.dispatcher_serial : r.dispatcher_id;
-    CX_TRY(add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
-  }
-  CX_TRY(store(f.key, key_pem, 0640));
-  CX_TRY(store(f.cert, r.cert, 0640));
-  CX_TRY(store(f.ca, r.ca, 0644));
-  return {};
 }
 
 std::string start_instructions() {
