@@ -251,8 +251,12 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
     set_member(r.doc, "rtt", rtt);
     if (!json::find(r.doc, "reqid")) set_member(r.doc, "reqid", spec.reqid);
     const std::string& status = submitted.status;
+    // An agent refuses an async run as it refuses a sync one: 200 with the run's `error`,
+    // "not authorised: ..." when its hook said no; that is denied, as for a sync run.
+    bool denied = submitted.error && proto::is_not_authorised(*submitted.error);
     r.state = status == proto::kStatusAccepted ? HostState::ok
               : status == proto::kStatusBusy   ? HostState::busy
+              : denied                         ? HostState::denied
                                                : HostState::error;
     log_answer("run-async", reply,
                {{"REQID", spec.reqid},

@@ -334,6 +334,15 @@ TEST_CASE("run_result, async: accepted, busy, refusals and failures", "[engine]"
            R"(","rtt":"12ms","script":"backup","state":"error"})",
        HostState::error,
        {ok_line("accepted")}},
+      // The agent's auth hook refused the async run: denied, as a sync refusal is (issue 11,
+      // defect 1).
+      {answer(200, "OK",
+              R"({"script":"backup","exit":-1,"error":"not authorised: denied","reqid":")" + R +
+                  R"("})"),
+       R"({"error":"not authorised: denied","exit":-1,"host":"db-01","reqid":")" + R +
+           R"(","rtt":"12ms","script":"backup","state":"denied"})",
+       HostState::denied,
+       {ok_line("accepted")}},
       // The same without a reqid: the dispatch's reqid is filled in, as for sync results.
       {answer(200, "OK", R"({"script":"backup","exit":-1,"error":"async not available"})"),
        R"({"error":"async not available","exit":-1,"host":"db-01","reqid":")" + R +
