@@ -156,6 +156,7 @@ int self_ping(const Paths& paths) {
   case ErrorKind::tls:         // the handshake itself
   case ErrorKind::timeout:     // connecting or handshaking took too long
   case ErrorKind::closed:      // the agent hung up before answering
+  case ErrorKind::tls_closed:  // or during the handshake
   case ErrorKind::dns:         // (127.0.0.1 always resolves)
   case ErrorKind::unreachable: //
   case ErrorKind::io:          // reset, aborted

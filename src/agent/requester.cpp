@@ -63,6 +63,7 @@ std::string connect_failure(const RequestPairingOptions& o, const Status& failur
            ": connection refused - is pairing mode running?\n" + hint;
   case ErrorKind::tls:    // something that does not speak TLS, or not our way
   case ErrorKind::closed: // a TLS server that hung up before answering
+  case ErrorKind::tls_closed:
     return "ctrl-exec at " + where + " is not in pairing mode (" + err + ").\n" + hint;
   case ErrorKind::unreachable:
   case ErrorKind::timeout:

@@ -28,6 +28,7 @@ enum class ErrorKind : uint8_t {
   read_timeout, // connected, but nothing arrived within the read (inactivity) timeout
   closed,       // the peer closed the connection before a complete response
   tls,          // the TLS handshake failed (certificate, trust, protocol)
+  tls_closed,   // the peer closed (or reset) the connection during the TLS handshake
   io,           // another operating-system error on a connection or file
   protocol,     // the peer's bytes broke the protocol (a malformed HTTP response)
   http_status,  // the peer answered with an HTTP error status (other than a refusal)
@@ -39,15 +40,15 @@ enum class ErrorKind : uint8_t {
 inline constexpr ErrorKind kErrorKinds[] = {
     ErrorKind::none,        ErrorKind::other,   ErrorKind::dns,          ErrorKind::refused,
     ErrorKind::unreachable, ErrorKind::timeout, ErrorKind::read_timeout, ErrorKind::closed,
-    ErrorKind::tls,         ErrorKind::io,      ErrorKind::protocol,     ErrorKind::http_status,
-    ErrorKind::denied,      ErrorKind::config};
+    ErrorKind::tls,         ErrorKind::tls_closed, ErrorKind::io,     ErrorKind::protocol,
+    ErrorKind::http_status, ErrorKind::denied,     ErrorKind::config};
 
 // The kind's name as written above ("read_timeout"), for logs of tests and debugging.
 constexpr std::string_view kind_name(ErrorKind k) {
   // Indexed by ErrorKind.
   constexpr std::string_view names[] = {
       "none",   "other", "dns", "refused",  "unreachable", "timeout", "read_timeout",
-      "closed", "tls",   "io",  "protocol", "http_status", "denied",  "config"};
+      "closed", "tls",   "tls_closed", "io", "protocol", "http_status", "denied", "config"};
   static_assert(std::size(names) == std::size(kErrorKinds));
   return names[static_cast<size_t>(k)];
 }

@@ -64,6 +64,11 @@ const FailureRow kFailureTable[] = {
     {ErrorKind::closed, HostState::error, "{error}"},
     {ErrorKind::tls, HostState::error,
      "TLS handshake with '{host}' failed - certificate or trust mismatch"},
+    // Ours: the original read any failed handshake as a trust problem; an agent that hangs up
+    // mid-handshake is over its connection cap or refusing our address (docs/COMPATIBILITY.md).
+    {ErrorKind::tls_closed, HostState::error,
+     "TLS handshake with '{host}' failed - the agent closed the connection during the handshake "
+     "(overloaded, or not accepting this address?)"},
     {ErrorKind::io, HostState::error, "{error}"},
     {ErrorKind::protocol, HostState::error, "{error}"},
     // The status line ("500 Internal Server Error"), as the original passes it through.

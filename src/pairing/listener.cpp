@@ -79,7 +79,10 @@ Status Listener::start() {
   hooks.admit = [this](const event::SockAddr& peer) {
     std::string ip = peer.ip();
     int64_t now = unix_now();
-    if (!limiter_.check(ip, now)) return false; // dropped without a word, as the original
+    // Over the rate limit: dropped without a word, as the original, except one connection per
+    // block, which is answered "rate limited" once its request is in, so that a genuine agent
+    // learns why (one handshake per block, not one per attempt).
+    if (!limiter_.check(ip, now)) return limiter_.tell_blocked(ip);
     limiter_.record_connection(ip, now);
     return true;
   };
@@ -167,6 +170,11 @@ bool Listener::queue_full(const std::shared_ptr<http::Connection>& conn) {
 void Listener::on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req) {
   if (stopping_) {
     conn->abort();
+    return;
+  }
+  if (limiter_.blocked(conn->peer_ip(), unix_now())) {
+    log::info("pair-reject", {{"IP", conn->peer_ip()}, {"REASON", "rate-limited"}});
+    answer(conn, proto::pair_error_json(proto::kPairRateLimited));
     return;
   }
   // The method and path are not checked, as in the original: the body is the request.

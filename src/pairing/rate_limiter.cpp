@@ -37,6 +37,19 @@ void RateLimiter::evict(int64_t now) {
   log::warning("rate-evict", {{"COUNT", std::to_string(opts_.max_entries)}});
 }
 
+bool RateLimiter::tell_blocked(const std::string& ip) {
+  auto it = table_.find(ip);
+  if (it == table_.end() || it->second.blocked_until == 0 || it->second.told) return false;
+  it->second.told = true;
+  return true;
+}
+
+bool RateLimiter::blocked(const std::string& ip, int64_t now) const {
+  if (opts_.disabled) return false;
+  auto it = table_.find(ip);
+  return it != table_.end() && it->second.blocked_until > now;
+}
+
 bool RateLimiter::check(const std::string& ip, int64_t now) {
   if (opts_.disabled) return true;
   if (auto it = table_.find(ip); it != table_.end() && it->second.blocked_until > 0) {

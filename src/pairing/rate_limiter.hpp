@@ -29,6 +29,11 @@ public:
   // silently. The first refusal of a block logs `rate-block PEER REASON=volume|probe`; a full
   // table logs `rate-evict COUNT=<max>`.
   bool check(const std::string& ip, int64_t now);
+  // For an address that check() refused: true once per block, for the one connection that is
+  // let through to be told why ("rate limited") instead of dropped; false after that.
+  bool tell_blocked(const std::string& ip);
+  // Whether `ip` is blocked at `now` (no side effects).
+  bool blocked(const std::string& ip, int64_t now) const;
   // After admitting: count the connection.
   void record_connection(const std::string& ip, int64_t now);
   // A failed TLS handshake (probe accounting).
@@ -41,6 +46,7 @@ private:
     std::deque<int64_t> connections;
     std::deque<int64_t> failures;
     int64_t blocked_until = 0;
+    bool told = false; // this block's refusal was answered (the entry goes when it ends)
   };
   void evict(int64_t now);
 

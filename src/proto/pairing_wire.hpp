@@ -16,6 +16,9 @@ inline constexpr std::string_view kPairTooLarge = "request too large";
 inline constexpr std::string_view kPairInvalidRequest = "invalid request";
 inline constexpr std::string_view kPairInvalidHostname = "invalid hostname";
 inline constexpr std::string_view kPairQueueFull = "pairing queue full";
+// Ours: the one answer an address over the rate limit gets per block (docs/COMPATIBILITY.md).
+inline constexpr std::string_view kPairRateLimited =
+    "rate limited - too many connections from this address; try again later";
 // Reasons of a second response that denies.
 inline constexpr std::string_view kPairRejected = "rejected by operator";
 inline constexpr std::string_view kPairTimeout = "approval timeout";

@@ -301,6 +301,10 @@ void Stream::drive_handshake() {
   ErrorKind kind = ErrorKind::tls;
   if (rc == MBEDTLS_ERR_SSL_CONN_EOF || (tcp_eof_ && rc == MBEDTLS_ERR_NET_RECV_FAILED)) {
     why = "connection closed by peer";
+    kind = ErrorKind::tls_closed;
+  } else if (rc == MBEDTLS_ERR_NET_RECV_FAILED && tcp_error_ == UV_ECONNRESET) {
+    why = "connection error: " + event::uv_error(tcp_error_);
+    kind = ErrorKind::tls_closed;
   } else if (rc == MBEDTLS_ERR_NET_RECV_FAILED) {
     why = "connection error: " + event::uv_error(tcp_error_);
     // A connection that times out or loses its route under the handshake failed for that

@@ -413,6 +413,34 @@ class Failures(AgentCase):
         self.assertEqual(r.rc, 255, r)
         self.assertIn("ctrl-exec at 127.0.0.1:%d is not in pairing mode" % port, r.err)
 
+    def test_a_full_queue_and_a_rate_limit_are_told_as_such(self):
+        # A genuine agent at our listener with a full queue, or from an address over the
+        # rate limit, is told which (issue 11, defect 5), not "not in pairing mode".
+        port = self.dispatcher(extra="pairing_rate_limit_disable = 1\npairing_max_queue = 0\n")
+        pm = pairlib.spawn_pairing_mode(self.root, port)
+        r = self.agent.run(self.pair_args(port), timeout=60)
+        pm.stop()
+        self.assertEqual(r.rc, 255, r)
+        self.assertIn("Pairing failed: pairing queue full\n", r.err)
+        self.assertNotIn("not in pairing mode", r.err)
+
+        other = harness.Root("disp2")
+        self.addCleanup(other.cleanup)
+        # One connection a minute: the agent's reachability probe uses it up.
+        port = self.dispatcher(other, extra="pairing_rate_limit_volume = 1/60/300\n")
+        pm = pairlib.spawn_pairing_mode(other, port)
+        r = self.agent.run(self.pair_args(port), timeout=60)
+        self.assertEqual(r.rc, 255, r)
+        self.assertIn("Pairing failed: rate limited - too many connections from this address; "
+                      "try again later\n", r.err)
+        self.assertNotIn("not in pairing mode", r.err)
+        pm.wait_for_log("ACTION=pair-reject IP=127.0.0.1 REASON=rate-limited")
+        # Told once per block: the next connection from that address is dropped unanswered.
+        again = self.agent.run(self.pair_args(port), timeout=60)
+        self.assertEqual(again.rc, 255, again)
+        self.assertIn("is not in pairing mode", again.err)
+        pm.stop()
+
     def test_nonce_mismatch_and_other_answers(self):
         d = os.path.join(self.root.dir, "fake")
         harness.openssl_ca(d)

@@ -101,9 +101,14 @@ TEST_CASE("agent client: failures on the wire become the original's texts and ou
       // The connect deadline covers the TLS handshake.
       {Peer::silent_tcp, ErrorKind::timeout, host + "did not respond - connection timed out",
        host + "did not respond - connection timed out", HostState::timeout},
-      {Peer::hang_up, ErrorKind::tls,
-       "TLS handshake with '127.0.0.1' failed - certificate or trust mismatch",
-       "TLS handshake with '127.0.0.1' failed - certificate or trust mismatch", HostState::error},
+      // An agent that hangs up during the handshake (over its connection cap) is reported as
+      // that, not as a certificate problem (issue 11, defect 5).
+      {Peer::hang_up, ErrorKind::tls_closed,
+       "TLS handshake with '127.0.0.1' failed - the agent closed the connection during the "
+       "handshake (overloaded, or not accepting this address?)",
+       "TLS handshake with '127.0.0.1' failed - the agent closed the connection during the "
+       "handshake (overloaded, or not accepting this address?)",
+       HostState::error},
       {Peer::stranger, ErrorKind::tls,
        "TLS handshake with '127.0.0.1' failed - certificate or trust mismatch",
        "TLS handshake with '127.0.0.1' failed - certificate or trust mismatch", HostState::error},

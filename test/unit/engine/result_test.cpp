@@ -153,6 +153,10 @@ TEST_CASE("failure text: the five texts of 5.8 by kind, every other kind its own
       {ErrorKind::closed, "connection closed before a complete response",
        "connection closed before a complete response"},
       {ErrorKind::io, "connection reset by peer", "connection reset by peer"},
+      // An agent that hangs up mid-handshake is not a trust problem (issue 11, defect 5).
+      {ErrorKind::tls_closed, "TLS handshake failed: connection closed by peer",
+       "TLS handshake with '10.0.0.9' failed - the agent closed the connection during the "
+       "handshake (overloaded, or not accepting this address?)"},
       {ErrorKind::protocol, "malformed status line", "malformed status line"},
       {ErrorKind::config, "'/x.crt': certificate cannot be parsed",
        "'/x.crt': certificate cannot be parsed"},
@@ -188,6 +192,7 @@ TEST_CASE("failure state: timeouts, unreachable hosts, refusals, everything else
       {ErrorKind::http_status, HostState::error}, {ErrorKind::closed, HostState::error},
       {ErrorKind::io, HostState::error},          {ErrorKind::protocol, HostState::error},
       {ErrorKind::config, HostState::error},      {ErrorKind::other, HostState::error},
+      {ErrorKind::tls_closed, HostState::error},
   };
   REQUIRE(std::size(rows) == std::size(kErrorKinds));
   for (const auto& r : rows) {

@@ -134,8 +134,9 @@ TEST_CASE("client: every way a call fails has its kind and its exact text", "[ht
       {Peer::silent, false, quick_total, ErrorKind::timeout,
        "timed out: no complete response within 1s"},
       {Peer::silent, true, quick_connect, ErrorKind::timeout, "connection timed out"},
-      // A peer that does not speak TLS.
-      {Peer::close_at_once, true, none, ErrorKind::tls,
+      // A peer that hangs up during the handshake (an agent over its cap), and one that does not
+      // speak TLS.
+      {Peer::close_at_once, true, none, ErrorKind::tls_closed,
        "TLS handshake failed: connection closed by peer"},
       {Peer::garbage, true, none, ErrorKind::tls, "TLS handshake failed: ", true},
       // A peer that hangs up, before or during its answer, or resets the connection.
