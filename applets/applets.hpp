@@ -7,4 +7,3 @@ int api_main(int argc, char** argv);
 int dispatcher_main(int argc, char** argv);
 int exec_main(int argc, char** argv);
 int pairing_main(int argc, char** argv);
-

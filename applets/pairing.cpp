@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "agent/requester.hpp"
-#include "base/exit_codes.hpp"
 #include "applets/applets.hpp"
 #include "applets/options.hpp"
 #include "applets/pairing_hooks.hpp"
+#include "base/exit_codes.hpp"
 #include "base/paths.hpp"
 #include "cli/dispatcher_args.hpp"
 #include "event/loop.hpp"

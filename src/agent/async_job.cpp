@@ -1,6 +1,6 @@
 // Async runs: records, locks, purge and the job supervisor; see async_job.hpp.
-#include "base/exit_codes.hpp"
 #include "agent/async_job.hpp"
+#include "base/exit_codes.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -35,7 +35,8 @@ void run_async(Context& ctx, RunJob& job) {
     if (!lock.busy()) return store_fail(st.message());
     log::warning("run-async-busy",
                  {{"SCRIPT", job.req.script}, {"PEER", job.peer.ip}, {"REQID", job.req.reqid}});
-    proto::AsyncReply r{job.req.script, std::string(proto::kStatusBusy), job.req.reqid, std::string(proto::kAsyncBusy)};
+    proto::AsyncReply r{job.req.script, std::string(proto::kStatusBusy), job.req.reqid,
+                        std::string(proto::kAsyncBusy)};
     job.client->respond(409, r.to_json());
     ctx.drop(job.id);
     return;
@@ -77,7 +78,8 @@ void run_async(Context& ctx, RunJob& job) {
                           {"PEER", job.peer.ip},
                           {"DISPATCHER", job.dispatcher},
                           {"REQID", job.req.reqid}});
-  proto::AsyncReply r{job.req.script, std::string(proto::kStatusAccepted), job.req.reqid, std::nullopt};
+  proto::AsyncReply r{job.req.script, std::string(proto::kStatusAccepted), job.req.reqid,
+                      std::nullopt};
   job.client->respond(202, r.to_json());
   ctx.drop(job.id);
 }

@@ -1,6 +1,6 @@
 // The agent's small modes; see modes.hpp.
-#include "base/exit_codes.hpp"
 #include "agent/modes.hpp"
+#include "base/exit_codes.hpp"
 
 #include <sys/stat.h>
 
@@ -17,9 +17,9 @@
 #include "http/writer.hpp"
 #include "log/log.hpp"
 #include "pki/cert.hpp"
-#include "json/json.hpp"
 #include "proto/agent_wire.hpp"
 #include "tls/tls.hpp"
+#include "json/json.hpp"
 
 namespace cx::agent {
 

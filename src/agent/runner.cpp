@@ -3,8 +3,8 @@
 
 #include <string_view>
 
-#include "json/writer.hpp"
 #include "log/log.hpp"
+#include "json/writer.hpp"
 
 extern char** environ;
 

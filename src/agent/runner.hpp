@@ -43,8 +43,8 @@ struct RunSpec {
   uint64_t stdin_timeout_ms = 0; // stdin_timeout
   // Runs when stdin_timeout gives up on writing the context, with the bytes left unwritten.
   std::function<void(size_t unwritten)> on_stdin_timeout;
-  uint64_t timeout_ms = 0;       // script_timeout; 0 = none (the original's behaviour)
-  size_t output_limit = 0;       // script_output_limit per stream; 0 = unlimited
+  uint64_t timeout_ms = 0; // script_timeout; 0 = none (the original's behaviour)
+  size_t output_limit = 0; // script_output_limit per stream; 0 = unlimited
 };
 
 struct RunOutcome {

@@ -4,9 +4,9 @@
 
 #include <cstdio>
 
-#include "base/exit_codes.hpp"
 #include "agent/serve.hpp"
 #include "agent/server.hpp"
+#include "base/exit_codes.hpp"
 #include "base/files.hpp"
 #include "base/hostname.hpp"
 #include "base/time.hpp"

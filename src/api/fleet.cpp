@@ -14,10 +14,10 @@
 #include "base/time.hpp"
 #include "engine/result.hpp"
 #include "engine/runs.hpp"
-#include "json/writer.hpp"
 #include "log/log.hpp"
 #include "state/locks.hpp"
 #include "state/run_store.hpp"
+#include "json/writer.hpp"
 
 namespace cx::api {
 
@@ -41,8 +41,8 @@ state::RunStore run_store() {
   return state::RunStore(paths::runs_dir());
 }
 
-hook::Request request_for(const char* action, std::vector<std::string> hosts,
-                          std::string username, std::string token) {
+hook::Request request_for(const char* action, std::vector<std::string> hosts, std::string username,
+                          std::string token) {
   hook::Request r;
   r.action = action;
   r.hosts = std::move(hosts);
@@ -66,7 +66,8 @@ void handle_ping(Exchange& ex) {
                  if (!res.ok) return unknown_agents(e, res.unknown);
                  Status st = e.api.engine().ping(
                      res.hosts, new_reqid(), false, e.guard([](Exchange& e2, Results results) {
-                       e2.respond(200, "{\"ok\":true,\"results\":" + engine::results_json_array(results) + "}");
+                       e2.respond(200, "{\"ok\":true,\"results\":" +
+                                           engine::results_json_array(results) + "}");
                      }));
                  if (!st.ok()) engine_failure(e, st);
                });
@@ -118,10 +119,10 @@ void handle_run(Exchange& ex) {
           std::string array = engine::results_json_array(results);
           json::Document list = engine::results_document(results);
           auto record = std::make_shared<const json::Document>(
-              spec.async ? state::make_async_record(spec.reqid, spec.script, list, unix_now(),
-                                                    submitter)
-                         : state::make_sync_record(spec.reqid, spec.script, refs, list,
-                                                   unix_now(), submitter));
+              spec.async
+                  ? state::make_async_record(spec.reqid, spec.script, list, unix_now(), submitter)
+                  : state::make_sync_record(spec.reqid, spec.script, refs, list, unix_now(),
+                                            submitter));
           // Stored even when the client has gone; answered once the record is on disk, so a
           // GET /status right after finds it.
           engine::store_record(eng->loop(), run_store(), spec.reqid, record, [weak, spec, array] {
@@ -199,20 +200,19 @@ void handle_status(Exchange& ex) {
                                      engine::string_member(*s, "source_ip").value_or("")};
   ex.authorize(std::move(auth), [reqid, not_found, store](Exchange& e, const hook::Decision& d) {
     if (!d.allowed) return e.fail(404, "not found", not_found);
-    engine::aggregate_run(
-        e.api.engine(), store, reqid,
-        e.guard([not_found](Exchange& e2, std::optional<json::Document> rec) {
-          if (!rec) return e2.fail(404, "not found", not_found);
-          json::Writer w;
-          w.begin_object().member("ok", true);
-          for (const auto& m : rec->GetObject()) {
-            std::string_view k(m.name.GetString(), m.name.GetStringLength());
-            if (k == "ok" || k == "submitter") continue;
-            w.key(k).value(m.value);
-          }
-          w.end_object();
-          e2.respond(200, w.str());
-        }));
+    engine::aggregate_run(e.api.engine(), store, reqid,
+                          e.guard([not_found](Exchange& e2, std::optional<json::Document> rec) {
+                            if (!rec) return e2.fail(404, "not found", not_found);
+                            json::Writer w;
+                            w.begin_object().member("ok", true);
+                            for (const auto& m : rec->GetObject()) {
+                              std::string_view k(m.name.GetString(), m.name.GetStringLength());
+                              if (k == "ok" || k == "submitter") continue;
+                              w.key(k).value(m.value);
+                            }
+                            w.end_object();
+                            e2.respond(200, w.str());
+                          }));
   });
 }
 

@@ -279,7 +279,7 @@ std::string live_document(const std::vector<std::string>& hosts,
 
   std::string base(version());
   if (size_t plus = base.rfind('+'); plus != std::string::npos && plus + 1 < base.size() &&
-                                      is_digits(std::string_view(base).substr(plus + 1)))
+                                     is_digits(std::string_view(base).substr(plus + 1)))
     base.resize(plus);
   doc["info"]["version"] = str_value(base + "+" + std::to_string(now), a);
   return json::to_string(doc);

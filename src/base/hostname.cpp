@@ -34,4 +34,4 @@ std::string host_fqdn() {
   return cached;
 }
 
-}  // namespace cx
+} // namespace cx

@@ -12,4 +12,4 @@ std::string short_hostname();
 // once per process; later calls return the cached answer.
 std::string host_fqdn();
 
-}  // namespace cx
+} // namespace cx

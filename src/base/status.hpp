@@ -38,17 +38,17 @@ enum class ErrorKind : uint8_t {
 
 // Every kind, for tables that must cover them all.
 inline constexpr ErrorKind kErrorKinds[] = {
-    ErrorKind::none,        ErrorKind::other,   ErrorKind::dns,          ErrorKind::refused,
-    ErrorKind::unreachable, ErrorKind::timeout, ErrorKind::read_timeout, ErrorKind::closed,
-    ErrorKind::tls,         ErrorKind::tls_closed, ErrorKind::io,     ErrorKind::protocol,
+    ErrorKind::none,        ErrorKind::other,      ErrorKind::dns,          ErrorKind::refused,
+    ErrorKind::unreachable, ErrorKind::timeout,    ErrorKind::read_timeout, ErrorKind::closed,
+    ErrorKind::tls,         ErrorKind::tls_closed, ErrorKind::io,           ErrorKind::protocol,
     ErrorKind::http_status, ErrorKind::denied,     ErrorKind::config};
 
 // The kind's name as written above ("read_timeout"), for logs of tests and debugging.
 constexpr std::string_view kind_name(ErrorKind k) {
   // Indexed by ErrorKind.
   constexpr std::string_view names[] = {
-      "none",   "other", "dns", "refused",  "unreachable", "timeout", "read_timeout",
-      "closed", "tls",   "tls_closed", "io", "protocol", "http_status", "denied", "config"};
+      "none", "other",      "dns", "refused",  "unreachable", "timeout", "read_timeout", "closed",
+      "tls",  "tls_closed", "io",  "protocol", "http_status", "denied",  "config"};
   static_assert(std::size(names) == std::size(kErrorKinds));
   return names[static_cast<size_t>(k)];
 }

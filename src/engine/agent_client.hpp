@@ -87,11 +87,9 @@ struct AgentClientCounters {
 class AgentClient {
 public:
   // Loads the dispatcher's credentials (cert, key) and the CA. Errors name the file.
-  static Result<std::unique_ptr<AgentClient>> create(const std::string& cert_path,
-                                                     const std::string& key_path,
-                                                     const std::string& ca_path,
-                                                     uint64_t timeout_ms,
-                                                     std::shared_ptr<SessionStore> sessions);
+  static Result<std::unique_ptr<AgentClient>>
+  create(const std::string& cert_path, const std::string& key_path, const std::string& ca_path,
+         uint64_t timeout_ms, std::shared_ptr<SessionStore> sessions);
 
   // One request to `target` ("host" or "host:port"; `default_port` applies to a bare host).
   // `done` runs once, from the loop. Destroying the returned call cancels it silently.

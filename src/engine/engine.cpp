@@ -9,11 +9,11 @@
 #include "base/random.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
-#include "json/writer.hpp"
 #include "log/log.hpp"
 #include "pki/ca_store.hpp"
 #include "pki/cert.hpp"
 #include "proto/agent_wire.hpp"
+#include "json/writer.hpp"
 
 namespace cx::engine {
 
@@ -479,8 +479,8 @@ void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
 }
 
 Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, AgentClient* client,
-                            std::string method, std::string path, std::string body,
-                            ResultFn result, ResultsFn done) {
+                            std::string method, std::string path, std::string body, ResultFn result,
+                            ResultsFn done) {
   if (targets.size() > kMaxHosts) return error(kTooManyHosts);
   if (!client) {
     CX_TRY(init());
@@ -491,8 +491,8 @@ Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, A
   fan_out(
       targets.size(),
       [this, targets, client, method = std::move(method), path = std::move(path),
-       body = std::move(body), result = std::move(result)](size_t i,
-                                                           std::function<void(HostResult)> d) {
+       body = std::move(body),
+       result = std::move(result)](size_t i, std::function<void(HostResult)> d) {
         const auto& t = targets[i];
         return client->call(loop_, t.target, default_port_, method, path, body,
                             [t, result, d = std::move(d)](AgentReply reply) {

@@ -56,8 +56,8 @@ bool renewal_due(std::string_view expiry, int64_t cert_days, int64_t now);
 // the concatenated results to `done`. Fleet-wide work (rotation broadcasts, maintain) is not
 // bound by the per-request host cap. A batch that `step` refuses reports each of its hosts as
 // failed with the refusal.
-using BatchStep =
-    std::function<Status(const std::vector<state::DispatchTarget>&, std::function<void(std::vector<HostResult>)>)>;
+using BatchStep = std::function<Status(const std::vector<state::DispatchTarget>&,
+                                       std::function<void(std::vector<HostResult>)>)>;
 void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, size_t from,
                  BatchStep step, std::shared_ptr<std::vector<HostResult>> acc,
                  std::function<void(std::vector<HostResult>)> done);
@@ -93,8 +93,8 @@ public:
   // GET /capabilities.
   Status capabilities(const std::vector<state::DispatchTarget>& targets, ResultsFn done);
   // GET /result/<reqid>.
-  Status fetch_results(const std::vector<state::DispatchTarget>& targets,
-                       const std::string& reqid, ResultsFn done);
+  Status fetch_results(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
+                       ResultsFn done);
   // POST /rotate-serial {"serial","action"}, through `client` when given (rotation announces a
   // new serial with the previous, still-trusted identity), else the engine's own.
   Status rotate(const std::vector<state::DispatchTarget>& targets, const std::string& serial,

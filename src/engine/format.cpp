@@ -64,8 +64,8 @@ std::string format_run_results(const std::vector<const json::Value*>& results) {
 }
 
 std::string format_ping_results(const std::vector<const json::Value*>& results) {
-  std::string out =
-      strprintf("%-30s  %-8s  %-8s  %-28s  %s\n", "HOST", "STATUS", "RTT", "CERT EXPIRY", "VERSION");
+  std::string out = strprintf("%-30s  %-8s  %-8s  %-28s  %s\n", "HOST", "STATUS", "RTT",
+                              "CERT EXPIRY", "VERSION");
   out += std::string(85, '-') + "\n";
   for (const json::Value* r : results) {
     out += strprintf("%-30s  %-8s  %-8s  %-28s  %s\n", host_label(*r).c_str(),
@@ -92,9 +92,10 @@ std::string format_async_submit(const std::string& reqid,
 }
 
 std::string format_status(const json::Value& record) {
-  std::string out = strprintf("Request %s  (script: %s)  [%s]\n", scalar(record, "reqid", "?").c_str(),
-                              scalar(record, "script", "?").c_str(),
-                              truthy_member(record, "complete") ? "COMPLETE" : "PENDING");
+  std::string out =
+      strprintf("Request %s  (script: %s)  [%s]\n", scalar(record, "reqid", "?").c_str(),
+                scalar(record, "script", "?").c_str(),
+                truthy_member(record, "complete") ? "COMPLETE" : "PENDING");
   if (string_member(record, "mode") == "sync") {
     if (const json::Value* rs = json::find(record, "results"); rs && rs->IsArray()) {
       std::vector<const json::Value*> list;

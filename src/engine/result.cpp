@@ -12,12 +12,18 @@ namespace cx::engine {
 
 std::string_view state_name(HostState s) {
   switch (s) {
-  case HostState::ok: return "ok";
-  case HostState::error: return "error";
-  case HostState::timeout: return "timeout";
-  case HostState::unreachable: return "unreachable";
-  case HostState::busy: return "busy";
-  case HostState::denied: return "denied";
+  case HostState::ok:
+    return "ok";
+  case HostState::error:
+    return "error";
+  case HostState::timeout:
+    return "timeout";
+  case HostState::unreachable:
+    return "unreachable";
+  case HostState::busy:
+    return "busy";
+  case HostState::denied:
+    return "denied";
   }
   return "error";
 }
@@ -57,7 +63,8 @@ const FailureRow kFailureTable[] = {
      "wrong port?)"},
     {ErrorKind::unreachable, HostState::unreachable,
      "host '{host}' is unreachable - no route to host or network down"},
-    {ErrorKind::timeout, HostState::timeout, "host '{host}' did not respond - connection timed out"},
+    {ErrorKind::timeout, HostState::timeout,
+     "host '{host}' did not respond - connection timed out"},
     // The run endpoint words its own ("read timeout after <T>s", §5.4); the others use this.
     {ErrorKind::read_timeout, HostState::timeout,
      "host '{host}' did not respond - connection timed out"},

@@ -185,8 +185,8 @@ void broadcast_serial(Engine& engine, BroadcastFn done) {
   const conf::DispatcherConfig& c = engine.config();
   auto rs = load_state(c);
   if (!rs || rs->current_serial.empty()) return done({});
-  std::vector<std::string> names = agents_with_status(
-      engine.registry(), {state::kSerialPending, state::kSerialUnknown});
+  std::vector<std::string> names =
+      agents_with_status(engine.registry(), {state::kSerialPending, state::kSerialUnknown});
   if (names.empty()) return done({});
   state::DispatchResolution res = engine.registry().resolve_dispatch(names);
   if (!res.ok) {
@@ -240,8 +240,7 @@ void broadcast_serial(Engine& engine, BroadcastFn done) {
 
   auto targets = std::make_shared<std::vector<state::DispatchTarget>>(res.hosts);
   auto step_with = [&engine, serial](AgentClient* client) {
-    return [&engine, serial, client](const std::vector<state::DispatchTarget>& batch,
-                                     ResultsFn d) {
+    return [&engine, serial, client](const std::vector<state::DispatchTarget>& batch, ResultsFn d) {
       return engine.rotate(batch, serial, "add", client, std::move(d));
     };
   };
@@ -250,17 +249,17 @@ void broadcast_serial(Engine& engine, BroadcastFn done) {
     return;
   }
   run_batched(targets, 0, step_with(previous.get()), std::make_shared<Results>(),
-             [&engine, previous, step_with, finish](Results first) {
-               auto again = std::make_shared<std::vector<state::DispatchTarget>>();
-               auto acc = std::make_shared<Results>();
-               for (auto& r : first) {
-                 if (r.state == HostState::denied)
-                   again->push_back({r.name, r.target});
-                 else
-                   acc->push_back(std::move(r));
-               }
-               run_batched(again, 0, step_with(nullptr), acc, finish);
-             });
+              [&engine, previous, step_with, finish](Results first) {
+                auto again = std::make_shared<std::vector<state::DispatchTarget>>();
+                auto acc = std::make_shared<Results>();
+                for (auto& r : first) {
+                  if (r.state == HostState::denied)
+                    again->push_back({r.name, r.target});
+                  else
+                    acc->push_back(std::move(r));
+                }
+                run_batched(again, 0, step_with(nullptr), acc, finish);
+              });
 }
 
 size_t expire_stale_agents(const conf::DispatcherConfig& c, int64_t now) {
@@ -349,8 +348,8 @@ std::function<void(event::Loop&)> cert_check_runner(const conf::DispatcherConfig
   return [st](event::Loop& loop) {
     if (st->busy) return;
     if (!st->engine)
-      st->engine = std::make_unique<Engine>(loop, st->config,
-                                            std::make_shared<MemorySessionStore>());
+      st->engine =
+          std::make_unique<Engine>(loop, st->config, std::make_shared<MemorySessionStore>());
     st->busy = true;
     std::weak_ptr<State> weak = st;
     run_cert_check(*st->engine, [weak] {

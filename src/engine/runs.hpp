@@ -10,8 +10,8 @@
 
 #include "engine/engine.hpp"
 #include "event/loop.hpp"
-#include "json/json.hpp"
 #include "state/run_store.hpp"
+#include "json/json.hpp"
 
 namespace cx::engine {
 

@@ -25,9 +25,9 @@ struct ProcessOptions {
   // Called from the loop when stdin_timeout_ms gives up, with the bytes never written (the
   // child keeps running; the result reports the same numbers when it ends).
   std::function<void(size_t unwritten)> on_stdin_timeout;
-  bool capture_output = true;                  // false sends stdout and stderr to /dev/null
-  size_t output_limit = 0; // bytes kept per stream; the rest is drained (0 = no limit)
-  uint64_t timeout_ms = 0; // SIGKILL the process group after this (0 = no limit)
+  bool capture_output = true; // false sends stdout and stderr to /dev/null
+  size_t output_limit = 0;    // bytes kept per stream; the rest is drained (0 = no limit)
+  uint64_t timeout_ms = 0;    // SIGKILL the process group after this (0 = no limit)
   // The child keeps running if we exit, and does not keep our loop alive.
   bool detached = false;
   std::optional<uid_t> uid;

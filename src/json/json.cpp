@@ -24,7 +24,8 @@ namespace {
 // surrogate ("\uDDDD") into these three bytes instead of refusing it.
 bool has_surrogate(const char* s, size_t n) {
   for (size_t i = 0; i + 1 < n; ++i)
-    if (static_cast<unsigned char>(s[i]) == 0xED && (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0)
+    if (static_cast<unsigned char>(s[i]) == 0xED &&
+        (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0)
       return true;
   return false;
 }

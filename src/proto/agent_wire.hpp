@@ -48,7 +48,7 @@ inline constexpr std::string_view kStatusUnknown = "unknown";   // no such async
 // "not authorised: <reason>"; the /capabilities 403 body's is "not authorised".
 inline constexpr std::string_view kNotAuthorised = "not authorised";
 inline constexpr std::string_view kSerialMismatch = "serial mismatch"; // the map gate's 403
-std::string not_authorised_error(std::string_view reason); // "not authorised: <reason>"
+std::string not_authorised_error(std::string_view reason);             // "not authorised: <reason>"
 // Whether a reply's `error` is that refusal (the dispatcher counts the host as denied).
 bool is_not_authorised(std::string_view error);
 

@@ -13,10 +13,10 @@
 namespace cx::state {
 
 struct RotationState {
-  std::string current_serial;                  // canonical lowercase hex
-  std::optional<std::string> previous_serial;  // "" when there was none; absent once retired
-  std::string rotated_at;                      // ISO-8601Z
-  std::string overlap_expires;                 // ISO-8601Z
+  std::string current_serial;                 // canonical lowercase hex
+  std::optional<std::string> previous_serial; // "" when there was none; absent once retired
+  std::string rotated_at;                     // ISO-8601Z
+  std::string overlap_expires;                // ISO-8601Z
   int64_t overlap_days = 30;
   std::optional<std::string> previous_retired; // ISO-8601Z, set when the previous is retired
   std::vector<std::pair<std::string, std::string>> extra; // unknown members, JSON text

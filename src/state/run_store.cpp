@@ -72,8 +72,7 @@ bool is_run_reqid(std::string_view reqid) {
 
 json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
-                                int64_t completed,
-                                const std::optional<Submitter>& submitter) {
+                                int64_t completed, const std::optional<Submitter>& submitter) {
   CX_CHECK(results.IsArray());
   json::Document doc;
   doc.SetObject();

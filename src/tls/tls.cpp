@@ -6,8 +6,8 @@
 
 #include <cstring>
 
-#include "base/serial_hex.hpp"
 #include "base/files.hpp"
+#include "base/serial_hex.hpp"
 #include "tls/mbed.hpp"
 
 namespace cx::tls {
@@ -142,7 +142,8 @@ Status apply_policy(mbedtls_ssl_config* conf, Credentials* creds, PeerCheck peer
   mbedtls_ssl_conf_sig_hashes(conf, kSigHashes);
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   if (peer == PeerCheck::required) {
-    if (!creds || !creds->has_ca()) return error(ErrorKind::config, "a CA certificate is needed to verify peers");
+    if (!creds || !creds->has_ca())
+      return error(ErrorKind::config, "a CA certificate is needed to verify peers");
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(conf, creds->ca(), nullptr);
   } else {
@@ -160,7 +161,8 @@ Result<std::shared_ptr<Config>> Config::server(std::shared_ptr<Credentials> cred
   std::shared_ptr<Config> c(new Config());
   c->server_ = true;
   c->creds_ = creds;
-  if (!creds || !creds->has_own()) return error(ErrorKind::config, "a TLS server needs a certificate and key");
+  if (!creds || !creds->has_own())
+    return error(ErrorKind::config, "a TLS server needs a certificate and key");
   int rc = mbedtls_ssl_config_defaults(&c->conf_, MBEDTLS_SSL_IS_SERVER,
                                        MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (rc != 0) return error("TLS configuration failed: " + mbed_error(rc));

@@ -34,6 +34,7 @@
 #include "base/random.hpp"
 #include "event/loop.hpp"
 #include "event/tcp.hpp"
+#include "fleet.hpp"
 #include "http/client.hpp"
 #include "http/writer.hpp"
 #include "pki/ca.hpp"
@@ -41,7 +42,6 @@
 #include "pki/key.hpp"
 #include "proto/agent_wire.hpp"
 #include "tls/tls.hpp"
-#include "fleet.hpp"
 #include "json/json.hpp"
 
 using namespace cx;

@@ -12,11 +12,11 @@
 #include "conf/allowlist.hpp"
 #include "conf/flat.hpp"
 #include "conf/ini.hpp"
-#include "json/json.hpp"
-#include "json/writer.hpp"
 #include "pki/cert.hpp"
 #include "pki/csr.hpp"
 #include "pki/serial.hpp"
+#include "json/json.hpp"
+#include "json/writer.hpp"
 
 namespace cx::fuzz {
 
@@ -93,4 +93,4 @@ inline std::string check_pem_text(const uint8_t* data, size_t size) {
   return "";
 }
 
-}  // namespace cx::fuzz
+} // namespace cx::fuzz

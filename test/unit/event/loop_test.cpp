@@ -85,9 +85,8 @@ TEST_CASE("defer_delete frees on a later iteration, never inside the caller", "[
 TEST_CASE("defer_delete: a destructor that defers more is handled, and the loop ends", "[event]") {
   int destroyed = 0;
   cx::event::Loop loop;
-  loop.defer_delete(std::make_shared<Tracked>(&destroyed, [&] {
-    loop.defer_delete(std::make_shared<Tracked>(&destroyed, nullptr));
-  }));
+  loop.defer_delete(std::make_shared<Tracked>(
+      &destroyed, [&] { loop.defer_delete(std::make_shared<Tracked>(&destroyed, nullptr)); }));
   loop.run();
   CHECK(destroyed == 2);
 }

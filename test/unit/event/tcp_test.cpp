@@ -99,8 +99,8 @@ TEST_CASE("end() lingers on a stream that is still reading until the peer closes
                });
   loop.run();
   CHECK(client_got == "answer");
-  CHECK(events == std::vector<std::string>{"server-answered", "client-eof", "client-close",
-                                           "server-closed"});
+  CHECK(events ==
+        std::vector<std::string>{"server-answered", "client-eof", "client-close", "server-closed"});
 }
 
 TEST_CASE("connection refused and unresolvable names give the OS wording and their kind",

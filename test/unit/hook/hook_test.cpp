@@ -149,8 +149,7 @@ TEST_CASE("no hook, and a hook that cannot run", "[hook]") {
       {policy(hook::Caller::agent), true, ""},
       {policy(hook::Caller::api, true), true, ""},
       {policy(hook::Caller::api), false, "no auth hook configured"},
-      {policy(hook::Caller::cli, false, "/nonexistent/hook"),
-       false,
+      {policy(hook::Caller::cli, false, "/nonexistent/hook"), false,
        "auth hook not found or not executable: /nonexistent/hook"},
   };
   for (const auto& row : rows) {

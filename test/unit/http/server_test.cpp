@@ -242,8 +242,8 @@ TEST_CASE("client: TLS call with resumption, interim responses and transport err
   server.stop_accepting();
   http::ClientResult refused;
   auto c =
-      http::ClientCall::start(loop, client_options(port),
-                              http::format_request("GET", "/", "x", ""), [&](http::ClientResult r) {
+      http::ClientCall::start(loop, client_options(port), http::format_request("GET", "/", "x", ""),
+                              [&](http::ClientResult r) {
                                 refused = std::move(r);
                                 loop.stop();
                               });

@@ -268,7 +268,7 @@ TEST_CASE("tls::serial_hex and openssl_serial_hex are one form, negative serials
     const char* openssl;
   };
   const Row rows[] = {
-      {{0x02}, "02", "02"},  {{0x00, 0x80}, "80", "80"},      {{0x01, 0x00}, "0100", "0100"},
+      {{0x02}, "02", "02"},   {{0x00, 0x80}, "80", "80"},       {{0x01, 0x00}, "0100", "0100"},
       {{0xfb}, "-05", "-05"}, {{0xff, 0x00}, "-0100", "-0100"},
   };
   for (const auto& r : rows) {
