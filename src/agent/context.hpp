@@ -76,8 +76,8 @@ struct Pending {
 };
 
 // Values from the request (script names, reqids) go into log lines as the original writes
-// them, except that control characters, which could forge a second syslog line, become '?',
-// and the length is bounded.
+// them, bounded in length. (Control characters are made harmless by log::format_line, for
+// every line.)
 std::string log_safe(std::string_view s);
 // A reqid as the REQID field shows it: "(none)" when empty.
 std::string reqid_field(const std::string& reqid);

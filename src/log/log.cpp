@@ -22,6 +22,13 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+// A control character (a line break above all) would let a value from a request or a config
+// forge a second log line on any sink: each becomes '?', in every part of every line.
+void append_printable(std::string& out, std::string_view s) {
+  for (char c : s)
+    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
+}
+
 struct State {
   std::mutex mu;
   bool initialised = false;
@@ -71,20 +78,19 @@ std::string format_line(std::string_view action, const Fields& fields) {
   std::stable_sort(kept.begin(), kept.end(),
                    [](const Field* a, const Field* b) { return a->first < b->first; });
   std::string out = "ACTION=";
-  out += action;
+  append_printable(out, action);
   for (size_t i = 0; i < kept.size(); ++i) {
     if (i + 1 < kept.size() && kept[i]->first == kept[i + 1]->first) continue;
-    const std::string& v = kept[i]->second;
     out += ' ';
-    out += kept[i]->first;
+    append_printable(out, kept[i]->first);
     out += '=';
-    if (std::any_of(v.begin(), v.end(), is_space)) {
-      out += '"';
-      out += v;
-      out += '"';
-    } else {
-      out += v;
-    }
+    // Quoted when the value (made printable) has white space, as the original quotes it.
+    std::string v;
+    append_printable(v, kept[i]->second);
+    bool quote = std::any_of(v.begin(), v.end(), is_space);
+    if (quote) out += '"';
+    out += v;
+    if (quote) out += '"';
   }
   return out;
 }

@@ -28,8 +28,14 @@ TEST_CASE("format_line: ACTION first, keys sorted, whitespace quoted, tokens dro
         {"EXIT", "0"}},
        "ACTION=run EXIT=0 REQID=a1b2c3d4e5f60001 RTT=1203ms SCRIPT=backup TARGET=db-01:7443"},
       {"deny", {{"REASON", "not allowed"}}, "ACTION=deny REASON=\"not allowed\""},
-      {"x", {{"MSG", "tab\there"}}, "ACTION=x MSG=\"tab\there\""},
-      {"x", {{"ERROR", "line1\nline2"}}, "ACTION=x ERROR=\"line1\nline2\""},
+      // Control characters become '?' everywhere, before the quoting test: a value cannot
+      // forge a second line on any sink (issue 13).
+      {"x", {{"MSG", "tab\there"}}, "ACTION=x MSG=tab?here"},
+      {"x", {{"ERROR", "line1\nline2"}}, "ACTION=x ERROR=line1?line2"},
+      {"api-run",
+       {{"USER", "eve\nACTION=run SCRIPT=x"}, {"K\r", "v\x7f"}},
+       "ACTION=api-run K?=v? USER=\"eve?ACTION=run SCRIPT=x\""},
+      {"x\n", {{"A", std::string("nul\0esc\x1b", 8)}}, "ACTION=x? A=nul?esc?"},
       // Embedded quotes are not escaped, even inside a quoted value.
       {"x", {{"Q", "say \"hi\""}, {"R", "a\"b"}}, "ACTION=x Q=\"say \"hi\"\" R=a\"b"},
       {"x", {{"EMPTY", ""}, {"A", "1"}}, "ACTION=x A=1 EMPTY="},
