@@ -225,6 +225,8 @@ class Units(harness.TestCase):
         agent = self.unit("ctrl-exec-agent.service")
         self.assertIn("\nExecStartPre=+/usr/local/bin/ctrl-exec-agent promote-cert\n", agent)
         self.assertIn("\nExecStart=/usr/local/bin/ctrl-exec-agent serve\n", agent)
+        # A restart must not kill the async job supervisors in the unit's cgroup.
+        self.assertIn("\nKillMode=process\n", agent)
         api = self.unit("ctrl-exec-api.service")
         for line in ("Type=simple", "ExecStart=/usr/local/bin/ctrl-exec-api", "Restart=on-failure",
                      "RestartSec=5", "User=ctrl-exec", "Group=ctrl-exec", "NoNewPrivileges=yes",
