@@ -46,6 +46,17 @@ void add_submitter(json::Value& obj, const std::optional<Submitter>& submitter, 
   add(obj, "submitter", std::move(s), a);
 }
 
+// A run record with the members every record starts with, in their order.
+json::Document new_record(std::string_view reqid, std::string_view script, std::string_view mode) {
+  json::Document doc;
+  doc.SetObject();
+  Alloc& a = doc.GetAllocator();
+  add(doc, "reqid", text(reqid, a), a);
+  add(doc, "script", text(script, a), a);
+  add(doc, "mode", text(mode, a), a);
+  return doc;
+}
+
 std::optional<std::string> status_of(const json::Value& entry) {
   const json::Value* s = json::find(entry, "status");
   if (!s || !s->IsString()) return std::nullopt;
@@ -74,12 +85,8 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
                                 int64_t completed, const std::optional<Submitter>& submitter) {
   CX_CHECK(results.IsArray());
-  json::Document doc;
-  doc.SetObject();
+  json::Document doc = new_record(reqid, script, "sync");
   Alloc& a = doc.GetAllocator();
-  add(doc, "reqid", text(reqid, a), a);
-  add(doc, "script", text(script, a), a);
-  add(doc, "mode", text("sync", a), a);
   json::Value hs(rapidjson::kArrayType);
   for (const std::string& h : hosts)
     hs.PushBack(text(h, a), a);
@@ -94,12 +101,8 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
 json::Document make_async_record(std::string_view reqid, std::string_view script,
                                  const json::Value& submit_results, int64_t created,
                                  const std::optional<Submitter>& submitter) {
-  json::Document doc;
-  doc.SetObject();
+  json::Document doc = new_record(reqid, script, "async");
   Alloc& a = doc.GetAllocator();
-  add(doc, "reqid", text(reqid, a), a);
-  add(doc, "script", text(script, a), a);
-  add(doc, "mode", text("async", a), a);
   add(doc, "created", json::Value(created), a);
   json::Value hosts(rapidjson::kObjectType);
   if (submit_results.IsArray()) {
