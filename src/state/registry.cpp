@@ -16,7 +16,6 @@
 namespace cx::state {
 namespace {
 
-constexpr std::string_view kJsonSuffix = ".json";
 constexpr const char* kKnownFields[] = {
     "hostname",
     "ip",
@@ -177,12 +176,6 @@ Status make_state_dir(const std::string& path) {
   return {};
 }
 
-Registry::Registry(std::string dir) : dir_(std::move(dir)) {}
-
-std::string Registry::record_path(std::string_view name) const {
-  return dir_ + "/" + std::string(name) + std::string(kJsonSuffix);
-}
-
 std::string Registry::lock_path() const {
   return dir_ + "/.registry.lock";
 }
@@ -231,9 +224,9 @@ Result<std::vector<AgentRecord>> Registry::list() const {
     return names.status();
   }
   for (const std::string& file : *names) {
-    std::string_view f = file;
-    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
-    if (auto rec = get(f.substr(0, f.size() - kJsonSuffix.size()))) out.push_back(std::move(*rec));
+    std::string_view name = record_name(file);
+    if (name.empty()) continue;
+    if (auto rec = get(name)) out.push_back(std::move(*rec));
   }
   std::stable_sort(out.begin(), out.end(), [](const AgentRecord& a, const AgentRecord& b) {
     return a.hostname < b.hostname;
@@ -246,10 +239,8 @@ std::vector<std::string> Registry::list_hostnames() const {
   auto names = list_dir(dir_);
   if (!names.ok()) return out;
   for (const std::string& file : *names) {
-    std::string_view f = file;
-    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
-    std::string_view name = f.substr(0, f.size() - kJsonSuffix.size());
-    if (is_agent_name(name)) out.emplace_back(name);
+    std::string_view name = record_name(file);
+    if (!name.empty() && is_agent_name(name)) out.emplace_back(name);
   }
   return out; // list_dir sorts
 }

@@ -17,7 +17,6 @@ namespace {
 
 using Alloc = json::Document::AllocatorType;
 
-constexpr std::string_view kJsonSuffix = ".json";
 constexpr mode_t kRecordMode = 0640;
 constexpr mode_t kDirMode = 0750;
 
@@ -71,8 +70,8 @@ json::Value copy_or_null(const json::Value& obj, const char* key, Alloc& a) {
 
 // `^[A-Za-z0-9_-]+\.json$`
 bool is_record_file(std::string_view name) {
-  if (name.size() <= kJsonSuffix.size() || !name.ends_with(kJsonSuffix)) return false;
-  return is_run_reqid(name.substr(0, name.size() - kJsonSuffix.size()));
+  std::string_view reqid = RecordDir::record_name(name);
+  return !reqid.empty() && is_run_reqid(reqid);
 }
 
 } // namespace
@@ -205,12 +204,6 @@ bool is_sync_record(const json::Value& record) {
   const json::Value* results = json::find(record, "results");
   return mode && mode->IsString() && std::string_view(mode->GetString()) == "sync" && results &&
          results->IsArray();
-}
-
-RunStore::RunStore(std::string dir) : dir_(std::move(dir)) {}
-
-std::string RunStore::record_path(std::string_view reqid) const {
-  return dir_ + "/" + std::string(reqid) + std::string(kJsonSuffix);
 }
 
 Status RunStore::save(std::string_view reqid, const json::Value& record) const {
