@@ -83,20 +83,18 @@ std::string encode_response(const ExecResponse& resp) {
 }
 
 RequestDecode decode_request(std::string_view bytes) {
-  RequestDecode d{FrameStatus::need_more, {}, 0, {}};
+  RequestDecode d;
   Reader outer{bytes};
   auto total = outer.u32();
   if (!total) return d;
   if (*total == 0 || *total > kMaxFrameBytes) {
-    d.status = FrameStatus::error;
-    d.error = "frame too large";
+    d.fail("frame too large");
     return d;
   }
   if (bytes.size() - 4 < *total) return d;
   Reader r{bytes.substr(4, *total)};
   auto fail = [&] {
-    d.status = FrameStatus::error;
-    d.error = "malformed request";
+    d.fail("malformed request");
     return d;
   };
   ExecRequest& q = d.request;
@@ -116,30 +114,25 @@ RequestDecode decode_request(std::string_view bytes) {
   q.dispatcher_id = std::move(*disp);
   q.script = std::move(*script);
   q.stdin_bytes = std::move(*in);
-  d.status = FrameStatus::complete;
-  d.consumed = 4 + *total;
+  d.complete(4 + *total);
   return d;
 }
 
 ResponseDecode decode_response(std::string_view bytes) {
-  ResponseDecode d{FrameStatus::need_more, {}, 0, {}};
+  ResponseDecode d;
   Reader r{bytes};
   auto exit = r.u32();
   if (!exit) return d;
   auto out = r.field(kMaxResponseField);
   auto err = out ? r.field(kMaxResponseField) : std::nullopt;
   if (!err) {
-    if (!r.short_read) {
-      d.status = FrameStatus::error;
-      d.error = "response too large";
-    }
+    if (!r.short_read) d.fail("response too large");
     return d;
   }
   d.response.exit = static_cast<int32_t>(*exit);
   d.response.out = std::move(*out);
   d.response.err = std::move(*err);
-  d.status = FrameStatus::complete;
-  d.consumed = r.pos;
+  d.complete(r.pos);
   return d;
 }
 

@@ -42,19 +42,29 @@ std::string encode_response(const ExecResponse& resp);
 // Incremental decoding from a byte stream. need_more: feed more bytes; error: the bytes can
 // never form a valid frame (the message says why: "malformed request", "frame too large").
 enum class FrameStatus { need_more, complete, error };
-struct RequestDecode {
-  FrameStatus status;
-  ExecRequest request;
-  size_t consumed = 0;
+// What a decode says besides the message itself; need_more until one of the setters runs.
+struct FrameDecodeState {
+  FrameStatus status = FrameStatus::need_more;
+  size_t consumed = 0; // the frame's bytes, once complete
   std::string error;
+
+  void complete(size_t frame_bytes) {
+    status = FrameStatus::complete;
+    consumed = frame_bytes;
+  }
+  void fail(std::string why) {
+    status = FrameStatus::error;
+    error = std::move(why);
+  }
+};
+
+struct RequestDecode : FrameDecodeState {
+  ExecRequest request;
 };
 RequestDecode decode_request(std::string_view bytes);
 
-struct ResponseDecode {
-  FrameStatus status;
+struct ResponseDecode : FrameDecodeState {
   ExecResponse response;
-  size_t consumed = 0;
-  std::string error;
 };
 ResponseDecode decode_response(std::string_view bytes);
 

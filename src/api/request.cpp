@@ -77,14 +77,6 @@ std::string bearer_token(const http::Request& req) {
 
 namespace {
 
-// A loose scalar as the original reads it: strings as they are, numbers in Perl's form; other
-// types (and absence) give "".
-std::string scalar_or_empty(const json::Value& obj, const char* field) {
-  const json::Value* v = json::find(obj, field);
-  if (!v) return "";
-  return json::scalar_string(*v).value_or("");
-}
-
 // Elements of a JSON array that must all be strings (numbers are read as Perl would).
 Result<std::vector<std::string>> string_elements(const json::Value& arr, const char* what) {
   std::vector<std::string> out;
@@ -116,8 +108,8 @@ Result<json::Document> parse_body_object(std::string_view body) {
 Result<PingInput> read_ping(const json::Value& body) {
   PingInput in;
   CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body));
-  in.username = scalar_or_empty(body, "username");
-  in.token = scalar_or_empty(body, "token");
+  in.username = json::scalar_or_empty(body, "username");
+  in.token = json::scalar_or_empty(body, "token");
   return in;
 }
 
@@ -133,8 +125,8 @@ Result<RunInput> read_run(const json::Value& body) {
     if (!a->IsArray()) return error("args must be an array");
     CX_ASSIGN_OR_RETURN(in.args, string_elements(*a, "args"));
   }
-  in.username = scalar_or_empty(body, "username");
-  in.token = scalar_or_empty(body, "token");
+  in.username = json::scalar_or_empty(body, "username");
+  in.token = json::scalar_or_empty(body, "token");
   const json::Value* async = json::find(body, "async");
   in.async = async && json::is_truthy(*async);
   return in;
@@ -155,8 +147,8 @@ Result<DiscoveryInput> read_discovery(std::string_view body) {
       if (std::find(in.hosts.begin(), in.hosts.end(), n) == in.hosts.end())
         in.hosts.push_back(std::move(n));
   }
-  in.username = scalar_or_empty(*doc, "username");
-  in.token = scalar_or_empty(*doc, "token");
+  in.username = json::scalar_or_empty(*doc, "username");
+  in.token = json::scalar_or_empty(*doc, "token");
   return in;
 }
 

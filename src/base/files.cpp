@@ -21,30 +21,36 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-namespace {
-
-// Reads `fd` to its end and closes it.
-Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes) {
-  std::string out;
+FdContent read_fd(int fd, size_t max_bytes) {
+  FdContent out;
   char buf[16384];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return error("cannot read '" + path + "': " + errno_text(e));
+      out.err = errno;
+      break;
     }
     if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      ::close(fd);
-      return error("cannot read '" + path + "': larger than " + std::to_string(max_bytes) +
-                   " bytes");
+    if (out.data.size() + static_cast<size_t>(n) > max_bytes) {
+      out.too_large = true;
+      break;
     }
-    out.append(buf, static_cast<size_t>(n));
+    out.data.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
   return out;
+}
+
+namespace {
+
+// Reads `fd` to its end and closes it.
+Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes) {
+  FdContent content = read_fd(fd, max_bytes);
+  if (content.too_large)
+    return error("cannot read '" + path + "': larger than " + std::to_string(max_bytes) + " bytes");
+  if (content.err != 0) return error("cannot read '" + path + "': " + errno_text(content.err));
+  return std::move(content.data);
 }
 
 // Opens `path` as a regular file and nothing else: the last component is not followed when it

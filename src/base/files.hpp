@@ -28,6 +28,17 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes = kDefau
 Result<std::string> read_regular_file(const std::string& path,
                                       size_t max_bytes = kDefaultMaxReadBytes);
 
+// What reading a descriptor to its end gave: the bytes, or why it stopped (`err`, an errno
+// value from read(), or `too_large`, before more than max_bytes were kept).
+struct FdContent {
+  std::string data;
+  int err = 0;
+  bool too_large = false;
+  bool ok() const { return err == 0 && !too_large; }
+};
+// Reads `fd` to its end, at most `max_bytes`, retrying on EINTR, and closes it.
+FdContent read_fd(int fd, size_t max_bytes);
+
 struct WriteOptions {
   mode_t mode = 0644;
   uid_t uid = static_cast<uid_t>(-1); // -1 keeps the owner

@@ -59,14 +59,9 @@ bool nnp_on(std::string_view v) {
   return l == "1" || l == "y" || l == "yes" || l == "true" || l == "on";
 }
 
-const std::string* get(const KeyValues& kv, const char* key) {
-  auto it = kv.find(key);
-  return it == kv.end() ? nullptr : &it->second;
-}
-
 void read_rate_limit(const KeyValues& top, const char* key, RateLimit& out,
                      std::vector<ConfigWarning>& warnings) {
-  const std::string* v = get(top, key);
+  const std::string* v = find_value(top, key);
   if (!v) return;
   if (auto r = parse_rate_limit(*v)) {
     out = *r;
@@ -81,7 +76,7 @@ void read_rate_limit(const KeyValues& top, const char* key, RateLimit& out,
 Result<Profile> parse_profile(std::string_view name, const KeyValues& fields) {
   Profile p;
   std::string where = "Profile '" + std::string(name) + "': ";
-  if (const std::string* v = get(fields, "run_as")) {
+  if (const std::string* v = find_value(fields, "run_as")) {
     std::string_view s = trim(*v);
     if (!s.empty()) {
       if (!valid_run_as(s))
@@ -95,7 +90,7 @@ Result<Profile> parse_profile(std::string_view name, const KeyValues& fields) {
       p.run_as = std::string(s);
     }
   }
-  if (const std::string* v = get(fields, "caps")) {
+  if (const std::string* v = find_value(fields, "caps")) {
     for (auto& cap : split_caps(*v)) {
       if (valid_cap(cap)) {
         p.caps.push_back(std::move(cap));
@@ -106,57 +101,50 @@ Result<Profile> parse_profile(std::string_view name, const KeyValues& fields) {
       return error(msg);
     }
   }
-  if (const std::string* v = get(fields, "writable")) {
+  if (const std::string* v = find_value(fields, "writable")) {
     for (auto& dir : perl_split_colon(*v)) {
       if (dir.empty() || dir.front() != '/')
         return error(where + "writable path '" + dir + "' must be absolute");
       p.writable.push_back(std::move(dir));
     }
   }
-  if (const std::string* v = get(fields, "no_new_privileges")) p.no_new_privileges = nnp_on(*v);
+  if (const std::string* v = find_value(fields, "no_new_privileges"))
+    p.no_new_privileges = nnp_on(*v);
   return p;
 }
 
 Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std::string& path) {
   const KeyValues& top = ini.top;
   for (const char* k : {"port", "cert", "key", "ca"})
-    if (!get(top, k)) return error(std::string("Missing required config key '") + k + "'");
+    if (!find_value(top, k)) return error(std::string("Missing required config key '") + k + "'");
 
   AgentConfigLoad load;
   AgentConfig& c = load.config;
   c.path = path;
-  const std::string& port = *get(top, "port");
+  const std::string& port = *find_value(top, "port");
   auto port_num = parse_uint(port);
   if (!port_num) return error("Config key 'port' must be a number, got '" + port + "'");
   if (*port_num > 65535)
     return error("Config key 'port' must be at most 65535, got '" + port + "'");
   c.port = static_cast<int>(*port_num);
-  c.cert = *get(top, "cert");
-  c.key = *get(top, "key");
-  c.ca = *get(top, "ca");
+  c.cert = *find_value(top, "cert");
+  c.key = *find_value(top, "key");
+  c.ca = *find_value(top, "ca");
 
   c.trusted_dispatchers_path = paths::agent_trusted_map();
   c.revoked_serials = paths::agent_revoked();
   c.cert_staging_path = paths::agent_staged_cert();
   c.async_runs_dir = paths::agent_runs();
-  auto str = [&](const char* key, std::string& out) {
-    if (auto v = get(top, key)) out = *v;
-  };
-  auto opt = [&](const char* key, std::optional<std::string>& out) {
-    if (auto v = get(top, key)) out = *v;
-  };
-  str("trusted_dispatchers_path", c.trusted_dispatchers_path);
-  str("revoked_serials", c.revoked_serials);
-  str("cert_staging_path", c.cert_staging_path);
-  str("async_runs_dir", c.async_runs_dir);
-  opt("executor_socket", c.executor_socket);
-  opt("allowed_ips", c.allowed_ips);
-  if (auto v = get(top, "script_dirs"))
+  read_string(top, "trusted_dispatchers_path", c.trusted_dispatchers_path);
+  read_string(top, "revoked_serials", c.revoked_serials);
+  read_string(top, "cert_staging_path", c.cert_staging_path);
+  read_string(top, "async_runs_dir", c.async_runs_dir);
+  read_string(top, "executor_socket", c.executor_socket);
+  read_string(top, "allowed_ips", c.allowed_ips);
+  if (auto v = find_value(top, "script_dirs"))
     for (auto& d : split(*v, ':'))
       if (!d.empty()) c.script_dirs.push_back(std::move(d));
-  if (auto v = get(top, "rate_limit_disable"))
-    c.rate_limit_disable =
-        !v->empty() && (v->front() == '1' || v->front() == 'y' || v->front() == 'Y');
+  if (auto v = find_value(top, "rate_limit_disable")) c.rate_limit_disable = starts_with_1_or_y(*v);
   read_rate_limit(top, "rate_limit_volume", c.rate_limit_volume, load.warnings);
   read_rate_limit(top, "rate_limit_probe", c.rate_limit_probe, load.warnings);
 
@@ -173,7 +161,7 @@ Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std:
     c.profiles.emplace(name, std::move(p));
   }
 
-  if (auto v = get(top, "auth_hook")) {
+  if (auto v = find_value(top, "auth_hook")) {
     // Stricter than Perl's -x, which is also true for a directory: the hook must be a regular
     // file this process may execute.
     if (!is_executable_file(*v)) return error("auth_hook '" + *v + "' is not executable");
@@ -193,13 +181,13 @@ AgentPairingFiles load_agent_pairing_files(const std::string& path) {
   auto ini = load_sectioned(path);
   if (!ini.ok()) return f;
   const KeyValues& top = ini->top;
-  if (auto* p = get(top, "port")) {
+  if (auto* p = find_value(top, "port")) {
     if (auto n = parse_uint(*p); n && *n >= 1 && *n <= 65535) f.port = static_cast<int>(*n);
   }
-  if (auto* v = get(top, "cert")) f.cert = *v;
-  if (auto* v = get(top, "key")) f.key = *v;
-  if (auto* v = get(top, "ca")) f.ca = *v;
-  if (auto* v = get(top, "trusted_dispatchers_path")) f.trusted_map = *v;
+  if (auto* v = find_value(top, "cert")) f.cert = *v;
+  if (auto* v = find_value(top, "key")) f.key = *v;
+  if (auto* v = find_value(top, "ca")) f.ca = *v;
+  if (auto* v = find_value(top, "trusted_dispatchers_path")) f.trusted_map = *v;
   return f;
 }
 

@@ -2,7 +2,6 @@
 #include "conf/common.hpp"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 
@@ -81,31 +80,34 @@ std::optional<int64_t> IntReader::read(const char* key, int64_t min, int64_t max
   return std::nullopt;
 }
 
+const std::string* find_value(const KeyValues& conf, std::string_view key) {
+  auto it = conf.find(key);
+  return it == conf.end() ? nullptr : &it->second;
+}
+
+void read_string(const KeyValues& conf, const char* key, std::string& out) {
+  if (const std::string* v = find_value(conf, key)) out = *v;
+}
+
+void read_string(const KeyValues& conf, const char* key, std::optional<std::string>& out,
+                 bool empty_is_unset) {
+  if (const std::string* v = find_value(conf, key); v && !(empty_is_unset && v->empty())) out = *v;
+}
+
+bool starts_with_1_or_y(std::string_view v) {
+  return !v.empty() && (v.front() == '1' || v.front() == 'y' || v.front() == 'Y');
+}
+
 Result<std::string> read_config_file(const std::string& path) {
   auto fail = [&](int err) {
     return error("Cannot open config '" + path + "': " + errno_text(err));
   };
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(errno);
-  std::string out;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return fail(e);
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > kMaxConfigBytes) {
-      ::close(fd);
-      return fail(EFBIG);
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  FdContent content = read_fd(fd, kMaxConfigBytes);
+  if (content.too_large) return fail(EFBIG);
+  if (content.err != 0) return fail(content.err);
+  return std::move(content.data);
 }
 
 } // namespace cx::conf

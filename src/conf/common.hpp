@@ -52,6 +52,19 @@ std::vector<std::string_view> split_lines(std::string_view text);
 // character (so `key = ` sets key to " ", exactly as the original).
 std::optional<std::string> capture_value(std::string_view after_eq);
 
+// The value of `key`, or nullptr when the key is absent.
+const std::string* find_value(const KeyValues& conf, std::string_view key);
+
+// Sets `out` to the value of `key` when present; otherwise `out` keeps its default.
+void read_string(const KeyValues& conf, const char* key, std::string& out);
+// The same for a setting that may stay unset; with `empty_is_unset`, an empty value leaves it
+// unset too.
+void read_string(const KeyValues& conf, const char* key, std::optional<std::string>& out,
+                 bool empty_is_unset = false);
+
+// A boolean as the original reads it: true when the value starts with '1', 'y' or 'Y'.
+bool starts_with_1_or_y(std::string_view v);
+
 // An integer as written in a config: optional sign, decimal digits, nothing else.
 std::optional<int64_t> parse_config_int(std::string_view s);
 

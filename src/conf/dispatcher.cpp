@@ -12,15 +12,6 @@ bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-bool starts_with_1_or_y(std::string_view v) {
-  return !v.empty() && (v.front() == '1' || v.front() == 'y' || v.front() == 'Y');
-}
-
-const std::string* get(const FlatConfig& conf, const char* key) {
-  auto it = conf.find(key);
-  return it == conf.end() ? nullptr : &it->second;
-}
-
 } // namespace
 
 std::string sanitize_dispatcher_id(std::string_view id) {
@@ -44,37 +35,31 @@ DispatcherConfigLoad make_dispatcher_config(const FlatConfig& conf, std::string_
   c.rotation_file = paths::rotation_file();
   c.registry_dir = paths::registry_dir();
 
-  auto str = [&](const char* key, std::string& out) {
-    if (auto v = get(conf, key)) out = *v;
-  };
-  auto opt = [&](const char* key, std::optional<std::string>& out) {
-    if (auto v = get(conf, key); v && !v->empty()) out = *v;
-  };
-  str("cert", c.cert);
-  str("key", c.key);
-  str("ca", c.ca);
-  str("api_bind", c.api_bind);
-  str("ca_dir", c.ca_dir);
-  str("service_user", c.service_user);
-  str("rotation_file", c.rotation_file);
-  str("registry_dir", c.registry_dir);
-  opt("auth_hook", c.auth_hook);
-  opt("api_cert", c.api_cert);
-  opt("api_key", c.api_key);
+  read_string(conf, "cert", c.cert);
+  read_string(conf, "key", c.key);
+  read_string(conf, "ca", c.ca);
+  read_string(conf, "api_bind", c.api_bind);
+  read_string(conf, "ca_dir", c.ca_dir);
+  read_string(conf, "service_user", c.service_user);
+  read_string(conf, "rotation_file", c.rotation_file);
+  read_string(conf, "registry_dir", c.registry_dir);
+  read_string(conf, "auth_hook", c.auth_hook, /*empty_is_unset=*/true);
+  read_string(conf, "api_cert", c.api_cert, /*empty_is_unset=*/true);
+  read_string(conf, "api_key", c.api_key, /*empty_is_unset=*/true);
 
-  const std::string* id = get(conf, "dispatcher_id");
+  const std::string* id = find_value(conf, "dispatcher_id");
   c.dispatcher_id = sanitize_dispatcher_id(id ? std::string_view(*id) : hostname);
 
-  if (auto v = get(conf, "api_auth_default")) c.api_auth_allow = to_lower(*v) == "allow";
-  if (auto v = get(conf, "auth_deny_generic")) {
+  if (auto v = find_value(conf, "api_auth_default")) c.api_auth_allow = to_lower(*v) == "allow";
+  if (auto v = find_value(conf, "auth_deny_generic")) {
     std::string_view s = *v;
     while (!s.empty() && is_perl_space(s.front()))
       s.remove_prefix(1);
     c.auth_deny_generic = starts_with_1_or_y(s);
   }
-  if (auto v = get(conf, "pairing_rate_limit_disable"))
+  if (auto v = find_value(conf, "pairing_rate_limit_disable"))
     c.pairing_rate_limit_disable = starts_with_1_or_y(*v);
-  if (auto v = get(conf, "pairing_rate_limit_volume")) {
+  if (auto v = find_value(conf, "pairing_rate_limit_volume")) {
     // The original falls back to the defaults here without a word; so do we.
     if (auto r = parse_rate_limit(*v)) c.pairing_rate_limit = *r;
   }
@@ -85,7 +70,7 @@ DispatcherConfigLoad make_dispatcher_config(const FlatConfig& conf, std::string_
   ints.read_into("api_max_children", c.api_max_children, 1);
   // `read_timeout // timeout // 60`: the deprecated alias counts only when read_timeout is
   // absent, even if read_timeout is present but invalid.
-  ints.read_into(get(conf, "read_timeout") ? "read_timeout" : "timeout", c.read_timeout, 1);
+  ints.read_into(find_value(conf, "read_timeout") ? "read_timeout" : "timeout", c.read_timeout, 1);
   ints.read_into("max_parallel", c.max_parallel, INT64_MIN);
   if (c.max_parallel < 1) c.max_parallel = 1;
   c.cert_days = ints.read("cert_days", 1, INT64_MAX, "the default");

@@ -7,25 +7,14 @@
 
 #include "base/strings.hpp"
 #include "proto/agent_wire.hpp"
+#include "proto/wire_schemas.hpp"
 
 namespace cx::engine {
 
 std::string_view state_name(HostState s) {
-  switch (s) {
-  case HostState::ok:
-    return "ok";
-  case HostState::error:
-    return "error";
-  case HostState::timeout:
-    return "timeout";
-  case HostState::unreachable:
-    return "unreachable";
-  case HostState::busy:
-    return "busy";
-  case HostState::denied:
-    return "denied";
-  }
-  return "error";
+  static_assert(std::size(proto::kHostStates) == static_cast<size_t>(HostState::denied) + 1);
+  size_t i = static_cast<size_t>(s);
+  return i < std::size(proto::kHostStates) ? proto::kHostStates[i] : "error";
 }
 
 std::string format_rtt(uint64_t elapsed_us) {

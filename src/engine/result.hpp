@@ -22,6 +22,7 @@ namespace cx::engine {
 //   unreachable the name did not resolve, the connection was refused, or no route;
 //   busy        the script is already running there (async 409);
 //   denied      the agent refused us (403, or its auth hook said no).
+// Named by the words of proto::kHostStates, in the same order.
 enum class HostState { ok, error, timeout, unreachable, busy, denied };
 std::string_view state_name(HostState s);
 

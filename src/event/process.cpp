@@ -82,36 +82,26 @@ Process::Impl* impl_of(void* data) {
   return static_cast<Process::Impl*>(data);
 }
 
+// The read callback of one pipe; `IsOut` tells stdout from stderr, as a callback has no room
+// for it (the pipe's data pointer is the Impl).
+template <bool IsOut> void on_pipe_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  std::unique_ptr<char[]> owned(buf->base);
+  auto* impl = impl_of(s->data);
+  if (!impl || n == 0) return;
+  if (n > 0)
+    impl->on_output(IsOut, std::string_view(buf->base, static_cast<size_t>(n)));
+  else
+    impl->on_eof(IsOut);
+}
+
 void start_reading(Process::Impl* impl, uv_pipe_t* pipe, bool is_out) {
   pipe->data = impl;
-  // Remember which stream this is in the low bit of a separate flag: use two callbacks.
   auto alloc = [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
     buf->base = new char[suggested];
     buf->len = suggested;
   };
-  if (is_out) {
-    uv_read_start(reinterpret_cast<uv_stream_t*>(pipe), alloc,
-                  [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                    std::unique_ptr<char[]> owned(buf->base);
-                    auto* impl = impl_of(s->data);
-                    if (!impl || n == 0) return;
-                    if (n > 0)
-                      impl->on_output(true, std::string_view(buf->base, static_cast<size_t>(n)));
-                    else
-                      impl->on_eof(true);
-                  });
-  } else {
-    uv_read_start(reinterpret_cast<uv_stream_t*>(pipe), alloc,
-                  [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                    std::unique_ptr<char[]> owned(buf->base);
-                    auto* impl = impl_of(s->data);
-                    if (!impl || n == 0) return;
-                    if (n > 0)
-                      impl->on_output(false, std::string_view(buf->base, static_cast<size_t>(n)));
-                    else
-                      impl->on_eof(false);
-                  });
-  }
+  uv_read_start(reinterpret_cast<uv_stream_t*>(pipe), alloc,
+                is_out ? on_pipe_read<true> : on_pipe_read<false>);
 }
 
 // execve() failures are reported by uv_spawn through its exec-error pipe; fork and pipe

@@ -38,7 +38,7 @@ bool is_request_target(std::string_view s) {
 // "METHOD PATH [VERSION]", split on whitespace. The original ignores the version, so it may
 // be missing. Unlike the original, a lone token (which it routed as "<m> /" in the API) and
 // extra tokens are refused: no client of ours sends either, and guessing invites surprises.
-bool parse_request_line(std::string_view line, Request& r) {
+bool parse_start_line(std::string_view line, Request& r) {
   std::vector<std::string> parts = split_ws(line);
   if (parts.size() < 2 || parts.size() > 3) return false;
   if (!detail::is_token(parts[0]) || !is_request_target(parts[1])) return false;
@@ -54,7 +54,7 @@ bool is_blank(char c) {
 }
 
 // "HTTP/1.x <3 digits>[ <reason phrase>]": the phrase may be missing or contain spaces.
-bool parse_status_line(std::string_view line, Response& r) {
+bool parse_start_line(std::string_view line, Response& r) {
   if (line.size() < 12 || !is_http1_version(line.substr(0, 8)) || !is_blank(line[8])) return false;
   std::string_view rest = line.substr(9);
   while (!rest.empty() && is_blank(rest.front()))
@@ -69,6 +69,13 @@ bool parse_status_line(std::string_view line, Response& r) {
   return true;
 }
 
+constexpr detail::ErrorWords kRequestWords{"empty request",          "truncated request",
+                                           "malformed request line", "request line too long",
+                                           "request too large",      "bad request"};
+constexpr detail::ErrorWords kResponseWords{"empty response",        "truncated response",
+                                            "malformed status line", "status line too long",
+                                            "response too large",    "bad response"};
+
 ParseStatus to_status(detail::Framer::Step step) {
   switch (step) {
   case detail::Framer::Step::complete:
@@ -80,41 +87,69 @@ ParseStatus to_status(detail::Framer::Step step) {
   }
 }
 
-// Drive the framer over `data`, checking the start line with `parse_start` when it arrives.
-template <typename Message, typename ParseStart>
-Progress drive(detail::Framer& framer, Message& message, std::string_view data,
-               ParseStart parse_start) {
+} // namespace
+
+namespace detail {
+
+template <typename Message> Progress MessageParser<Message>::feed(std::string_view data) {
   size_t used = 0;
   while (true) {
-    detail::Framer::Result r = framer.feed(data.substr(used), message.headers, message.body);
+    Framer::Result r = framer_.feed(data.substr(used), message_.headers, message_.body);
     used += r.consumed;
-    if (r.step != detail::Framer::Step::start_line) return {to_status(r.step), used};
-    if (!parse_start(framer.start_line(), message)) framer.fail(ParseError::bad_start_line);
+    if (r.step != Framer::Step::start_line) return {to_status(r.step), used};
+    if (!parse_start_line(framer_.start_line(), message_)) framer_.fail(ParseError::bad_start_line);
   }
 }
 
-} // namespace
-
-RequestParser::RequestParser(RequestLimits limits)
-    : framer_({limits.max_request_line, limits.max_header_lines, limits.max_header_bytes,
-               limits.max_body, /*body_until_eof=*/false}) {}
-
-Progress RequestParser::feed(std::string_view data) {
-  return drive(framer_, request_, data, parse_request_line);
-}
-
-ParseStatus RequestParser::finish() {
+template <typename Message> ParseStatus MessageParser<Message>::finish() {
   return to_status(framer_.finish());
 }
 
-void RequestParser::reset() {
+template <typename Message> void MessageParser<Message>::reset() {
   framer_.reset();
-  request_ = Request();
+  message_ = Message();
 }
 
-ParseStatus RequestParser::status() const {
+template <typename Message> ParseStatus MessageParser<Message>::status() const {
   return to_status(framer_.state_step());
 }
+
+template <typename Message> std::string_view MessageParser<Message>::error_message() const {
+  const ErrorWords& words = *words_;
+  switch (framer_.error()) {
+  case ParseError::none:
+    return "";
+  case ParseError::empty:
+    return words.empty;
+  case ParseError::truncated:
+    return words.truncated;
+  case ParseError::bad_start_line:
+    return words.bad_start_line;
+  case ParseError::start_line_too_long:
+    return words.start_line_too_long;
+  case ParseError::too_many_headers:
+    return "too many headers";
+  case ParseError::headers_too_large:
+    return "header section too large";
+  case ParseError::bad_content_length:
+    return "invalid content-length";
+  case ParseError::transfer_encoding:
+    return "transfer-encoding not supported";
+  case ParseError::body_too_large:
+    return words.body_too_large;
+  }
+  return words.fallback;
+}
+
+template class MessageParser<Request>;
+template class MessageParser<Response>;
+
+} // namespace detail
+
+RequestParser::RequestParser(RequestLimits limits)
+    : MessageParser({limits.max_request_line, limits.max_header_lines, limits.max_header_bytes,
+                     limits.max_body, /*body_until_eof=*/false},
+                    kRequestWords) {}
 
 int RequestParser::error_status() const {
   switch (framer_.error()) {
@@ -130,77 +165,9 @@ int RequestParser::error_status() const {
   }
 }
 
-std::string_view RequestParser::error_message() const {
-  switch (framer_.error()) {
-  case ParseError::none:
-    return "";
-  case ParseError::empty:
-    return "empty request";
-  case ParseError::truncated:
-    return "truncated request";
-  case ParseError::bad_start_line:
-    return "malformed request line";
-  case ParseError::start_line_too_long:
-    return "request line too long";
-  case ParseError::too_many_headers:
-    return "too many headers";
-  case ParseError::headers_too_large:
-    return "header section too large";
-  case ParseError::bad_content_length:
-    return "invalid content-length";
-  case ParseError::transfer_encoding:
-    return "transfer-encoding not supported";
-  case ParseError::body_too_large:
-    return "request too large";
-  }
-  return "bad request";
-}
-
 ResponseParser::ResponseParser(ResponseLimits limits)
-    : framer_({limits.max_status_line, limits.max_header_lines, limits.max_header_bytes,
-               limits.max_body, /*body_until_eof=*/true}) {}
-
-Progress ResponseParser::feed(std::string_view data) {
-  return drive(framer_, response_, data, parse_status_line);
-}
-
-ParseStatus ResponseParser::finish() {
-  return to_status(framer_.finish());
-}
-
-void ResponseParser::reset() {
-  framer_.reset();
-  response_ = Response();
-}
-
-ParseStatus ResponseParser::status() const {
-  return to_status(framer_.state_step());
-}
-
-std::string_view ResponseParser::error_message() const {
-  switch (framer_.error()) {
-  case ParseError::none:
-    return "";
-  case ParseError::empty:
-    return "empty response";
-  case ParseError::truncated:
-    return "truncated response";
-  case ParseError::bad_start_line:
-    return "malformed status line";
-  case ParseError::start_line_too_long:
-    return "status line too long";
-  case ParseError::too_many_headers:
-    return "too many headers";
-  case ParseError::headers_too_large:
-    return "header section too large";
-  case ParseError::bad_content_length:
-    return "invalid content-length";
-  case ParseError::transfer_encoding:
-    return "transfer-encoding not supported";
-  case ParseError::body_too_large:
-    return "response too large";
-  }
-  return "bad response";
-}
+    : MessageParser({limits.max_status_line, limits.max_header_lines, limits.max_header_bytes,
+                     limits.max_body, /*body_until_eof=*/true},
+                    kResponseWords) {}
 
 } // namespace cx::http

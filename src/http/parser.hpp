@@ -10,6 +10,51 @@
 
 namespace cx::http {
 
+namespace detail {
+
+// The words of the error messages that differ between requests and responses.
+struct ErrorWords {
+  std::string_view empty;               // "empty request"
+  std::string_view truncated;           // "truncated request"
+  std::string_view bad_start_line;      // "malformed request line"
+  std::string_view start_line_too_long; // "request line too long"
+  std::string_view body_too_large;      // "request too large"
+  std::string_view fallback;            // "bad request"
+};
+
+// What RequestParser and ResponseParser share: the framer, the message it fills, the
+// start-line rule of that message (the request line or the status line) and the error
+// messages. Each parser adds its limits and its accessors. After complete or error, feed()
+// consumes nothing until reset().
+template <typename Message> class MessageParser {
+public:
+  Progress feed(std::string_view data);
+  // The peer closed its side: completes an EOF-delimited body (responses only), otherwise
+  // reports empty (no start line at all) or truncated.
+  ParseStatus finish();
+  // Start over for the next message on the same connection; limits are kept.
+  void reset();
+
+  ParseStatus status() const;
+  ParseError error() const { return framer_.error(); }
+  // A short lower-case description, e.g. "empty request", "too many headers".
+  std::string_view error_message() const;
+
+protected:
+  MessageParser(FrameLimits limits, const ErrorWords& words) : framer_(limits), words_(&words) {}
+
+  Framer framer_;
+  Message message_;
+
+private:
+  const ErrorWords* words_;
+};
+
+extern template class MessageParser<Request>;
+extern template class MessageParser<Response>;
+
+} // namespace detail
+
 struct RequestLimits {
   // More header lines than this → 431. The original's limit; the 33rd line fails.
   size_t max_header_lines = 32;
@@ -36,33 +81,19 @@ struct RequestLimits {
 //   }
 //   on EOF: parser.finish();             // error() == ParseError::empty → "empty request"
 //
-// After complete or error, feed() consumes nothing until reset().
-class RequestParser {
+// finish() completes nothing for a request: there is no EOF-delimited request body.
+class RequestParser : public detail::MessageParser<Request> {
 public:
   explicit RequestParser(RequestLimits limits = {});
 
-  Progress feed(std::string_view data);
-  // The peer closed its side. Completes nothing for a request (there is no EOF-delimited
-  // request body); reports empty (no request line at all) or truncated.
-  ParseStatus finish();
-  // Start over for the next request on the same connection; limits are kept.
-  void reset();
-
-  ParseStatus status() const;
   // Valid once status() is complete.
-  const Request& request() const { return request_; }
-  Request& request() { return request_; }
-  bool wants_keep_alive() const { return request_.wants_keep_alive(); }
+  const Request& request() const { return message_; }
+  Request& request() { return message_; }
+  bool wants_keep_alive() const { return message_.wants_keep_alive(); }
 
-  ParseError error() const { return framer_.error(); }
-  // 400, 413 or 431 for an error, 0 otherwise. Callers wrap it in their own JSON body.
+  // 400, 413 or 431 for an error, 0 otherwise. Callers wrap it in their own JSON body, with
+  // error_message() ("empty request", "too many headers", ...).
   int error_status() const;
-  // A short lower-case description, e.g. "empty request", "too many headers".
-  std::string_view error_message() const;
-
-private:
-  detail::Framer framer_;
-  Request request_;
 };
 
 struct ResponseLimits {
@@ -78,26 +109,12 @@ struct ResponseLimits {
 // when there is none (call finish() at EOF to complete it). The pairing client reads two
 // responses from one connection: after the first completes, reset() and feed the bytes
 // after `consumed`.
-class ResponseParser {
+class ResponseParser : public detail::MessageParser<Response> {
 public:
   explicit ResponseParser(ResponseLimits limits = {});
 
-  Progress feed(std::string_view data);
-  // The peer closed: completes an EOF-delimited body, otherwise empty or truncated.
-  ParseStatus finish();
-  void reset();
-
-  ParseStatus status() const;
-  const Response& response() const { return response_; }
-  Response& response() { return response_; }
-
-  ParseError error() const { return framer_.error(); }
-  // e.g. "truncated response", "malformed status line".
-  std::string_view error_message() const;
-
-private:
-  detail::Framer framer_;
-  Response response_;
+  const Response& response() const { return message_; }
+  Response& response() { return message_; }
 };
 
 } // namespace cx::http

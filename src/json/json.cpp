@@ -12,6 +12,7 @@
 #include <cstring>
 #include <set>
 
+#include "json/forward.hpp"
 #include "json/writer.hpp"
 
 namespace cx::json {
@@ -33,37 +34,27 @@ bool has_surrogate(const char* s, size_t n) {
 // Forwards every SAX event to the document under construction; refuses to nest deeper than
 // kMaxDepth (RapidJSON has no depth limit of its own) and refuses strings that would not be
 // valid UTF-8.
-class DepthLimiter {
+class DepthLimiter : public detail::ForwardingHandler<Document> {
 public:
-  explicit DepthLimiter(Document& doc) : doc_(doc) {}
+  explicit DepthLimiter(Document& doc) : ForwardingHandler(doc) {}
   bool too_deep() const { return too_deep_; }
   bool bad_surrogate() const { return bad_surrogate_; }
 
-  bool Null() { return doc_.Null(); }
-  bool Bool(bool b) { return doc_.Bool(b); }
-  bool Int(int i) { return doc_.Int(i); }
-  bool Uint(unsigned u) { return doc_.Uint(u); }
-  bool Int64(int64_t i) { return doc_.Int64(i); }
-  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
-  bool Double(double d) { return doc_.Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc_.RawNumber(s, n, copy);
-  }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return valid(s, n) && doc_.String(s, n, copy);
+    return valid(s, n) && target_.String(s, n, copy);
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
-    return valid(s, n) && doc_.Key(s, n, copy);
+    return valid(s, n) && target_.Key(s, n, copy);
   }
-  bool StartObject() { return enter() && doc_.StartObject(); }
+  bool StartObject() { return enter() && target_.StartObject(); }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
-    return doc_.EndObject(n);
+    return target_.EndObject(n);
   }
-  bool StartArray() { return enter() && doc_.StartArray(); }
+  bool StartArray() { return enter() && target_.StartArray(); }
   bool EndArray(rapidjson::SizeType n) {
     --depth_;
-    return doc_.EndArray(n);
+    return target_.EndArray(n);
   }
 
 private:
@@ -75,7 +66,6 @@ private:
     if (++depth_ > kMaxDepth) too_deep_ = true;
     return !too_deep_;
   }
-  Document& doc_;
   unsigned depth_ = 0;
   bool too_deep_ = false;
   bool bad_surrogate_ = false;
@@ -186,6 +176,12 @@ Result<Document> parse(std::string_view text) {
     return error("invalid JSON: " + what + " at offset " + std::to_string(gen.result.Offset()));
   }
   keep_last_duplicates(doc);
+  return doc;
+}
+
+Result<Document> parse_object(std::string_view text) {
+  CX_ASSIGN_OR_RETURN(Document doc, parse(text));
+  if (!doc.IsObject()) return error("not a JSON object");
   return doc;
 }
 
@@ -300,6 +296,16 @@ std::optional<std::string> scalar_string(const Value& v) {
     return d == 0.0 ? std::string("0") : format_double(d);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> scalar_member(const Value& obj, std::string_view field) {
+  const Value* v = find(obj, field);
+  if (!v) return std::nullopt;
+  return scalar_string(*v);
+}
+
+std::string scalar_or_empty(const Value& obj, std::string_view field) {
+  return scalar_member(obj, field).value_or(std::string());
 }
 
 } // namespace cx::json

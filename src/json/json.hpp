@@ -26,6 +26,9 @@ inline constexpr unsigned kMaxDepth = 512;
 // last occurrence only, as a Perl hash would, so every reader sees the same member.
 // Errors read "invalid JSON: <RapidJSON's message> at offset <n>".
 Result<Document> parse(std::string_view text);
+// As parse, for a text that must be one JSON object: any other value fails with "not a JSON
+// object".
+Result<Document> parse_object(std::string_view text);
 
 // The member `field` of `obj`; nullptr when `obj` is not an object or has no such member.
 const Value* find(const Value& obj, std::string_view field);
@@ -64,5 +67,9 @@ bool is_truthy(const Value& v);
 // "%.15g" (with -0 printed as "0"). nullopt for null, booleans, arrays and objects, which Perl
 // holds as undef or references rather than plain scalars.
 std::optional<std::string> scalar_string(const Value& v);
+// The member `field` of `obj` read by scalar_string: nullopt when absent or not a scalar.
+std::optional<std::string> scalar_member(const Value& obj, std::string_view field);
+// The same, "" for nullopt: a loose string field as the original reads it.
+std::string scalar_or_empty(const Value& obj, std::string_view field);
 
 } // namespace cx::json

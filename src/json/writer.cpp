@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/strings.hpp"
+#include "json/forward.hpp"
 
 namespace cx::json {
 
@@ -22,39 +23,26 @@ template <typename F> bool with_valid_utf8(std::string_view s, F&& write) {
 }
 
 // Replays a DOM into the writer, formatting doubles the Perl way.
-class Replayer {
+class Replayer : public detail::ForwardingHandler<RawWriter> {
 public:
-  explicit Replayer(RawWriter& w) : w_(w) {}
-  bool Null() { return w_.Null(); }
-  bool Bool(bool b) { return w_.Bool(b); }
-  bool Int(int i) { return w_.Int(i); }
-  bool Uint(unsigned u) { return w_.Uint(u); }
-  bool Int64(int64_t i) { return w_.Int64(i); }
-  bool Uint64(uint64_t u) { return w_.Uint64(u); }
+  explicit Replayer(RawWriter& w) : ForwardingHandler(w) {}
   bool Double(double d) {
     std::string s = format_double(d);
-    return w_.RawValue(s.data(), s.size(), rapidjson::kNumberType);
+    return target_.RawValue(s.data(), s.size(), rapidjson::kNumberType);
   }
   bool RawNumber(const char* s, SizeType n, bool) {
-    return w_.RawValue(s, n, rapidjson::kNumberType);
+    return target_.RawValue(s, n, rapidjson::kNumberType);
   }
   bool String(const char* s, SizeType n, bool) {
     return with_valid_utf8({s, n}, [&](std::string_view v) {
-      return w_.String(v.data(), static_cast<SizeType>(v.size()));
+      return target_.String(v.data(), static_cast<SizeType>(v.size()));
     });
   }
   bool Key(const char* s, SizeType n, bool) {
     return with_valid_utf8({s, n}, [&](std::string_view v) {
-      return w_.Key(v.data(), static_cast<SizeType>(v.size()));
+      return target_.Key(v.data(), static_cast<SizeType>(v.size()));
     });
   }
-  bool StartObject() { return w_.StartObject(); }
-  bool EndObject(SizeType n) { return w_.EndObject(n); }
-  bool StartArray() { return w_.StartArray(); }
-  bool EndArray(SizeType n) { return w_.EndArray(n); }
-
-private:
-  RawWriter& w_;
 };
 
 void canonical_string(std::string& out, std::string_view s) {

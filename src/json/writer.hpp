@@ -7,6 +7,7 @@
 #include <rapidjson/writer.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -51,12 +52,20 @@ public:
   // Embeds text that is already one serialised JSON value, e.g. a stored schema. Not checked.
   Writer& raw(std::string_view json);
 
-  // key(k) followed by the writer that fits the type of `v`: bool, any integer, floating point,
-  // anything convertible to std::string_view, a DOM Value, std::vector<std::string> or nullptr.
+  // key(k) followed by typed(v).
   template <typename T> Writer& member(std::string_view k, const T& v) {
     key(k);
+    return typed(v);
+  }
+
+  // The writer that fits the type of `v`: bool, any integer, floating point, anything
+  // convertible to std::string_view, a DOM Value, std::vector<std::string>, nullptr, or a
+  // std::optional of one of these (null when empty).
+  template <typename T> Writer& typed(const T& v) {
     if constexpr (std::is_same_v<T, std::nullptr_t>) {
       return null();
+    } else if constexpr (is_optional<T>::value) {
+      return v ? typed(*v) : null();
     } else if constexpr (std::is_same_v<T, bool>) {
       return boolean(v);
     } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
@@ -81,6 +90,9 @@ public:
   std::string str() const { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 
 private:
+  template <typename T> struct is_optional : std::false_type {};
+  template <typename T> struct is_optional<std::optional<T>> : std::true_type {};
+
   rapidjson::StringBuffer buffer_;
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };

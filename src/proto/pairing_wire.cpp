@@ -8,21 +8,9 @@
 namespace cx::proto {
 namespace {
 
-// A member as Perl would see it in a boolean or string context: scalars stringified, anything
-// else (absent, null, arrays, objects) nullopt.
-std::optional<std::string> scalar_member(const json::Value& obj, const char* field) {
-  const json::Value* v = json::find(obj, field);
-  if (!v) return std::nullopt;
-  return json::scalar_string(*v);
-}
-
 // Perl truth of a string: not empty and not "0".
 bool perl_true(const std::optional<std::string>& s) {
   return s && !s->empty() && *s != "0";
-}
-
-std::string string_or_empty(const json::Value& obj, const char* field) {
-  return scalar_member(obj, field).value_or(std::string());
 }
 
 } // namespace
@@ -46,8 +34,8 @@ PairRequestParse parse_pair_request(std::string_view body) {
     return out;
   }
   const json::Value& o = *doc;
-  auto csr = scalar_member(o, "csr");
-  auto hostname = scalar_member(o, "hostname");
+  auto csr = json::scalar_member(o, "csr");
+  auto hostname = json::scalar_member(o, "hostname");
   if (!perl_true(csr) || !perl_true(hostname)) {
     out.reason = kPairInvalidRequest;
     return out;
@@ -61,13 +49,13 @@ PairRequestParse parse_pair_request(std::string_view body) {
   req.csr = std::move(*csr);
   if (const json::Value* n = json::find(o, "nonce"); n && n->IsString())
     req.nonce = std::string(n->GetString(), n->GetStringLength());
-  if (auto lb = scalar_member(o, "lookup_by"); lb && (*lb == "ip" || *lb == "hostname"))
+  if (auto lb = json::scalar_member(o, "lookup_by"); lb && (*lb == "ip" || *lb == "hostname"))
     req.lookup_by = std::move(*lb);
-  if (auto p = scalar_member(o, "port"); p && is_digits(*p)) {
+  if (auto p = json::scalar_member(o, "port"); p && is_digits(*p)) {
     auto n = parse_uint(*p);
     if (n && *n >= 1 && *n <= 65535) req.port = static_cast<int>(*n);
   }
-  if (auto ip = scalar_member(o, "ip"); ip && (looks_like_ipv4(*ip) || looks_like_ipv6(*ip)))
+  if (auto ip = json::scalar_member(o, "ip"); ip && (looks_like_ipv4(*ip) || looks_like_ipv6(*ip)))
     req.ip = std::move(*ip);
   out.request = std::move(req);
   return out;
@@ -93,31 +81,30 @@ std::string pair_denied_json(std::string_view reason) {
 
 std::string pair_approved_json(const PairApproval& a) {
   json::Writer w;
-  w.begin_object().member("status", "approved").member("cert", a.cert).member("ca", a.ca);
-  if (a.nonce)
-    w.member("nonce", *a.nonce);
-  else
-    w.member("nonce", nullptr);
-  w.member("dispatcher_serial", a.dispatcher_serial)
+  w.begin_object()
+      .member("status", "approved")
+      .member("cert", a.cert)
+      .member("ca", a.ca)
+      .member("nonce", a.nonce)
+      .member("dispatcher_serial", a.dispatcher_serial)
       .member("dispatcher_id", a.dispatcher_id)
       .end_object();
   return w.str();
 }
 
 Result<PairResponse> parse_pair_response(std::string_view body) {
-  auto doc = json::parse(body);
+  auto doc = json::parse_object(body);
   if (!doc.ok()) return error("invalid pairing response: " + doc.message());
   const json::Value& o = *doc;
-  if (!o.IsObject()) return error("invalid pairing response: not a JSON object");
   PairResponse r;
-  r.status = string_or_empty(o, "status");
-  r.reqid = string_or_empty(o, "reqid");
-  r.reason = string_or_empty(o, "reason");
-  r.cert = string_or_empty(o, "cert");
-  r.ca = string_or_empty(o, "ca");
-  r.nonce = scalar_member(o, "nonce");
-  r.dispatcher_serial = string_or_empty(o, "dispatcher_serial");
-  r.dispatcher_id = string_or_empty(o, "dispatcher_id");
+  r.status = json::scalar_or_empty(o, "status");
+  r.reqid = json::scalar_or_empty(o, "reqid");
+  r.reason = json::scalar_or_empty(o, "reason");
+  r.cert = json::scalar_or_empty(o, "cert");
+  r.ca = json::scalar_or_empty(o, "ca");
+  r.nonce = json::scalar_member(o, "nonce");
+  r.dispatcher_serial = json::scalar_or_empty(o, "dispatcher_serial");
+  r.dispatcher_id = json::scalar_or_empty(o, "dispatcher_id");
   return r;
 }
 

@@ -3,6 +3,8 @@
 // and lives for the program; a definition may use the ones above it.
 #include "proto/wire_schemas.hpp"
 
+#include <iterator>
+
 namespace cx::proto {
 
 namespace {
@@ -136,7 +138,7 @@ struct ApiBodies {
 
   Definition host_state{
       "HostState",
-      one_of_texts({"ok", "error", "timeout", "unreachable", "busy", "denied"})
+      one_of_texts({std::begin(kHostStates), std::end(kHostStates)})
           .describe("How the exchange with this host ended: ok (the agent answered as asked; a "
                     "script's non-zero exit is still ok), error, timeout, unreachable (no such "
                     "name, refused, no route), busy (already running there) or denied (the agent "

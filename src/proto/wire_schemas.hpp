@@ -18,6 +18,11 @@
 
 namespace cx::proto {
 
+// The words of the `state` of a per-host result in the API, in the order of engine::HostState,
+// which names its states with them.
+inline constexpr std::string_view kHostStates[] = {"ok",          "error", "timeout",
+                                                   "unreachable", "busy",  "denied"};
+
 // The agent's reply bodies. Their names start with "agent." (ScriptEntry aside), so that a $ref
 // to one from the API's document would not resolve, and fail its unit test.
 struct AgentBodies {

@@ -19,12 +19,6 @@ constexpr std::string_view kJson = ".json";
 constexpr std::string_view kApproved = ".approved";
 constexpr std::string_view kDenied = ".denied";
 
-std::string str_member(const json::Value& o, const char* field) {
-  const json::Value* v = json::find(o, field);
-  if (!v) return {};
-  return json::scalar_string(*v).value_or(std::string());
-}
-
 std::optional<std::string> opt_str_member(const json::Value& o, const char* field) {
   const json::Value* v = json::find(o, field);
   if (!v || !v->IsString()) return std::nullopt;
@@ -54,20 +48,11 @@ std::string pairing_request_json(const PairingRequest& r) {
       .member("hostname", r.hostname)
       .member("ip", r.ip)
       .member("source_ip", r.source_ip)
-      .member("csr", r.csr);
-  if (r.nonce)
-    w.member("nonce", *r.nonce);
-  else
-    w.member("nonce", nullptr);
-  if (r.lookup_by)
-    w.member("lookup_by", *r.lookup_by);
-  else
-    w.member("lookup_by", nullptr);
-  if (r.port)
-    w.member("port", *r.port);
-  else
-    w.member("port", nullptr);
-  w.member("received", r.received)
+      .member("csr", r.csr)
+      .member("nonce", r.nonce)
+      .member("lookup_by", r.lookup_by)
+      .member("port", r.port)
+      .member("received", r.received)
       .member("code", r.code)
       .member("reverse_dns", r.reverse_dns)
       .member("reverse_confirmed", r.reverse_confirmed)
@@ -76,17 +61,16 @@ std::string pairing_request_json(const PairingRequest& r) {
 }
 
 Result<PairingRequest> parse_pairing_request(std::string_view text, std::string_view id) {
-  auto doc = json::parse(text);
+  auto doc = json::parse_object(text);
   if (!doc.ok()) return error(std::string(id) + ".json: " + doc.message());
   const json::Value& o = *doc;
-  if (!o.IsObject()) return error(std::string(id) + ".json: not a JSON object");
   PairingRequest r;
-  r.id = str_member(o, "id");
+  r.id = json::scalar_or_empty(o, "id");
   if (r.id.empty()) r.id = std::string(id);
-  r.hostname = str_member(o, "hostname");
-  r.ip = str_member(o, "ip");
-  r.source_ip = str_member(o, "source_ip");
-  r.csr = str_member(o, "csr");
+  r.hostname = json::scalar_or_empty(o, "hostname");
+  r.ip = json::scalar_or_empty(o, "ip");
+  r.source_ip = json::scalar_or_empty(o, "source_ip");
+  r.csr = json::scalar_or_empty(o, "csr");
   r.nonce = opt_str_member(o, "nonce");
   if (auto lb = opt_str_member(o, "lookup_by"); lb && (*lb == "ip" || *lb == "hostname"))
     r.lookup_by = *lb;
@@ -94,9 +78,9 @@ Result<PairingRequest> parse_pairing_request(std::string_view text, std::string_
     int64_t v = p->GetInt64();
     if (v >= 1 && v <= 65535) r.port = static_cast<int>(v);
   }
-  r.received = str_member(o, "received");
-  r.code = str_member(o, "code");
-  r.reverse_dns = str_member(o, "reverse_dns");
+  r.received = json::scalar_or_empty(o, "received");
+  r.code = json::scalar_or_empty(o, "code");
+  r.reverse_dns = json::scalar_or_empty(o, "reverse_dns");
   if (const json::Value* c = json::find(o, "reverse_confirmed"))
     r.reverse_confirmed = json::is_truthy(*c) ? 1 : 0;
   return r;

@@ -16,7 +16,6 @@
 namespace cx::state {
 namespace {
 
-constexpr std::string_view kJsonSuffix = ".json";
 constexpr const char* kKnownFields[] = {
     "hostname",
     "ip",
@@ -36,15 +35,6 @@ bool is_known_field(std::string_view k) {
   for (const char* f : kKnownFields)
     if (k == f) return true;
   return false;
-}
-
-// A string member, or `fallback` when absent or not a string (numbers are stringified, as a
-// Perl reader would see them).
-std::string string_member(const json::Value& obj, const char* field, std::string fallback = {}) {
-  const json::Value* v = json::find(obj, field);
-  if (!v) return fallback;
-  if (auto s = json::scalar_string(*v)) return *s;
-  return fallback;
 }
 
 int port_member(const json::Value& obj) {
@@ -92,29 +82,28 @@ int normalize_port(int64_t v) {
 }
 
 Result<AgentRecord> parse_agent_record(std::string_view text, std::string_view name) {
-  auto doc = json::parse(text);
+  auto doc = json::parse_object(text);
   if (!doc.ok()) return error(std::string(name) + ".json: " + doc.message());
   const json::Value& o = *doc;
-  if (!o.IsObject()) return error(std::string(name) + ".json: not a JSON object");
   AgentRecord r;
-  r.hostname = string_member(o, "hostname");
+  r.hostname = json::scalar_or_empty(o, "hostname");
   if (r.hostname.empty()) r.hostname = std::string(name);
-  r.ip = string_member(o, "ip");
-  r.paired = string_member(o, "paired");
-  r.expiry = string_member(o, "expiry");
-  r.reqid = string_member(o, "reqid");
-  r.lookup_by = normalize_lookup_by(string_member(o, "lookup_by"));
+  r.ip = json::scalar_or_empty(o, "ip");
+  r.paired = json::scalar_or_empty(o, "paired");
+  r.expiry = json::scalar_or_empty(o, "expiry");
+  r.reqid = json::scalar_or_empty(o, "reqid");
+  r.lookup_by = normalize_lookup_by(json::scalar_or_empty(o, "lookup_by"));
   r.port = port_member(o);
   if (const json::Value* t = json::find(o, "tags"); t && t->IsObject()) {
     for (auto it = t->MemberBegin(); it != t->MemberEnd(); ++it)
       if (auto s = json::scalar_string(it->value))
         r.tags[std::string(it->name.GetString(), it->name.GetStringLength())] = *s;
   }
-  r.dispatcher_serial = string_member(o, "dispatcher_serial");
-  r.serial_status = string_member(o, "serial_status");
+  r.dispatcher_serial = json::scalar_or_empty(o, "dispatcher_serial");
+  r.serial_status = json::scalar_or_empty(o, "serial_status");
   if (r.serial_status.empty()) r.serial_status = std::string(kSerialUnknown);
-  r.serial_broadcast = string_member(o, "serial_broadcast");
-  r.serial_confirmed = string_member(o, "serial_confirmed");
+  r.serial_broadcast = json::scalar_or_empty(o, "serial_broadcast");
+  r.serial_confirmed = json::scalar_or_empty(o, "serial_confirmed");
   for (auto it = o.MemberBegin(); it != o.MemberEnd(); ++it) {
     std::string key(it->name.GetString(), it->name.GetStringLength());
     if (!is_known_field(key)) r.extra.emplace_back(std::move(key), json::to_string(it->value));
@@ -187,12 +176,6 @@ Status make_state_dir(const std::string& path) {
   return {};
 }
 
-Registry::Registry(std::string dir) : dir_(std::move(dir)) {}
-
-std::string Registry::record_path(std::string_view name) const {
-  return dir_ + "/" + std::string(name) + std::string(kJsonSuffix);
-}
-
 std::string Registry::lock_path() const {
   return dir_ + "/.registry.lock";
 }
@@ -241,9 +224,9 @@ Result<std::vector<AgentRecord>> Registry::list() const {
     return names.status();
   }
   for (const std::string& file : *names) {
-    std::string_view f = file;
-    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
-    if (auto rec = get(f.substr(0, f.size() - kJsonSuffix.size()))) out.push_back(std::move(*rec));
+    std::string_view name = record_name(file);
+    if (name.empty()) continue;
+    if (auto rec = get(name)) out.push_back(std::move(*rec));
   }
   std::stable_sort(out.begin(), out.end(), [](const AgentRecord& a, const AgentRecord& b) {
     return a.hostname < b.hostname;
@@ -256,10 +239,8 @@ std::vector<std::string> Registry::list_hostnames() const {
   auto names = list_dir(dir_);
   if (!names.ok()) return out;
   for (const std::string& file : *names) {
-    std::string_view f = file;
-    if (f.size() <= kJsonSuffix.size() || !f.ends_with(kJsonSuffix)) continue;
-    std::string_view name = f.substr(0, f.size() - kJsonSuffix.size());
-    if (is_agent_name(name)) out.emplace_back(name);
+    std::string_view name = record_name(file);
+    if (!name.empty() && is_agent_name(name)) out.emplace_back(name);
   }
   return out; // list_dir sorts
 }

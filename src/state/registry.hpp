@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.hpp"
+#include "state/record_dir.hpp"
 
 namespace cx::state {
 
@@ -111,13 +112,11 @@ bool tags_match(const std::map<std::string, std::string>& tags, const TagFilter&
 // §1.3), parents 0755. An existing directory is left exactly as it is.
 Status make_state_dir(const std::string& path);
 
-class Registry {
+// `dir` is the registry directory: DispatcherConfig::registry_dir, or paths::registry_dir().
+class Registry : public RecordDir {
 public:
-  // `dir` is the registry directory: DispatcherConfig::registry_dir, or paths::registry_dir().
-  explicit Registry(std::string dir);
+  using RecordDir::RecordDir;
 
-  const std::string& dir() const { return dir_; }
-  std::string record_path(std::string_view name) const;
   std::string lock_path() const;
 
   // Writes (creates or replaces) the record named rec.hostname. Refuses an invalid name with
@@ -169,8 +168,6 @@ private:
   // never from a record's `hostname` member: a record file's content must not choose which file
   // an update rewrites.
   Status write_record(std::string_view name, const AgentRecord& rec) const;
-
-  std::string dir_;
 };
 
 } // namespace cx::state

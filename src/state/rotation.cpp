@@ -67,10 +67,9 @@ std::string rotation_json(const RotationState& s) {
 }
 
 Result<RotationState> parse_rotation(std::string_view text) {
-  auto doc = json::parse(text);
+  auto doc = json::parse_object(text);
   if (!doc.ok()) return doc.status();
   const json::Value& o = *doc;
-  if (!o.IsObject()) return error("not a JSON object");
   RotationState s;
   // Every member may be absent: the original's readers test each one (a state without
   // current_serial broadcasts nothing), so only a wrong type is an error.

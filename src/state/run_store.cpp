@@ -17,7 +17,6 @@ namespace {
 
 using Alloc = json::Document::AllocatorType;
 
-constexpr std::string_view kJsonSuffix = ".json";
 constexpr mode_t kRecordMode = 0640;
 constexpr mode_t kDirMode = 0750;
 
@@ -46,6 +45,17 @@ void add_submitter(json::Value& obj, const std::optional<Submitter>& submitter, 
   add(obj, "submitter", std::move(s), a);
 }
 
+// A run record with the members every record starts with, in their order.
+json::Document new_record(std::string_view reqid, std::string_view script, std::string_view mode) {
+  json::Document doc;
+  doc.SetObject();
+  Alloc& a = doc.GetAllocator();
+  add(doc, "reqid", text(reqid, a), a);
+  add(doc, "script", text(script, a), a);
+  add(doc, "mode", text(mode, a), a);
+  return doc;
+}
+
 std::optional<std::string> status_of(const json::Value& entry) {
   const json::Value* s = json::find(entry, "status");
   if (!s || !s->IsString()) return std::nullopt;
@@ -60,8 +70,8 @@ json::Value copy_or_null(const json::Value& obj, const char* key, Alloc& a) {
 
 // `^[A-Za-z0-9_-]+\.json$`
 bool is_record_file(std::string_view name) {
-  if (name.size() <= kJsonSuffix.size() || !name.ends_with(kJsonSuffix)) return false;
-  return is_run_reqid(name.substr(0, name.size() - kJsonSuffix.size()));
+  std::string_view reqid = RecordDir::record_name(name);
+  return !reqid.empty() && is_run_reqid(reqid);
 }
 
 } // namespace
@@ -74,12 +84,8 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
                                 const std::vector<std::string>& hosts, const json::Value& results,
                                 int64_t completed, const std::optional<Submitter>& submitter) {
   CX_CHECK(results.IsArray());
-  json::Document doc;
-  doc.SetObject();
+  json::Document doc = new_record(reqid, script, "sync");
   Alloc& a = doc.GetAllocator();
-  add(doc, "reqid", text(reqid, a), a);
-  add(doc, "script", text(script, a), a);
-  add(doc, "mode", text("sync", a), a);
   json::Value hs(rapidjson::kArrayType);
   for (const std::string& h : hosts)
     hs.PushBack(text(h, a), a);
@@ -94,12 +100,8 @@ json::Document make_sync_record(std::string_view reqid, std::string_view script,
 json::Document make_async_record(std::string_view reqid, std::string_view script,
                                  const json::Value& submit_results, int64_t created,
                                  const std::optional<Submitter>& submitter) {
-  json::Document doc;
-  doc.SetObject();
+  json::Document doc = new_record(reqid, script, "async");
   Alloc& a = doc.GetAllocator();
-  add(doc, "reqid", text(reqid, a), a);
-  add(doc, "script", text(script, a), a);
-  add(doc, "mode", text("async", a), a);
   add(doc, "created", json::Value(created), a);
   json::Value hosts(rapidjson::kObjectType);
   if (submit_results.IsArray()) {
@@ -202,12 +204,6 @@ bool is_sync_record(const json::Value& record) {
   const json::Value* results = json::find(record, "results");
   return mode && mode->IsString() && std::string_view(mode->GetString()) == "sync" && results &&
          results->IsArray();
-}
-
-RunStore::RunStore(std::string dir) : dir_(std::move(dir)) {}
-
-std::string RunStore::record_path(std::string_view reqid) const {
-  return dir_ + "/" + std::string(reqid) + std::string(kJsonSuffix);
 }
 
 Status RunStore::save(std::string_view reqid, const json::Value& record) const {

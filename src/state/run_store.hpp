@@ -12,6 +12,7 @@
 
 #include "base/status.hpp"
 #include "base/submitter.hpp"
+#include "state/record_dir.hpp"
 #include "json/json.hpp"
 
 namespace cx::state {
@@ -58,12 +59,10 @@ bool host_failed(const json::Value& host_entry);
 // True for a record with mode "sync" and a `results` array.
 bool is_sync_record(const json::Value& record);
 
-class RunStore {
+// `dir` is paths::runs_dir(); a record is `<reqid>.json`.
+class RunStore : public RecordDir {
 public:
-  // `dir` is paths::runs_dir().
-  explicit RunStore(std::string dir);
-  const std::string& dir() const { return dir_; }
-  std::string record_path(std::string_view reqid) const;
+  using RecordDir::RecordDir;
 
   // Atomic write: temp file in the directory, chmod 0640, rename. The directory is created
   // 0750 when missing. Errors: "invalid reqid '<r>'", "run record of <n> bytes exceeds the
@@ -76,9 +75,6 @@ public:
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.
   size_t purge(int64_t now, int64_t max_age = kRunRetentionSeconds) const;
-
-private:
-  std::string dir_;
 };
 
 } // namespace cx::state
