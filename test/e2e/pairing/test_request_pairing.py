@@ -653,6 +653,17 @@ class AgainstTheOriginal(AgentCase):
         port = fake_dispatcher(self, orig.dir, orig.pairing_answers)
         return orig, self.agent.run(self.pair_args(port, *extra), timeout=60)
 
+    def serve_paired(self, pairing):
+        """Starts `serve` on the agent just paired; returns its name, its port and the process."""
+        hostname = re.search(r"Generating key and CSR for '([^']+)'", pairing.out).group(1)
+        port = int(re.search(r"port = (\d+)", self.agent.read(
+            "/etc/ctrl-exec-agent/agent.conf")).group(1))
+        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
+        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
+        self.addCleanup(serve.stop)
+        serve.wait_for_log("ACTION=start ")
+        return hostname, port, serve
+
     def key_text(self):
         return harness.sh("openssl pkey -text -noout -in " +
                           self.agent.path("/etc/ctrl-exec-agent/agent.key")).stdout
@@ -665,13 +676,7 @@ class AgainstTheOriginal(AgentCase):
         self.assertEqual(self.trusted(), {orig.serial: "orig"})
         self.assertRegex(self.key_text(), r"Private-Key: \(2048 bit")
         # Renewal: the original asks the running agent for a CSR of the same key and signs it.
-        hostname = re.search(r"Generating key and CSR for '([^']+)'", r.out).group(1)
-        port = int(re.search(r"port = (\d+)", self.agent.read(
-            "/etc/ctrl-exec-agent/agent.conf")).group(1))
-        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
-        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
-        self.addCleanup(serve.stop)
-        serve.wait_for_log("ACTION=start ")
+        hostname, port, _ = self.serve_paired(r)
         done = orig.renew(port, hostname)
         self.assertEqual(orig.operator, [])
         self.assertEqual((done["status"], done["staged"]), ("ok", True), done)
@@ -706,13 +711,7 @@ class AgainstTheOriginal(AgentCase):
         r = self.agent.run(self.pair_args(port, "--key-type", "ec"), timeout=60)
         self.assertEqual(r.rc, 0, r)
         self.assertIn("ASN1 OID: prime256v1", self.key_text())
-        hostname = re.search(r"Generating key and CSR for '([^']+)'", r.out).group(1)
-        agent_port = int(re.search(r"port = (\d+)", self.agent.read(
-            "/etc/ctrl-exec-agent/agent.conf")).group(1))
-        self.agent.write("/etc/ctrl-exec-agent/scripts.conf", "")
-        serve = self.agent.spawn(["ctrl-exec-agent", "serve"])
-        self.addCleanup(serve.stop)
-        serve.wait_for_log("ACTION=start ")
+        hostname, agent_port, serve = self.serve_paired(r)
         self.assertIsNone(orig.renew(agent_port, hostname))
         self.assertEqual(orig.operator, ["CSR public key too small (need >= 2048 bits)"])
         serve.wait_for_log("ACTION=renew-key ")
