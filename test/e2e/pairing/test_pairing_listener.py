@@ -383,16 +383,23 @@ class QueueLimit(Listener):
 class RateLimit(Listener):
     conf_extra = "pairing_rate_limit_volume = 3/60/300\n"
 
-    def test_the_fourth_connection_in_a_minute_is_dropped_silently(self):
+    def test_over_the_limit_one_answer_then_silence(self):
         self.start()
         for i in range(3):
             c = self.client({"hostname": "x"})
             self.assertEqual(c.response()["reason"], "invalid request")
+        # The fourth connection in the minute starts the block. It is the one the block lets
+        # through, to be told why (issue 11; the original dropped it without a word).
+        c = self.client(pairlib.request("web-01", self.csr))
+        self.assertEqual(c.response(), {"status": "error", "reason": "rate limited - too many "
+                                        "connections from this address; try again later"})
+        self.proc.wait_for_log("ACTION=rate-block PEER=127.0.0.1 REASON=volume")
+        self.proc.wait_for_log("ACTION=pair-reject IP=127.0.0.1 REASON=rate-limited")
+        # Every later one is dropped before any TLS byte, as the original drops them.
         import socket
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         self.addCleanup(s.close)
-        self.assertEqual(s.recv(10), b"")  # closed before any TLS byte
-        self.proc.wait_for_log("ACTION=rate-block PEER=127.0.0.1 REASON=volume")
+        self.assertEqual(s.recv(10), b"")
 
 
 class Interactive(Listener):
