@@ -69,6 +69,10 @@ Schema Schema::boolean() {
   return s;
 }
 
+Schema Schema::object() {
+  return object({});
+}
+
 Schema Schema::object(std::vector<Member> members) {
   Schema s;
   s.type_ = Type::object;

@@ -36,7 +36,10 @@ public:
   static Schema integer();
   static Schema boolean();
   // An object with these members, in document order. Members not listed are allowed.
-  static Schema object(std::vector<Member> members = {});
+  // (Two overloads, not a default argument: Member is incomplete here, and clang instantiates
+  // a defaulted vector<Member> where it is declared.)
+  static Schema object();
+  static Schema object(std::vector<Member> members);
   static Schema array(Schema items);
   // {"$ref":"#/components/schemas/<name>"}: the value must match the definition.
   static Schema ref(const Definition& target);
@@ -45,9 +48,7 @@ public:
 
   Schema constant(bool value) &&;
   Schema constant(std::string_view value) &&;
-  Schema constant(const char* value) && {
-    return std::move(*this).constant(std::string_view(value));
-  }
+  Schema constant(const char* value) &&; // defined below Member, which it needs complete
   Schema enums(std::vector<std::string> values) &&;
   Schema min_items(int n) &&;
   Schema max_items(int n) &&;
@@ -98,6 +99,10 @@ struct Member {
   // this body means it).
   Member describe(std::string_view text) &&;
 };
+
+inline Schema Schema::constant(const char* value) && {
+  return std::move(*this).constant(std::string_view(value));
+}
 
 Member required(std::string name, Schema schema);
 Member optional(std::string name, Schema schema);
