@@ -105,8 +105,9 @@ class Proc:
 class Root:
     """A temp CTRL_EXEC_ROOT with the applet symlinks installed in <root>/bin."""
 
-    def __init__(self, name="root"):
-        self.dir = tempfile.mkdtemp(prefix="cx-e2e-%s-" % name)
+    def __init__(self, name="root", parent=None):
+        # `parent`: where the temp root goes (default: the system temp dir).
+        self.dir = tempfile.mkdtemp(prefix="cx-e2e-%s-" % name, dir=parent)
         self.bin = os.path.join(self.dir, "bin")
         os.makedirs(self.bin)
         shutil.copy(BINARY, os.path.join(self.bin, "ctrl-exec"))
