@@ -87,7 +87,8 @@ Status confine_mounts(const Confinement& c) {
     if (mount_attr("/", MOUNT_ATTR_RDONLY, 0) != 0) {
       if (errno == ENOSYS)
         return Status::error("making the file system read-only for writable= needs Linux 5.12 "
-                             "or later (mount_setattr): " + errno_text(ENOSYS));
+                             "or later (mount_setattr): " +
+                             errno_text(ENOSYS));
       return step_failed("mount_setattr(/, read-only)");
     }
     for (const auto& w : c.writable)
@@ -162,7 +163,8 @@ Result<Identity> resolve_run_as(const std::string& run_as) {
   if (is_digits(run_as)) {
     auto n = parse_uint(run_as);
     // (uid_t)-1 means "no change" to setuid(2): never a user.
-    if (!n || *n >= 0xFFFFFFFFu) return Status::error("run_as uid '" + run_as + "' is out of range");
+    if (!n || *n >= 0xFFFFFFFFu)
+      return Status::error("run_as uid '" + run_as + "' is out of range");
     auto v = static_cast<uid_t>(*n);
     return Identity{v, static_cast<gid_t>(v), {static_cast<gid_t>(v)}};
   }
@@ -205,10 +207,14 @@ int run_confined(int argc, char** argv) {
   for (; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--") break;
-    if (starts_with(a, kRunAs)) c.run_as = std::string(a.substr(kRunAs.size()));
-    else if (starts_with(a, kCap)) c.caps.emplace_back(a.substr(kCap.size()));
-    else if (starts_with(a, kWritable)) c.writable.emplace_back(a.substr(kWritable.size()));
-    else if (starts_with(a, kProtect)) c.protected_dirs.emplace_back(a.substr(kProtect.size()));
+    if (starts_with(a, kRunAs))
+      c.run_as = std::string(a.substr(kRunAs.size()));
+    else if (starts_with(a, kCap))
+      c.caps.emplace_back(a.substr(kCap.size()));
+    else if (starts_with(a, kWritable))
+      c.writable.emplace_back(a.substr(kWritable.size()));
+    else if (starts_with(a, kProtect))
+      c.protected_dirs.emplace_back(a.substr(kProtect.size()));
     else if (a == "--nnp=1" || a == "--nnp=0") {
       c.no_new_privileges = a == "--nnp=1";
       nnp_seen = true;

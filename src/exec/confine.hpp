@@ -21,11 +21,11 @@ namespace cx::exec {
 inline constexpr const char* kConfineMode = "__run-confined";
 
 struct Confinement {
-  std::optional<std::string> run_as;        // a user name, or a uid (then gid = uid)
-  std::vector<std::string> caps;            // CAP_* names kept
-  std::vector<std::string> writable;        // absolute paths left writable
+  std::optional<std::string> run_as; // a user name, or a uid (then gid = uid)
+  std::vector<std::string> caps;     // CAP_* names kept
+  std::vector<std::string> writable; // absolute paths left writable
   bool no_new_privileges = true;
-  std::vector<std::string> protected_dirs;  // made read-only and nosuid, whatever `writable` says
+  std::vector<std::string> protected_dirs; // made read-only and nosuid, whatever `writable` says
 };
 
 // The trampoline's arguments after the mode word: the confinement, "--", the script's path and
