@@ -7,9 +7,11 @@ which would hide a root under /tmp from its scripts. Roots are mode 0755 so that
 as nobody can reach its files.
 """
 import os
+import shlex
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import time
 
@@ -251,8 +253,18 @@ class Exec:
         return ["ctrl-exec-exec", "serve", sock or self.sock, self.conf, self.scripts_conf,
                 peer_user]
 
-    def start(self, peer_user="nobody"):
-        self.proc = self.root.spawn(self.serve_args(peer_user))
+    def start(self, peer_user="nobody", setup=None):
+        """Starts serve; with `setup` (a shell command line), serve runs in a mount namespace
+        of its own (unshare -m) after that line has run there, so the line may mount things
+        that no other process sees and that go away with the executor."""
+        args = self.serve_args(peer_user)
+        if setup is None:
+            self.proc = self.root.spawn(args)
+        else:
+            args[0] = os.path.join(self.root.bin, args[0])
+            line = "mount --make-rprivate / && %s && exec %s" % (
+                setup, " ".join(shlex.quote(a) for a in args))
+            self.proc = spawn_command(self.root, ["unshare", "-m", "sh", "-ec", line], "exec-ns")
         wait_listening(self.sock, self.proc)
         return self.proc
 
@@ -275,6 +287,18 @@ class Exec:
 
     def resolve(self, name):
         return self.root.run(["ctrl-exec-exec", "resolve", self.conf, self.scripts_conf, name])
+
+
+def spawn_command(root, cmd, name):
+    """Like Root.spawn, for a command that is not one of the root's applets."""
+    out = os.path.join(root.dir, "proc-%s.out" % name)
+    err = os.path.join(root.dir, "proc-%s.err" % name)
+    with open(out, "w") as o, open(err, "w") as e:
+        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                 env=root.env, cwd=root.dir)
+    proc = harness.Proc(popen, out, err)
+    root.procs.append(proc)
+    return proc
 
 
 def wait_listening(sock_path, proc, timeout=15):

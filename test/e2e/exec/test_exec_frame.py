@@ -113,15 +113,18 @@ class Frame(execlib.ExecTestCase):
 
     def test_refusals(self):
         rows = [
-            ("nope", b"executor: script not permitted\n"),
-            ("", b"executor: script not permitted\n"),
-            ("../noop", b"executor: script not permitted\n"),
-            ("outside", b"executor: script not in script_dirs\n"),
-            ("undefined", b"executor: undefined profile\n"),
+            # script, the reply's stderr, what resolve says of the same name
+            ("nope", b"executor: script not permitted\n", "DENY not-allowlisted"),
+            ("", b"executor: script not permitted\n", "DENY not-allowlisted"),
+            ("../noop", b"executor: script not permitted\n", "DENY not-allowlisted"),
+            ("outside", b"executor: script not in script_dirs\n", "DENY not-in-script-dirs"),
+            ("undefined", b"executor: undefined profile\n", "DENY undefined-profile"),
         ]
-        for script, err in rows:
+        for script, err, decision in rows:
             with self.subTest(script=script):
                 self.assertEqual(self.ex.exchange(request(script)), response(-1, b"", err))
+                r = self.ex.resolve(script)
+                self.assertEqual((r.rc, r.out), (0, decision + "\n"), r)
         # reqid and dispatcher_id are not the executor's business: any bytes are fine.
         self.assertReply(self.ex.call("noop", reqid=b"", dispatcher=b"\x00\xff"), 0, b"ok\n", b"")
 

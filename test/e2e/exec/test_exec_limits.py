@@ -78,6 +78,19 @@ class DefaultOutputLimit(execlib.ExecTestCase):
                 self.assertEqual((len(r.out), r.out == out, r.err), (len(out), True, err))
 
 
+class StdinIsWhole(execlib.ExecTestCase):
+    """stdin_timeout bounds the legacy runner's write of the context; the executor writes
+    stdin_bytes whole, with no timeout (agent-and-wire §3.5): a script that reads its stdin
+    late still gets all of it."""
+
+    CONF_EXTRA = "stdin_timeout = 1\n"
+    SCRIPTS = {"late-reader": "#!/bin/sh\nsleep 2\nwc -c\n"}
+
+    def test_a_late_reader_gets_every_byte(self):
+        data = b"x" * (1 << 20)  # far more than a pipe holds
+        self.assertReply(self.ex.call("late-reader", stdin=data), 0, b"%d\n" % len(data), b"")
+
+
 class MaxChildren(execlib.ExecTestCase):
     """With max_children = 1 a second run waits until the first has ended."""
 

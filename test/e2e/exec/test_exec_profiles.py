@@ -80,6 +80,27 @@ class Profiles(execlib.ExecTestCase):
     def run_probe(self, probe, profile, args=()):
         return self.ex.call("%s-%s" % (probe, profile), args)
 
+    def test_resolve_names_each_profile(self):
+        ok = "OK path=%s|profile=%s|run_as=%s|nnp=%s|caps=%s|writable=%s\n"
+        w = self.root.path("/w")
+        rows = [
+            # probe, profile, run_as, nnp, caps, writable
+            ("ids", "default", "nobody", "1", "", ""),
+            ("ids", "numeric", "4242", "1", "", ""),
+            ("ids", "root", "", "1", "", ""),
+            ("status", "two-caps", "nobody", "1", "CAP_CHOWN,CAP_NET_BIND_SERVICE", ""),
+            ("status", "nnp-no", "nobody", "0", "", ""),
+            ("touch", "wr", "nobody", "1", "", w),
+            ("touch", "root-wr", "", "1", "",
+             "%s:%s:%s" % (w, self.root.path(execlib.ETC), self.root.path("/srv/runs"))),
+        ]
+        for probe, profile, run_as, nnp, caps, writable in rows:
+            name = "%s-%s" % (probe, profile)
+            with self.subTest(name):
+                r = self.ex.resolve(name)
+                self.assertEqual((r.rc, r.out), (0, ok % (self.ex.script_path(name), profile,
+                                                          run_as, nnp, caps, writable)), r)
+
     def test_run_as(self):
         rows = [
             ("default", b"65534\n65534\n65534\n"),
@@ -209,6 +230,43 @@ class Profiles(execlib.ExecTestCase):
                 self.assertTrue(err.startswith("executor: ") and err.endswith("\n"), r)
                 self.assertEqual(err.count("\n"), 1, r)
                 self.assertIn(word, err)
+
+
+class HostReadOnlyMounts(execlib.ExecTestCase):
+    """`writable` keeps the listed paths as writable as they were, no more: a mount that is
+    read-only where the executor runs stays read-only for the script, whether it is below a
+    writable path or is one. The executor runs in a mount namespace of its own here, so these
+    read-only mounts exist only for it."""
+
+    SCRIPTS = {"touch-wr": execlib.Script(PROBES["touch"], "wr"),
+               "touch-plain": execlib.Script(PROBES["touch"], "plain")}
+    PROFILES = {"wr": "run_as = nobody\nwritable = {root}/w:{root}/ro-itself",
+                "plain": "run_as = nobody"}
+    START = False
+
+    def test_rows(self):
+        w, sub, itself = (self.root.path(p) for p in ("/w", "/w/ro-sub", "/ro-itself"))
+        for d in (w, sub, itself):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o777)
+        self.ex.start(setup=" && ".join(
+            "mount --bind {d} {d} && mount -o remount,bind,ro {d}".format(d=d)
+            for d in (sub, itself)))
+        paths = {"w": w + "/f", "ro-sub": sub + "/f", "ro-itself": itself + "/f"}
+        ok, ro = "ok", "Read-only file system"
+        rows = [
+            # script,       w,  ro-sub, ro-itself
+            ("touch-plain", ok, ro,     ro),  # the executor's own view, unchanged
+            ("touch-wr",    ok, ro,     ro),
+        ]
+        for row in rows:
+            script, want = row[0], dict(zip(paths, row[1:]))
+            with self.subTest(script=script):
+                r = self.ex.call(script, list(paths.values()))
+                self.assertEqual((r.exit, r.err), (0, b""), r)
+                got = dict(zip(paths, [line.split(": ", 1)[1] for line in
+                                       r.out.decode().splitlines()]))
+                self.assertEqual(got, want)
 
 
 class NotExecutable(execlib.ExecTestCase):
