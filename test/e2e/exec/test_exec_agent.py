@@ -99,6 +99,18 @@ class Sync(AgentWithExecutor):
                          (200, -1, "executor: script not permitted\n"), body)
 
 
+class Required(AgentWithExecutor):
+    """require_executor = yes with executor_socket set: serve starts, and runs go through the
+    executor."""
+
+    CONF_EXTRA = "require_executor = yes\n"
+
+    def test_runs_through_the_executor(self):
+        self.agent.start()
+        self.assertNotIn("profiles are NOT enforced", self.agent.log())
+        self.assertEqual(self.agent.run("ids")[1]["stdout"], "65534\n")
+
+
 class SyncLimits(AgentWithExecutor):
     CONF_EXTRA = "script_timeout = 1\nscript_output_limit = 100\n"
 

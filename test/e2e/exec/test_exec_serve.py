@@ -115,6 +115,27 @@ class Reload(execlib.ExecTestCase):
         self.ex.write_conf()
         self.call_until("ids", (0, b"4242\n", b""))
 
+    def test_a_file_renamed_over_the_old_one_is_seen(self):
+        # As editors save: a new inode, here with the old size and mtime.
+        path = self.ex.script_path("ids")
+        with open(self.ex.scripts_conf, "w") as f:
+            f.write("ids = %s profile=default\n" % path)
+        self.call_until("ids", (0, b"65534\n", b""))
+        st = os.stat(self.ex.scripts_conf)
+        tmp = self.ex.scripts_conf + ".new"
+        with open(tmp, "w") as f:
+            f.write("ids = %s profile=other  \n" % path)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.rename(tmp, self.ex.scripts_conf)
+        self.assertEqual(os.stat(self.ex.scripts_conf).st_size, st.st_size)
+        self.assertReply(self.ex.call("ids"), 0, b"4242\n", b"")
+
+    def test_a_missing_allowlist_keeps_the_old_one(self):
+        self.assertReply(self.ex.call("ids"), 0, b"65534\n", b"")
+        os.rename(self.ex.scripts_conf, self.ex.scripts_conf + ".away")
+        self.assertReply(self.ex.call("ids"), 0, b"65534\n", b"")
+        self.ex.wait_log("ACTION=exec-reload-failed")
+
     def test_sighup_rereads(self):
         path = self.ex.script_path("ids")
         with open(self.ex.scripts_conf, "w") as f:
