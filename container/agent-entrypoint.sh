@@ -217,6 +217,7 @@ ctrl-exec-agent promote-cert
 # volumes written by an image whose agent ran as root. find does not follow symbolic links
 # and chown -h changes a link itself, so nothing the agent planted there leads outside.
 grant_agent_read
+[ -d "$STATE_DIR" ] || { mkdir -p "$STATE_DIR" && chmod 0750 "$STATE_DIR"; }
 find "$STATE_DIR" ! -user "$AGENT_USER" -exec chown -h "$AGENT_USER:$AGENT_USER" {} +
 
 # Privilege separation (spec 4.8): with executor_socket set, the executor runs every script.
