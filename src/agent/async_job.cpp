@@ -1,5 +1,7 @@
 // Async runs: records, locks, purge and the job supervisor; see async_job.hpp.
 #include "agent/async_job.hpp"
+
+#include "agent/executor_client.hpp"
 #include "base/exit_codes.hpp"
 
 #include <fcntl.h>
@@ -119,6 +121,7 @@ std::string AsyncJob::to_json() const {
       .member("stdin_timeout_ms", stdin_timeout_ms)
       .member("timeout_ms", timeout_ms)
       .member("output_limit", output_limit)
+      .member("executor_socket", executor_socket)
       .end_object();
   return w.str();
 }
@@ -141,6 +144,7 @@ Result<AsyncJob> AsyncJob::from_json(std::string_view text) {
   j.stdin_timeout_ms = static_cast<uint64_t>(sto);
   j.timeout_ms = static_cast<uint64_t>(to);
   j.output_limit = static_cast<uint64_t>(lim);
+  CX_ASSIGN_OR_RETURN(j.executor_socket, json::get_string(doc, "executor_socket"));
   if (!is_reqid(j.reqid) || !is_owner_id(j.owner) || j.path.empty() || j.path[0] != '/')
     return error("invalid async job");
   return j;
@@ -218,7 +222,18 @@ int run_async_supervisor() {
   RunOutcome outcome;
   {
     event::Loop loop;
-    auto proc = start_script(loop, spec, [&](RunOutcome o) { outcome = std::move(o); });
+    auto done = [&](RunOutcome o) { outcome = std::move(o); };
+    std::unique_ptr<event::Process> proc;
+    std::unique_ptr<ExecutorCall> call;
+    if (job->executor_socket.empty()) {
+      proc = start_script(loop, spec, done);
+    } else {
+      ExecRequest er{job->reqid, job->owner, job->script, job->context, job->args};
+      call = ExecutorCall::start(
+          loop, job->executor_socket, er,
+          [&](ExecResponse r) { done(outcome_from_executor(std::move(r))); },
+          executor_call_timeout_ms(static_cast<int64_t>(job->timeout_ms / 1000)));
+    }
     loop.run();
   }
 

@@ -9,7 +9,8 @@
 // per-script flock first (busy -> 409), writes the `running` record, and hands the locked
 // descriptor to the supervisor as fd 3, so the lock is held without a gap from the check until
 // the supervisor exits. The supervisor runs the script with the normal runner (same
-// environment, stdin context, timeout and output cap as a sync run), writes the `done` record
+// environment, stdin context, timeout and output cap as a sync run), or through the executor
+// socket when one is configured, writes the `done` record
 // atomically, and exits, releasing the lock. The shipped systemd unit uses KillMode=process so
 // that stopping the agent does not kill supervisors.
 #pragma once
@@ -67,6 +68,11 @@ struct AsyncJob {
   uint64_t stdin_timeout_ms = 0;
   uint64_t timeout_ms = 0;
   uint64_t output_limit = 0;
+  // Set when the agent runs scripts through the executor (agent.conf executor_socket): the
+  // supervisor then hands the job to it, so the script's profile applies to async runs too
+  // (the original refuses async runs with an executor; docs/COMPATIBILITY.md). The script's
+  // timeout is then the executor's, read from the same agent.conf.
+  std::string executor_socket;
 
   std::string to_json() const;
   static Result<AsyncJob> from_json(std::string_view text);

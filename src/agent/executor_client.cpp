@@ -5,11 +5,16 @@
 
 namespace cx::agent {
 
+using proto::decode_response;
+using proto::encode_request;
+using proto::FrameStatus;
+
 struct ExecutorCall::State : std::enable_shared_from_this<ExecutorCall::State> {
   event::Loop& loop;
   DoneFn done;
   uv_pipe_t* pipe = nullptr;
   std::unique_ptr<event::Timer> defer;
+  std::unique_ptr<event::Timer> deadline;
   std::string frame;
   std::string in;
   bool finished = false;
@@ -25,6 +30,7 @@ struct ExecutorCall::State : std::enable_shared_from_this<ExecutorCall::State> {
   void finish(ExecResponse r) {
     if (finished) return;
     finished = true;
+    deadline.reset();
     close_pipe();
     auto fn = std::move(done);
     if (fn) fn(std::move(r));
@@ -66,11 +72,20 @@ struct PipeCtx {
 } // namespace
 
 std::unique_ptr<ExecutorCall> ExecutorCall::start(event::Loop& loop, const std::string& socket_path,
-                                                  const ExecRequest& req, DoneFn done) {
+                                                  const ExecRequest& req, DoneFn done,
+                                                  uint64_t timeout_ms) {
   std::unique_ptr<ExecutorCall> call(new ExecutorCall());
   auto st = std::make_shared<State>(loop);
   call->state_ = st;
   st->done = std::move(done);
+  if (timeout_ms > 0) {
+    st->deadline = std::make_unique<event::Timer>(loop);
+    std::weak_ptr<State> weak = st;
+    st->deadline->start(timeout_ms, [weak, timeout_ms] {
+      if (auto s = weak.lock())
+        s->fail("no answer within " + std::to_string(timeout_ms / 1000) + "s");
+    });
+  }
   auto frame = encode_request(req);
   if (!frame.ok()) {
     st->fail_later(frame.message());
@@ -138,11 +153,31 @@ std::unique_ptr<ExecutorCall> ExecutorCall::start(event::Loop& loop, const std::
   return call;
 }
 
+RunOutcome outcome_from_executor(ExecResponse resp) {
+  proto::ExecLimits limits = proto::take_exec_limits(resp);
+  RunOutcome o;
+  o.exit = resp.exit;
+  o.out = std::move(resp.out);
+  o.err = std::move(resp.err);
+  o.truncated = limits.truncated;
+  if (limits.timed_out) {
+    o.timed_out = true;
+    o.error = "script timed out after " + std::to_string(*limits.timed_out) + "s";
+  }
+  return o;
+}
+
+uint64_t executor_call_timeout_ms(int64_t script_timeout_s) {
+  if (script_timeout_s <= 0) return 0;
+  return static_cast<uint64_t>(script_timeout_s) * 1000 + kExecutorGraceMs;
+}
+
 ExecutorCall::~ExecutorCall() {
   if (state_) {
     state_->finished = true;
     state_->done = nullptr;
     state_->defer.reset();
+    state_->deadline.reset();
     state_->close_pipe();
   }
 }

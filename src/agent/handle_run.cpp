@@ -42,12 +42,21 @@ void run_authorised(Context& ctx, RunJob& job) {
   if (job.req.async) return run_async(ctx, job);
   const auto& cfg = job.state->config;
   std::string context = job_context(job);
+  auto on_outcome = [&ctx, &job](RunOutcome o) {
+    if (o.timed_out)
+      log::warning("script-timeout", {{"SCRIPT", job.req.script},
+                                      {"TIMEOUT", std::to_string(job.state->config.script_timeout)},
+                                      {"REQID", reqid_field(job.req.reqid)}});
+    std::optional<std::string> error = o.timed_out ? o.error : std::nullopt;
+    finish(ctx, job, o.exit, std::move(o.out), std::move(o.err), o.truncated, o.timed_out,
+           std::move(error));
+  };
   if (cfg.executor_socket) {
     ExecRequest er{job.req.reqid, job.dispatcher, job.req.script, context, job.req.args};
-    job.exec =
-        ExecutorCall::start(ctx.loop(), *cfg.executor_socket, er, [&ctx, &job](ExecResponse r) {
-          finish(ctx, job, r.exit, std::move(r.out), std::move(r.err), false, false, std::nullopt);
-        });
+    job.exec = ExecutorCall::start(
+        ctx.loop(), *cfg.executor_socket, er,
+        [on_outcome](ExecResponse r) { on_outcome(outcome_from_executor(std::move(r))); },
+        executor_call_timeout_ms(cfg.script_timeout));
     return;
   }
   RunSpec spec;
@@ -58,15 +67,7 @@ void run_authorised(Context& ctx, RunJob& job) {
   spec.on_stdin_timeout = log_stdin_timeout;
   spec.timeout_ms = static_cast<uint64_t>(cfg.script_timeout) * 1000;
   spec.output_limit = static_cast<size_t>(cfg.script_output_limit);
-  job.process = start_script(ctx.loop(), spec, [&ctx, &job](RunOutcome o) {
-    if (o.timed_out)
-      log::warning("script-timeout", {{"SCRIPT", job.req.script},
-                                      {"TIMEOUT", std::to_string(job.state->config.script_timeout)},
-                                      {"REQID", reqid_field(job.req.reqid)}});
-    std::optional<std::string> error = o.timed_out ? o.error : std::nullopt;
-    finish(ctx, job, o.exit, std::move(o.out), std::move(o.err), o.truncated, o.timed_out,
-           std::move(error));
-  });
+  job.process = start_script(ctx.loop(), spec, on_outcome);
 }
 
 } // namespace

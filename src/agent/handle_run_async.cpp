@@ -1,5 +1,6 @@
 // An authorised async POST /run (agent-and-wire §3.7): the per-script lock, the `running`
-// record and the job's supervisor process (see async_job.hpp for the design).
+// record and the job's supervisor process (see async_job.hpp for the design). Unlike the
+// original, an agent with an executor runs async jobs too, through it (docs/COMPATIBILITY.md).
 #include "agent/async_job.hpp"
 #include "agent/run_job.hpp"
 #include "base/files.hpp"
@@ -19,7 +20,6 @@ void run_async(Context& ctx, RunJob& job) {
     job.client->respond(200, r.to_json());
     ctx.drop(job.id);
   };
-  if (cfg.executor_socket) return refuse(proto::kAsyncExecutorRefusal);
   if (!is_reqid(job.req.reqid)) return refuse(proto::kAsyncNeedsReqid);
   if (!is_owner_id(job.dispatcher)) return refuse(proto::kAsyncStartFailed);
 
@@ -62,6 +62,7 @@ void run_async(Context& ctx, RunJob& job) {
   aj.stdin_timeout_ms = static_cast<uint64_t>(cfg.stdin_timeout) * 1000;
   aj.timeout_ms = static_cast<uint64_t>(cfg.script_timeout) * 1000;
   aj.output_limit = cfg.script_output_limit;
+  aj.executor_socket = cfg.executor_socket.value_or("");
 
   event::ProcessOptions po;
   po.argv = supervisor_argv(aj);

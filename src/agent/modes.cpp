@@ -2,14 +2,19 @@
 #include "agent/modes.hpp"
 #include "base/exit_codes.hpp"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "base/files.hpp"
 #include "base/paths.hpp"
 #include "base/random.hpp"
+#include "base/strings.hpp"
 #include "base/time.hpp"
 #include "conf/allowlist.hpp"
 #include "event/loop.hpp"
@@ -18,6 +23,7 @@
 #include "log/log.hpp"
 #include "pki/cert.hpp"
 #include "proto/agent_wire.hpp"
+#include "proto/executor_frame.hpp"
 #include "tls/tls.hpp"
 #include "json/json.hpp"
 
@@ -63,6 +69,57 @@ std::optional<conf::AgentConfig> checked_config(const Paths& paths) {
   return std::move(cfg->config);
 }
 
+// Asks the executor about a name no allowlist can hold: a working executor answers with its
+// refusal. Returns "" when it does, else what went wrong.
+std::string probe_executor(const std::string& socket_path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "socket: " + errno_text(errno);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::string why;
+  if (socket_path.size() >= sizeof sa.sun_path) {
+    why = "socket path too long";
+  } else {
+    std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    auto frame = proto::encode_request({"self-check", "self-check", "", "", {}});
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      why = "connect: " + errno_text(errno);
+    } else if (::write(fd, frame->data(), frame->size()) != static_cast<ssize_t>(frame->size())) {
+      why = "write: " + errno_text(errno);
+    } else {
+      std::string in;
+      char buf[4096];
+      for (;;) {
+        auto d = proto::decode_response(in);
+        if (d.status == proto::FrameStatus::complete) {
+          if (d.response.exit != -1 || d.response.err != proto::kExecNotPermitted)
+            why = "unexpected answer (exit " + std::to_string(d.response.exit) + ")";
+          break;
+        }
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) {
+          why = n == 0 ? "closed without an answer (is this user the executor's peer user?)"
+                       : "read: " + errno_text(errno);
+          break;
+        }
+        in.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return why;
+}
+
+std::string profile_summary(const conf::Profile& p) {
+  return "run_as=" + p.run_as.value_or("(executor's user, root)") +
+         " caps=" + (p.caps.empty() ? "-" : join(p.caps, ",")) +
+         " writable=" + (p.writable.empty() ? "-" : join(p.writable, ":")) +
+         " no_new_privileges=" + (p.no_new_privileges ? "yes" : "no");
+}
+
 } // namespace
 
 int pairing_status(const Paths& paths) {
@@ -105,6 +162,20 @@ int self_check(const Paths& paths) {
     for (const auto& [s, p] : undefined)
       list += (list.empty() ? "" : ", ") + s + " -> " + p;
     std::printf("  Profile error: undefined profile(s) referenced: %s\n", list.c_str());
+  }
+  for (const auto& [name, p] : c.profiles)
+    std::printf("  Profile '%s': %s\n", name.c_str(), profile_summary(p).c_str());
+  if (c.executor_socket) {
+    std::string why = probe_executor(*c.executor_socket);
+    if (why.empty())
+      std::printf("  Executor OK (%s): profiles are enforced\n", c.executor_socket->c_str());
+    else
+      std::printf("  Executor: NOT answering on %s - %s\n", c.executor_socket->c_str(),
+                  why.c_str());
+  } else {
+    std::printf("  Executor: not configured (executor_socket unset) - profiles are NOT "
+                "enforced; scripts run as the agent user%s\n",
+                c.require_executor ? "; serve will refuse to start (require_executor)" : "");
   }
   std::printf("Self-check complete.\n");
   return 0;

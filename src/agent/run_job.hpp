@@ -25,7 +25,7 @@ struct RunJob : Pending {
 // The stdin context of the job's script (§3.5).
 std::string job_context(const RunJob& job);
 
-// An authorised async run (§3.7): refuses (executor, reqid, owner), takes the per-script lock
+// An authorised async run (§3.7): refuses (reqid, owner), takes the per-script lock
 // (409 when busy), writes the `running` record, starts the supervisor and answers 202. Answers
 // and drops `job` in every case.
 void run_async(Context& ctx, RunJob& job);

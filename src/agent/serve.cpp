@@ -59,6 +59,13 @@ int serve(const Paths& paths) {
     return kExitConfig;
   }
   std::shared_ptr<State> state = std::move(*loaded);
+  if (state->config.require_executor && !state->config.executor_socket) {
+    std::fprintf(stderr,
+                 "ctrl-exec-agent: require_executor is set but executor_socket is not, in '%s': "
+                 "refusing to run scripts without their profiles\n",
+                 paths.config.c_str());
+    return kExitConfig;
+  }
   std::string warn = unenforced_profiles_warning(*state);
   if (!warn.empty()) std::fprintf(stderr, "%s\n", warn.c_str());
   load_trust_state(*state, nullptr);

@@ -140,6 +140,13 @@ Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std:
   read_string(top, "cert_staging_path", c.cert_staging_path);
   read_string(top, "async_runs_dir", c.async_runs_dir);
   read_string(top, "executor_socket", c.executor_socket);
+  if (auto v = find_value(top, "require_executor")) {
+    std::string b = to_lower(*v);
+    if (b == "1" || b == "y" || b == "yes" || b == "true" || b == "on")
+      c.require_executor = true;
+    else if (!(b == "0" || b == "n" || b == "no" || b == "false" || b == "off"))
+      return error("require_executor in '" + path + "' must be yes or no, not '" + *v + "'");
+  }
   read_string(top, "allowed_ips", c.allowed_ips);
   if (auto v = find_value(top, "script_dirs"))
     for (auto& d : split(*v, ':'))

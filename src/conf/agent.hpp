@@ -43,6 +43,9 @@ struct AgentConfig {
   std::string async_runs_dir;           // default cx::paths::agent_runs()
   std::vector<std::string> script_dirs; // colon-split, empties dropped; empty = no restriction
   std::optional<std::string> executor_socket;
+  // Ours: serve refuses to start without executor_socket instead of running scripts unconfined
+  // with a warning. yes/no (1/0, true/false, on/off); anything else is a config error.
+  bool require_executor = false;
   int64_t stdin_timeout = 10;             // seconds
   std::optional<std::string> auth_hook;   // checked executable at load
   int64_t auth_hook_timeout = 10;         // seconds

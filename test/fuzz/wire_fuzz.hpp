@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "agent/executor_frame.hpp"
 #include "base/strings.hpp"
 #include "proto/agent_wire.hpp"
+#include "proto/executor_frame.hpp"
 #include "proto/pairing_wire.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
@@ -116,8 +116,8 @@ inline std::string check_pair_response(std::string_view body) {
 
 // What a decoded request must look like on the wire: the only encoding of its fields.
 inline std::string check_request_frame(std::string_view bytes) {
-  using agent::FrameStatus;
-  agent::RequestDecode d = agent::decode_request(bytes);
+  using proto::FrameStatus;
+  proto::RequestDecode d = proto::decode_request(bytes);
   if (d.status == FrameStatus::need_more) {
     if (d.consumed != 0 || !d.error.empty()) return "request need_more with state";
     return "";
@@ -128,27 +128,27 @@ inline std::string check_request_frame(std::string_view bytes) {
     // An error is final: no later bytes can repair the frame.
     std::string more(bytes);
     more.append(64, '\0');
-    if (agent::decode_request(more).status != FrameStatus::error)
+    if (proto::decode_request(more).status != FrameStatus::error)
       return "request: more bytes turned an error into something else";
     return "";
   }
   if (d.consumed < 4 || d.consumed > bytes.size()) return "request: consumed out of range";
-  if (d.request.args.size() > agent::kMaxFrameArgs) return "request: too many args accepted";
-  auto encoded = agent::encode_request(d.request);
+  if (d.request.args.size() > proto::kMaxFrameArgs) return "request: too many args accepted";
+  auto encoded = proto::encode_request(d.request);
   if (!encoded.ok()) return "request: a decoded frame cannot be encoded: " + encoded.message();
   if (*encoded != bytes.substr(0, d.consumed)) return "request: re-encoding differs";
   // Every strict prefix needs more bytes (a bounded sample of them for large frames).
   for (size_t n : {size_t{0}, size_t{3}, size_t{4}, d.consumed / 2, d.consumed - 1}) {
     if (n >= d.consumed) continue;
-    if (agent::decode_request(bytes.substr(0, n)).status != FrameStatus::need_more)
+    if (proto::decode_request(bytes.substr(0, n)).status != FrameStatus::need_more)
       return "request: a strict prefix of " + std::to_string(n) + " bytes did not need more";
   }
   return "";
 }
 
 inline std::string check_response_frame(std::string_view bytes) {
-  using agent::FrameStatus;
-  agent::ResponseDecode d = agent::decode_response(bytes);
+  using proto::FrameStatus;
+  proto::ResponseDecode d = proto::decode_response(bytes);
   if (d.status == FrameStatus::need_more) {
     if (d.consumed != 0 || !d.error.empty()) return "response need_more with state";
     return "";
@@ -157,16 +157,16 @@ inline std::string check_response_frame(std::string_view bytes) {
     if (d.error != "response too large") return "response: unexpected error text: " + d.error;
     std::string more(bytes);
     more.append(64, '\0');
-    if (agent::decode_response(more).status != FrameStatus::error)
+    if (proto::decode_response(more).status != FrameStatus::error)
       return "response: more bytes turned an error into something else";
     return "";
   }
   if (d.consumed < 12 || d.consumed > bytes.size()) return "response: consumed out of range";
-  if (agent::encode_response(d.response) != bytes.substr(0, d.consumed))
+  if (proto::encode_response(d.response) != bytes.substr(0, d.consumed))
     return "response: re-encoding differs";
   for (size_t n : {size_t{0}, size_t{3}, size_t{4}, d.consumed / 2, d.consumed - 1}) {
     if (n >= d.consumed) continue;
-    if (agent::decode_response(bytes.substr(0, n)).status != FrameStatus::need_more)
+    if (proto::decode_response(bytes.substr(0, n)).status != FrameStatus::need_more)
       return "response: a strict prefix of " + std::to_string(n) + " bytes did not need more";
   }
   return "";
@@ -268,8 +268,8 @@ inline std::string check_executor_frames(const uint8_t* data, size_t size) {
   while (true) {
     std::string broken = wire_detail::check_request_frame(rest);
     if (!broken.empty()) return broken;
-    agent::RequestDecode d = agent::decode_request(rest);
-    if (d.status != agent::FrameStatus::complete) break;
+    proto::RequestDecode d = proto::decode_request(rest);
+    if (d.status != proto::FrameStatus::complete) break;
     rest.remove_prefix(d.consumed);
   }
   return wire_detail::check_response_frame(bytes);

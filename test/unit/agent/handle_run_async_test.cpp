@@ -31,7 +31,7 @@ TEST_CASE("async run is accepted: record written, supervisor started", "[agent]"
 }
 
 TEST_CASE("async run refusals", "[agent]") {
-  enum class Setup { none, executor, runs_is_a_file };
+  enum class Setup { none, runs_is_a_file };
   struct Row {
     const char* body;
     Setup setup;
@@ -42,15 +42,12 @@ TEST_CASE("async run refusals", "[agent]") {
       {R"({"script":"hello","async":true})", Setup::none, proto::kAsyncNeedsReqid, ""},
       {R"({"script":"hello","reqid":"r.1","async":true})", Setup::none, proto::kAsyncNeedsReqid,
        ""},
-      {R"({"script":"hello","reqid":"r1","async":true})", Setup::executor,
-       proto::kAsyncExecutorRefusal, ""},
       {R"({"script":"hello","reqid":"r1","async":true})", Setup::runs_is_a_file,
        proto::kAsyncStartFailed, "ACTION=async-store-fail ERROR="},
   };
   for (const auto& r : rows) {
     INFO(r.body);
     test::AgentFixture f;
-    if (r.setup == Setup::executor) f.write_conf("executor_socket = " + f.dir / "x.sock");
     if (r.setup == Setup::runs_is_a_file) f.write("runs", "");
     f.allow("hello", "exit 0");
     f.load();
@@ -71,6 +68,30 @@ TEST_CASE("async run refusals", "[agent]") {
     }
     CHECK(f.ctx->pending() == 0);
   }
+}
+
+TEST_CASE("async run with an executor is accepted and its job names the socket", "[agent]") {
+  // The original refuses async runs when an executor is configured; ours hands the job's
+  // script to the executor from the supervisor (docs/COMPATIBILITY.md).
+  test::AgentFixture f;
+  f.write_conf("executor_socket = " + f.dir / "x.sock");
+  f.allow("hello", "exit 0");
+  f.load();
+  auto call = f.call(R"({"script":"hello","reqid":"r1","async":true})");
+  handle_run(*f.ctx, call);
+  CHECK(f.client->answer().status == 202);
+  CHECK(f.client->answer().body == R"({"script":"hello","status":"accepted","reqid":"r1"})");
+
+  AsyncJob job;
+  job.runs_dir = "/r";
+  job.script = "hello";
+  job.path = "/s/hello";
+  job.reqid = "r1";
+  job.owner = "disp-1";
+  job.executor_socket = "/run/x.sock";
+  auto back = AsyncJob::from_json(job.to_json());
+  REQUIRE(back.ok());
+  CHECK(back->executor_socket == "/run/x.sock");
 }
 
 TEST_CASE("async run of a script already running is 409", "[agent]") {

@@ -1,4 +1,4 @@
-// Tests for src/agent/runner.cpp, executor_frame.cpp, executor_client.cpp and async_job.cpp
+// Tests for src/agent/runner.cpp, executor_client.cpp and async_job.cpp
 // (tag [agent]): the script contract, exit-code mapping, frames, and async records.
 #include <catch2/catch.hpp>
 
@@ -12,15 +12,16 @@
 
 #include "agent/async_job.hpp"
 #include "agent/executor_client.hpp"
-#include "agent/executor_frame.hpp"
 #include "agent/runner.hpp"
 #include "base/files.hpp"
 #include "base/time.hpp"
+#include "proto/executor_frame.hpp"
 #include "testutil.hpp"
 #include "json/json.hpp"
 
 using namespace cx;
 using namespace cx::agent;
+using namespace cx::proto;
 
 TEST_CASE("script environment keeps only PATH and the listed variables", "[agent]") {
   std::vector<std::string> parent = {"HOME=/root",  "LANG=C",     "LD_PRELOAD=/x.so", "PATH=/evil",
@@ -107,59 +108,6 @@ TEST_CASE("start_script runs with argv, stdin and no shell", "[agent]") {
   auto p2 = start_script(loop, spec, [&](RunOutcome o) { got = std::move(o); });
   loop.run();
   CHECK(got.exit == 127);
-}
-
-TEST_CASE("executor frames round trip and reject malformed input", "[agent]") {
-  ExecRequest req{"r1", "disp-1", "noop", "{\"x\":1}", {"a", "", "b c"}};
-  auto frame = encode_request(req);
-  REQUIRE(frame.ok());
-  auto d = decode_request(*frame);
-  REQUIRE(d.status == FrameStatus::complete);
-  CHECK(d.consumed == frame->size());
-  CHECK(d.request.reqid == "r1");
-  CHECK(d.request.dispatcher_id == "disp-1");
-  CHECK(d.request.script == "noop");
-  CHECK(d.request.stdin_bytes == "{\"x\":1}");
-  CHECK(d.request.args == req.args);
-  // Every strict prefix needs more bytes.
-  for (size_t n = 0; n < frame->size(); ++n)
-    CHECK(decode_request(std::string_view(*frame).substr(0, n)).status == FrameStatus::need_more);
-
-  auto be = [](uint32_t v) {
-    std::string s(4, '\0');
-    for (int i = 0; i < 4; ++i)
-      s[static_cast<size_t>(i)] = static_cast<char>((v >> (24 - 8 * i)) & 0xff);
-    return s;
-  };
-  struct Bad {
-    std::string bytes;
-    const char* error;
-  };
-  const Bad bad[] = {
-      {be(0), "frame too large"},
-      {be(kMaxFrameBytes + 1), "frame too large"},
-      {be(4) + be(100), "malformed request"}, // field overruns the frame
-      {be(20) + be(0) + be(0) + be(0) + be(0) + be(300), "malformed request"},     // argc > 256
-      {be(21) + be(0) + be(0) + be(0) + be(0) + be(0) + "x", "malformed request"}, // trailing
-  };
-  for (const auto& b : bad) {
-    auto r = decode_request(b.bytes);
-    CHECK(r.status == FrameStatus::error);
-    CHECK(r.error == b.error);
-  }
-  ExecRequest many;
-  many.args.assign(257, "x");
-  CHECK_FALSE(encode_request(many).ok());
-
-  ExecResponse resp{-1, "out", "executor: script not permitted"};
-  std::string rb = encode_response(resp);
-  auto rd = decode_response(rb);
-  REQUIRE(rd.status == FrameStatus::complete);
-  CHECK(rd.response.exit == -1);
-  CHECK(rd.response.out == "out");
-  CHECK(rd.response.err == "executor: script not permitted");
-  CHECK(decode_response(rb.substr(0, rb.size() - 1)).status == FrameStatus::need_more);
-  CHECK(decode_response(be(0) + be(kMaxResponseField + 1)).status == FrameStatus::error);
 }
 
 TEST_CASE("executor client: a round trip and the unreachable path", "[agent]") {

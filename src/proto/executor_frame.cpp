@@ -1,7 +1,7 @@
 // Executor frames; see executor_frame.hpp.
-#include "agent/executor_frame.hpp"
+#include "proto/executor_frame.hpp"
 
-namespace cx::agent {
+namespace cx::proto {
 
 namespace {
 
@@ -56,7 +56,50 @@ struct Reader {
   }
 };
 
+bool strip_suffix(std::string& s, std::string_view suffix) {
+  if (s.size() < suffix.size() || s.compare(s.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  s.resize(s.size() - suffix.size());
+  return true;
+}
+
+constexpr std::string_view kTimeoutPrefix = "executor: script timed out after ";
+
 } // namespace
+
+std::string exec_timeout_line(int64_t seconds) {
+  return std::string(kTimeoutPrefix) + std::to_string(seconds) + "s\n";
+}
+
+ExecLimits take_exec_limits(ExecResponse& resp) {
+  ExecLimits l;
+  // The executor writes the timeout line after the (possibly truncated) stderr.
+  if (resp.exit == 126 && resp.err.size() >= 2 && resp.err.back() == '\n') {
+    size_t start = resp.err.rfind('\n', resp.err.size() - 2);
+    start = start == std::string::npos ? 0 : start + 1;
+    std::string_view line(resp.err.data() + start, resp.err.size() - start);
+    if (line.substr(0, kTimeoutPrefix.size()) == kTimeoutPrefix) {
+      std::string_view num = line.substr(kTimeoutPrefix.size());
+      num.remove_suffix(2); // "s\n"
+      int64_t v = 0;
+      bool digits = !num.empty() && num.size() <= 12;
+      for (char c : num) {
+        if (c < '0' || c > '9')
+          digits = false;
+        else
+          v = v * 10 + (c - '0');
+      }
+      if (digits && line.size() == kTimeoutPrefix.size() + num.size() + 2) {
+        l.timed_out = v;
+        resp.err.resize(start);
+      }
+    }
+  }
+  bool cut_out = strip_suffix(resp.out, kExecTruncatedMarker);
+  bool cut_err = strip_suffix(resp.err, kExecTruncatedMarker);
+  l.truncated = cut_out || cut_err;
+  return l;
+}
 
 Result<std::string> encode_request(const ExecRequest& req) {
   if (req.args.size() > kMaxFrameArgs) return error("too many arguments for the executor");
@@ -136,4 +179,4 @@ ResponseDecode decode_response(std::string_view bytes) {
   return d;
 }
 
-} // namespace cx::agent
+} // namespace cx::proto
