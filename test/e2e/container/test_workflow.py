@@ -15,7 +15,8 @@ those of container/compose.yml. Then, with the real binary:
   with mode 755 as docs/CONTAINERS.md says (the default profile runs scripts as nobody);
   7. `ced ping agent` and `ced run agent check-disk` succeed, and a script run through the
      dispatcher runs as nobody;
-  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing.
+  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing (the
+  rebuilt agent, started first without CAP_SYS_ADMIN, refuses to start).
 """
 import hashlib
 import os
@@ -375,6 +376,13 @@ class Workflow(harness.TestCase):
                 stops[name] = self.containers[name].stop(timeout=10)
         self.make_containers()
         self.start_dispatcher()
+        if rootfs.tool("setpriv"):
+            # `docker run` without the compose file's cap_add: the agent container stops before
+            # the executor or the agent starts; scripts never run unconfined.
+            refused = self.containers["agent"].start(drop_caps=("sys_admin",))
+            self.assertEqual(refused.wait(30), 1, refused.out() + refused.err())
+            self.assertIn("needs CAP_SYS_ADMIN, which this container lacks", refused.err())
+            self.assertNotIn("Starting the executor", refused.out())
         run = self.start_agent()
         self.assertEqual(entrypoint_lines(run.out()), SERVE_LINES)
         self.ping_and_run()
