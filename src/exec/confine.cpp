@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -180,6 +181,47 @@ Result<Identity> resolve_run_as(const std::string& run_as) {
     }
   }
   return Status::error("unknown run_as user '" + run_as + "'");
+}
+
+Status probe_confinement(const std::vector<std::string>& protected_dirs) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return step_failed("pipe");
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    errno = e;
+    return step_failed("fork");
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    Confinement c;
+    c.protected_dirs = protected_dirs;
+    Status st = confine_mounts(c);
+    if (st.ok() && ::prctl(PR_CAPBSET_DROP, CAP_SYS_BOOT, 0, 0, 0) != 0)
+      st = step_failed("dropping CAP_SYS_BOOT from the bounding set");
+    if (!st.ok()) (void)!::write(fds[1], st.message().data(), st.message().size());
+    ::_exit(st.ok() ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string why;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      why.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  return Status::error(why.empty() ? "the probe child failed" : why);
 }
 
 std::vector<std::string> confine_args(const Confinement& c, const std::string& path,

@@ -39,6 +39,13 @@ std::vector<std::string> confine_args(const Confinement& c, const std::string& p
 // not executable by run_as) or 127 (execve failed), after one "executor: ..." line on stderr.
 int run_confined(int argc, char** argv);
 
+// Tries, once, in a forked child, what every run will need: a private mount namespace, the
+// protected directories read-only, and dropping a capability from the bounding set. Returns
+// the first step that fails ("unshare(CLONE_NEWNS) failed: Operation not permitted"), so that
+// `serve` can refuse to start where no script could run (a container without CAP_SYS_ADMIN,
+// or with a seccomp or AppArmor profile that denies mount) instead of failing every run.
+Status probe_confinement(const std::vector<std::string>& protected_dirs);
+
 // What run_as names, resolved without NSS (the binary is static): a name through /etc/passwd,
 // with its supplementary groups from /etc/group; digits as uid = gid, with no supplementary
 // groups. Errors: "unknown run_as user '<name>'", "run_as uid '<n>' is out of range".

@@ -375,6 +375,14 @@ int serve(const ServeOptions& opts) {
     std::fprintf(stderr, "ctrl-exec-exec: %s\n", policy.message().c_str());
     return kExitConfig;
   }
+  if (auto st = probe_confinement(protected_dirs(**policy)); !st.ok()) {
+    std::fprintf(stderr,
+                 "ctrl-exec-exec: scripts cannot be confined on this system: %s (the executor "
+                 "needs root with CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID and CAP_SETPCAP, and "
+                 "mount(2) allowed by seccomp/AppArmor)\n",
+                 st.message().c_str());
+    return kExitConfig;
+  }
   event::ignore_sigpipe();
   log::init("ctrl-exec-exec");
   event::Loop loop;

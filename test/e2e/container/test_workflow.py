@@ -9,10 +9,14 @@ those of container/compose.yml. Then, with the real binary:
   3. `ctrl-exec-dispatcher pairing-mode` runs in the dispatcher container;
   4. the agent's first start requests pairing and, once approved, exits 0;
   5. the request is approved (list-requests + approve, from another exec);
-  6. the agent's second start serves (with tags and syslog forwarding);
-  the operator adds check-disk as in "Agent Scripts" (copy, chmod, chown, allowlist, HUP 1);
-  7. `ced ping agent` and `ced run agent check-disk` succeed;
-  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing.
+  6. the agent's second start serves (with tags and syslog forwarding): the executor runs as
+     root and the agent, PID 1, as ctrl-exec-agent;
+  the operator adds check-disk as in "Agent Scripts" (copy, chmod, chown, allowlist, HUP 1),
+  with mode 755 as docs/CONTAINERS.md says (the default profile runs scripts as nobody);
+  7. `ced ping agent` and `ced run agent check-disk` succeed, and a script run through the
+     dispatcher runs as nobody;
+  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing (the
+  rebuilt agent, started first without CAP_SYS_ADMIN, refuses to start).
 """
 import hashlib
 import os
@@ -39,6 +43,7 @@ NEEDED = DISPATCHER_SIDE + [
     ["ctrl-exec-dispatcher", "run"],
     ["ctrl-exec-agent", "request-pairing"],
     ["ctrl-exec-agent", "serve", "--config", "/nonexistent/agent.conf"],
+    ["ctrl-exec-exec", "resolve", "/nonexistent/agent.conf", "/nonexistent/scripts.conf", "x"],
 ]
 API = [["ctrl-exec-api", "--config", "/nonexistent/ctrl-exec.conf"]]
 
@@ -46,6 +51,17 @@ CHECK_DISK = """#!/bin/sh
 # check-disk: free space on the root filesystem (POSIX sh, busybox df).
 df -P /
 """
+# Who the executor runs a script as: the default profile of the example agent.conf says nobody.
+RUN_AS = """#!/bin/sh
+echo "uid=$(id -u) gid=$(id -g)"
+"""
+NOBODY = "uid=65534 gid=65534"
+EXEC_SERVE = ["/usr/local/bin/ctrl-exec-exec", "serve", "/run/ctrl-exec-agent/exec.sock",
+              "/etc/ctrl-exec-agent/agent.conf", "/etc/ctrl-exec-agent/scripts.conf",
+              "ctrl-exec-agent"]
+SERVE_LINES = ["[entrypoint] Starting the executor (ctrl-exec-exec) on /run/ctrl-exec-agent/exec.sock...",
+               "[entrypoint] Executor ready.",
+               "[entrypoint] Cert found - starting ctrl-exec-agent serve..."]
 
 # A stand-in for rsyslogd: busybox syslogd also creates /dev/log and daemonizes, and keeps
 # what it receives in /var/log/messages, so the test sees where the binary's logs went. Like
@@ -172,7 +188,31 @@ class Workflow(harness.TestCase):
         run.wait_for("[entrypoint] Cert found - starting ctrl-exec-agent serve...", timeout=30)
         rootfs.wait_port(self.net.netns["agent"], 7443, host=self.net.ip["agent"])
         self.assert_pid1_is_ctrl_exec(run, a)
+        self.assert_privilege_separation(run, a)
         return run
+
+    def assert_privilege_separation(self, run, container):
+        """The agent (PID 1) runs as ctrl-exec-agent; its child the executor as root."""
+        uid = container.image.passwd("ctrl-exec-agent")[2]
+        gid = container.image.passwd("ctrl-exec-agent")[3]
+        self.assertEqual(run.status("Uid"), [uid] * 4, "the agent's real, effective, saved, fs uid")
+        self.assertEqual(run.status("Gid"), [gid] * 4)
+        self.assertEqual(run.status("CapEff"), ["0000000000000000"], "the agent has no privilege")
+        binary = container.image.path("/usr/local/bin/ctrl-exec")
+        executors = []
+        for pid in run.children():
+            try:
+                with open("/proc/%d/cmdline" % pid) as f:
+                    argv = f.read().rstrip("\0").split("\0")
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except OSError:
+                continue
+            if exe == binary and argv[:2] == ["ctrl-exec-exec", "serve"]:
+                executors.append((pid, argv))
+        self.assertEqual(len(executors), 1, "one executor, a child of PID 1: %r" % executors)
+        pid, argv = executors[0]
+        self.assertEqual(argv[1:], EXEC_SERVE[1:])
+        self.assertEqual(run.status("Uid", pid), ["0"] * 4, "the executor runs as root")
 
     def ping_and_run(self):
         def ping_ok():
@@ -194,6 +234,8 @@ class Workflow(harness.TestCase):
             raise AssertionError("%s; last attempt: %r" % (e, last[0] if last else None))
         self.assertRegex(run.out, r"^==> agent  \[OK  exit:0  \d+ms  req:[0-9a-f]{16}\]\n")
         self.assertIn("Filesystem", run.out)
+        who = self.ced("--json", "run", "agent", "run-as").json()["results"][0]
+        self.assertEqual((who["exit"], who["stdout"]), (0, NOBODY + "\n"), who)
         return ping, run
 
     # --- the workflow ------------------------------------------------------------------
@@ -306,13 +348,16 @@ class Workflow(harness.TestCase):
                            "ACTION=start" in aimg.read("/var/log/messages"), 10,
                            what="the agent's start line in syslog (via /dev/log)")
 
-        # Agent Scripts: `docker cp`, chmod, chown, the allowlist line, `kill -HUP 1`.
-        aimg.write("/opt/ctrl-exec-scripts/check-disk.sh", CHECK_DISK, 0o644)
-        for argv in (["chmod", "750", "/opt/ctrl-exec-scripts/check-disk.sh"],
-                     ["chown", "root:ctrl-exec-agent", "/opt/ctrl-exec-scripts/check-disk.sh"],
-                     ["sh", "-c", 'echo "check-disk = /opt/ctrl-exec-scripts/check-disk.sh" '
-                                  '>> /etc/ctrl-exec-agent/scripts.conf'],
-                     ["kill", "-HUP", "1"]):
+        # Agent Scripts: `docker cp`, chmod, chown, the allowlist line, `kill -HUP 1`; mode
+        # 755, not the guide's 750: the executor runs them as nobody (docs/CONTAINERS.md).
+        steps = []
+        for name, text in (("check-disk", CHECK_DISK), ("run-as", RUN_AS)):
+            path = "/opt/ctrl-exec-scripts/%s.sh" % name
+            aimg.write(path, text, 0o644)
+            steps += [["chmod", "755", path], ["chown", "root:ctrl-exec-agent", path],
+                      ["sh", "-c", 'echo "%s = %s" >> /etc/ctrl-exec-agent/scripts.conf'
+                       % (name, path)]]
+        for argv in steps + [["kill", "-HUP", "1"]]:
             r = a.exec(argv)
             self.assertEqual(r.rc, 0, "%s: %r" % (argv, r))
         self.assertTrue(a.running(), "SIGHUP must not stop the agent")
@@ -331,9 +376,15 @@ class Workflow(harness.TestCase):
                 stops[name] = self.containers[name].stop(timeout=10)
         self.make_containers()
         self.start_dispatcher()
+        if rootfs.tool("setpriv"):
+            # `docker run` without the compose file's cap_add: the agent container stops before
+            # the executor or the agent starts; scripts never run unconfined.
+            refused = self.containers["agent"].start(drop_caps=("sys_admin",))
+            self.assertEqual(refused.wait(30), 1, refused.out() + refused.err())
+            self.assertIn("needs CAP_SYS_ADMIN, which this container lacks", refused.err())
+            self.assertNotIn("Starting the executor", refused.out())
         run = self.start_agent()
-        self.assertEqual(entrypoint_lines(run.out()),
-                         ["[entrypoint] Cert found - starting ctrl-exec-agent serve..."])
+        self.assertEqual(entrypoint_lines(run.out()), SERVE_LINES)
         self.ping_and_run()
         # `docker stop`: SIGTERM to PID 1 alone ends the servers.
         for name in ("agent", "dispatcher"):
