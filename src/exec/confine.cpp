@@ -9,11 +9,13 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -71,20 +73,83 @@ int mount_attr(const std::string& path, uint64_t set, uint64_t clear) {
       ::syscall(SYS_mount_setattr, AT_FDCWD, path.c_str(), AT_RECURSIVE, &attr, sizeof attr));
 }
 
+// One line of /proc/self/mountinfo: where a mount is, and whether it is read-only.
+struct MountPoint {
+  std::string path;
+  bool read_only = false;
+};
+
+// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+std::string unescape_mount_path(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out.push_back(
+          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<MountPoint>> read_mounts() {
+  auto text = read_file("/proc/self/mountinfo", 16u << 20);
+  if (!text.ok()) return Status::error("reading /proc/self/mountinfo failed: " + text.message());
+  std::vector<MountPoint> out;
+  for (const auto& line : split(*text, '\n')) {
+    auto f = split(line, ' ');
+    if (f.size() < 6) continue;
+    MountPoint m;
+    m.path = unescape_mount_path(f[4]);
+    for (const auto& opt : split(f[5], ','))
+      if (opt == "ro") m.read_only = true;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool at_or_under(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+int mount_attr_one(const std::string& path, uint64_t set) {
+  struct mount_attr attr {};
+  attr.attr_set = set;
+  return static_cast<int>(
+      ::syscall(SYS_mount_setattr, AT_FDCWD, path.c_str(), 0, &attr, sizeof attr));
+}
+
 // Step 1-4: the mount namespace.
 Status confine_mounts(const Confinement& c) {
   if (::unshare(CLONE_NEWNS) != 0) return step_failed("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return step_failed("making / recursively private");
   if (!c.writable.empty()) {
+    // What was read-only before stays read-only: `writable` opens nothing that was closed.
+    auto mounts = read_mounts();
+    if (!mounts.ok()) return mounts.status();
+    struct Writable {
+      std::string path; // real path
+      bool was_read_only = false;
+    };
+    std::vector<Writable> open;
+    for (const auto& w : c.writable) {
+      char real[PATH_MAX];
+      if (!::realpath(w.c_str(), real)) return step_failed("writable path '" + w + "'");
+      struct statvfs vfs {};
+      if (::statvfs(real, &vfs) != 0) return step_failed("statvfs('" + w + "')");
+      open.push_back({real, (vfs.f_flag & ST_RDONLY) != 0});
+    }
     // Each writable path becomes a mount of its own, so that it can be left writable when
     // everything else is made read-only.
-    for (const auto& w : c.writable) {
-      struct stat st {};
-      if (::stat(w.c_str(), &st) != 0) return step_failed("writable path '" + w + "'");
-      if (::mount(w.c_str(), w.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-        return step_failed("bind-mounting writable path '" + w + "'");
-    }
+    for (const auto& w : open)
+      if (::mount(w.path.c_str(), w.path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        return step_failed("bind-mounting writable path '" + w.path + "'");
     if (mount_attr("/", MOUNT_ATTR_RDONLY, 0) != 0) {
       if (errno == ENOSYS)
         return Status::error("making the file system read-only for writable= needs Linux 5.12 "
@@ -92,9 +157,15 @@ Status confine_mounts(const Confinement& c) {
                              errno_text(ENOSYS));
       return step_failed("mount_setattr(/, read-only)");
     }
-    for (const auto& w : c.writable)
-      if (mount_attr(w, 0, MOUNT_ATTR_RDONLY) != 0)
-        return step_failed("mount_setattr('" + w + "', writable)");
+    for (const auto& w : open) {
+      if (w.was_read_only) continue;
+      if (mount_attr(w.path, 0, MOUNT_ATTR_RDONLY) != 0)
+        return step_failed("mount_setattr('" + w.path + "', writable)");
+      for (const auto& m : *mounts)
+        if (m.read_only && m.path != w.path && at_or_under(m.path, w.path) &&
+            mount_attr_one(m.path, MOUNT_ATTR_RDONLY) != 0)
+          return step_failed("mount_setattr('" + m.path + "', read-only again)");
+    }
     if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
       return step_failed("mounting a private /tmp");
   }

@@ -273,7 +273,9 @@ void Server::handle(Conn& c) {
   o.env = std::vector<std::string>{kScriptPath};
   o.cwd = "/";
   o.stdin_data = c.req.stdin_bytes;
-  o.stdin_timeout_ms = static_cast<uint64_t>(cfg.stdin_timeout) * 1000;
+  // Written whole, however late the script reads it (A§3.5: the executor path has no
+  // stdin_timeout). The write waits on the loop; it never blocks other runs.
+  o.stdin_timeout_ms = 0;
   o.output_limit =
       cfg.script_output_limit > 0 ? cfg.script_output_limit : proto::kExecDefaultOutputCap;
   int64_t timeout_s = cfg.script_timeout;
