@@ -13,6 +13,13 @@ namespace cx::api {
 
 class RunBook {
 public:
+  RunBook() = default;
+  // Removes the lock file (while still holding it): this process's submitted records, if any
+  // are left, are then seen as abandoned at once.
+  ~RunBook();
+  RunBook(const RunBook&) = delete;
+  RunBook& operator=(const RunBook&) = delete;
+
   // Takes the instance lock and then, on the thread pool, marks the submitted records of API
   // processes that are gone as unknown (WARNING api-run-unknown REQID for each). Without the
   // lock (the run store cannot be written) runs still go on; a WARNING says why.
@@ -30,6 +37,7 @@ public:
 
 private:
   state::ApiInstanceLock lock_;
+  std::string runs_dir_;
 };
 
 } // namespace cx::api

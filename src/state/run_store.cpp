@@ -270,11 +270,11 @@ bool is_instance_id(std::string_view id) {
   });
 }
 
-std::string instance_lock_path(const std::string& runs_dir, std::string_view id) {
-  return runs_dir + std::string(kInstanceDir) + "/" + std::string(id) + ".lock";
-}
-
 } // namespace
+
+std::string api_instance_lock_path(const std::string& runs_dir, std::string_view instance) {
+  return runs_dir + std::string(kInstanceDir) + "/" + std::string(instance) + ".lock";
+}
 
 json::Document make_submitted_record(std::string_view reqid, std::string_view script, bool async,
                                      const std::vector<std::string>& hosts,
@@ -336,7 +336,7 @@ Status ApiInstanceLock::acquire(const std::string& runs_dir) {
   std::string id = random_hex(8);
   std::string tmp = dir + "/." + id + ".tmp";
   CX_TRY(lock_.lock(tmp, false, kInstanceLockMode));
-  std::string path = instance_lock_path(runs_dir, id);
+  std::string path = api_instance_lock_path(runs_dir, id);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     Status st = error("cannot rename '" + tmp + "': " + errno_text(errno));
     lock_.unlock();
@@ -349,7 +349,7 @@ Status ApiInstanceLock::acquire(const std::string& runs_dir) {
 
 bool api_instance_alive(const std::string& runs_dir, std::string_view instance) {
   if (!is_instance_id(instance)) return false;
-  std::string path = instance_lock_path(runs_dir, instance);
+  std::string path = api_instance_lock_path(runs_dir, instance);
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return errno != ENOENT; // gone once its file is
   FileLock probe;

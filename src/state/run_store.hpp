@@ -104,6 +104,8 @@ private:
   std::string id_;
 };
 
+// `<runs_dir>/.api/<instance>.lock`.
+std::string api_instance_lock_path(const std::string& runs_dir, std::string_view instance);
 // Whether the API process `instance` still holds its lock. A missing lock file means gone.
 bool api_instance_alive(const std::string& runs_dir, std::string_view instance);
 

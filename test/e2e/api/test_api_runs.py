@@ -178,6 +178,11 @@ class Idempotency(ApiRuns):
         self.assertEqual(records, [], "nothing was run or stored")
         status, body, _ = self.call("POST", "/run", run, key="k" * 128)
         self.assertEqual(status, 200, body)
+        # The API process's lock in the run store lives as long as the process.
+        locks = self.root.path(RUNS + "/.api")
+        self.assertEqual(len(os.listdir(locks)), 1)
+        self.assertEqual(self.api.stop(), 0)
+        self.assertEqual(os.listdir(locks), [])
 
 
 class KilledMidBurst(ApiRuns):
@@ -253,6 +258,9 @@ class KilledMidBurst(ApiRuns):
             self.assertEqual(d["hosts"], {a1.name: {"status": "unknown"},
                                           a2.name: {"status": "unknown"}})
         self.assertEqual(self.api.err().count("ACTION=api-run-unknown "), len(stuck))
+        # The killed process's lock file was removed at the start; the new one's is there.
+        harness.wait_until(lambda: len(os.listdir(self.root.path(RUNS + "/.api"))) == 1, 10,
+                           what="the dead API's lock file to go")
 
         # Retries with the same keys run nothing: the stored answer, or the run's state.
         for n in names:
