@@ -110,7 +110,9 @@ AgentBodies::AgentBodies()
                         optional(run_result, "exit"),
                         optional(run_result, "stdout"),
                         optional(run_result, "stderr"),
-                        optional("error", text("a dispatcher-side error; never written by agents")),
+                        optional("error", text("ours, with done: the script timed out, or its "
+                                               "supervisor ended without a result "
+                                               "(interrupted)")),
                         optional(run_result, "truncated"),
                         optional(run_result, "timed_out"),
                     })},
