@@ -7,9 +7,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "api/run_book.hpp"
 #include "base/exit_codes.hpp"
 #include "base/status.hpp"
 #include "conf/dispatcher.hpp"
@@ -54,6 +56,8 @@ public:
   std::string peer_ip;
   std::string bearer; // the Authorization: Bearer token
   std::string param;  // the route's path parameter
+  // The Idempotency-Key header (POST /run reads it): absent, a key, or why it is unusable.
+  Result<std::optional<std::string>> idempotency_key;
 
   // Answers once; later calls do nothing. The Exchange is released afterwards.
   void respond(int code, std::string_view body);
@@ -118,6 +122,8 @@ public:
   // The engine that talks to agents, with TLS sessions kept in memory. It does not renew agent
   // certs (as the original's API).
   engine::Engine& engine() { return *engine_; }
+  // The API's lock in the run store and its keyed runs in flight.
+  RunBook& runs() { return runs_; }
   bool stopping() const { return stopping_; }
 
   // Requests being handled, and connections open (for tests and figures).
@@ -142,6 +148,7 @@ private:
   state::Registry registry_;
   std::shared_ptr<tls::Config> tls_;
   std::unique_ptr<engine::Engine> engine_;
+  RunBook runs_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
   std::unique_ptr<event::Timer> grace_timer_;

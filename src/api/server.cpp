@@ -43,8 +43,8 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
 
 Exchange::Exchange(Api& a, uint64_t i, std::shared_ptr<http::Connection> conn, http::Request& req)
     : api(a), id(i), method(to_upper(req.method)), path(req.path), body(std::move(req.body)),
-      peer_ip(conn->peer_ip()), bearer(bearer_token(req)), conn_(std::move(conn)), gate_(a.loop()) {
-}
+      peer_ip(conn->peer_ip()), bearer(bearer_token(req)),
+      idempotency_key(read_idempotency_key(req)), conn_(std::move(conn)), gate_(a.loop()) {}
 
 Exchange::~Exchange() = default;
 
@@ -186,6 +186,9 @@ Status Api::start() {
   // agents answer 500 naming the file until it is fixed, and the rest of the API works.
   if (Status st = engine_->init(); !st.ok())
     log::err("api-engine", {{"ERROR", st.message()}, {"PATH", "startup"}});
+
+  // Records left `submitted` by API processes that are gone become `unknown`.
+  runs_.start(loop_, paths::runs_dir());
 
   sigterm_ = std::make_unique<event::SignalWatcher>(loop_);
   sigint_ = std::make_unique<event::SignalWatcher>(loop_);
