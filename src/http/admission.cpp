@@ -7,24 +7,24 @@
 
 namespace cx::http {
 
-Verdict admission_verdict(const AdmissionLimits& limits, size_t open, const AddressCount& count,
-                          bool tls) {
-  if (limits.max_pending_per_ip && count.pending() >= limits.max_pending_per_ip)
-    return Verdict::refuse_address;
-  if (tls && limits.max_handshakes_per_ip &&
-      count[Phase::handshake] >= limits.max_handshakes_per_ip)
-    return Verdict::refuse_handshakes;
-  if (limits.max_connections && open >= limits.max_connections) return Verdict::shed_then_admit;
-  return Verdict::admit;
+Admission admit_connection(const AdmissionLimits& limits, size_t open, const AddressCount& count,
+                           bool tls) {
+  Admission a;
+  if (limits.max_pending_per_ip && count.pending() >= limits.max_pending_per_ip) {
+    a.verdict = Admission::Verdict::refuse_address;
+    return a;
+  }
+  a.queue = tls && limits.max_handshakes_per_ip &&
+            count[Phase::handshake] >= limits.max_handshakes_per_ip;
+  a.shed = limits.max_connections && open >= limits.max_connections;
+  return a;
 }
 
-std::string_view refusal_reason(Verdict v) {
+std::string_view refusal_reason(Admission::Verdict v) {
   switch (v) {
-  case Verdict::refuse_address:
+  case Admission::Verdict::refuse_address:
     return "address";
-  case Verdict::refuse_handshakes:
-    return "handshakes";
-  case Verdict::refuse_full:
+  case Admission::Verdict::refuse_full:
     return "full";
   default:
     return "";

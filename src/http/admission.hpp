@@ -1,8 +1,9 @@
 // Admission of connections by source address, decided at accept, before any byte is read and
-// before any crypto: a cap on open connections in all, and per address on connections that are
-// not (yet) a request being handled and on TLS handshakes in progress. The rules and the
-// per-address counts are kept here, free of sockets, so that they are unit rows; http::Server
-// applies the verdicts (and picks the connection to shed).
+// before any crypto: a cap on open connections in all, a cap per address on connections that
+// are not (yet) a request being handled, and per address a number of TLS handshakes in
+// progress beyond which the next ones wait their turn. The rules and the per-address counts
+// are kept here, free of sockets, so that they are unit rows; http::Server applies the
+// decisions (and picks the connection to shed).
 #pragma once
 
 #include <array>
@@ -20,21 +21,24 @@ namespace cx::http {
 // How far a connection has come. Only `handling` is work: the other phases cost a socket and a
 // buffer, and are what a slow or flooding client holds.
 enum class Phase : uint8_t {
+  queued,    // accepted; its TLS handshake waits for its address's turn (nothing read yet)
   handshake, // the TLS handshake is in progress
   waiting,   // waiting for a request, receiving one, or idle between keep-alive requests
   handling,  // a complete request is with the handler
   closing,   // answered (or refused): flushing, then lingering until the peer closes
 };
-inline constexpr size_t kPhases = 4;
+inline constexpr size_t kPhases = 5;
 
 // 0 means no cap, for each field.
 struct AdmissionLimits {
   // Open connections in all. At the cap a new connection takes the place of the oldest one that
   // is not handling a request; only when there is none is it refused.
   size_t max_connections = 0;
-  // Per address: connections not handling a request (handshake, waiting, closing).
+  // Per address: connections not handling a request (queued, handshake, waiting, closing).
   size_t max_pending_per_ip = 0;
-  // Per address: TLS handshakes in progress.
+  // Per address: TLS handshakes in progress at once; the next ones are queued until one ends
+  // (still within the handshake deadline, which runs from accept). One address then never has
+  // more than this many handshakes' worth of work in any turn of the loop.
   size_t max_handshakes_per_ip = 0;
 };
 
@@ -42,27 +46,36 @@ struct AdmissionLimits {
 struct AddressCount {
   std::array<size_t, kPhases> by_phase{};
   size_t operator[](Phase p) const { return by_phase[static_cast<size_t>(p)]; }
-  size_t total() const { return by_phase[0] + by_phase[1] + by_phase[2] + by_phase[3]; }
+  size_t total() const {
+    size_t n = 0;
+    for (size_t c : by_phase)
+      n += c;
+    return n;
+  }
   // Everything but requests being handled.
   size_t pending() const { return total() - (*this)[Phase::handling]; }
 };
 
-enum class Verdict : uint8_t {
-  admit,
-  shed_then_admit,   // the server is full: drop the oldest connection not handling a request
-  refuse_address,    // the address holds max_pending_per_ip connections already
-  refuse_handshakes, // the address has max_handshakes_per_ip handshakes in progress
-  refuse_full,       // (from the server) full, and every connection is handling a request
+struct Admission {
+  enum class Verdict : uint8_t {
+    admit,
+    refuse_address, // the address holds max_pending_per_ip connections already
+    refuse_full,    // (from the server) full, and every connection is handling a request
+  };
+  Verdict verdict = Verdict::admit;
+  bool shed = false;  // the server is full: drop the oldest connection not handling a request
+  bool queue = false; // the address has its handshakes in progress: this one waits its turn
+  bool operator==(const Admission&) const = default;
 };
 
-// The verdict for a new connection from an address that holds `count`, with `open` connections
-// in all; `tls` says whether it will handshake. The address's own caps come first: an address
-// over its share never makes others' connections go.
-Verdict admission_verdict(const AdmissionLimits& limits, size_t open, const AddressCount& count,
-                          bool tls);
+// The decision for a new connection from an address that holds `count`, with `open`
+// connections in all; `tls` says whether it will handshake. The address's own cap comes
+// first: an address over its share never makes others' connections go.
+Admission admit_connection(const AdmissionLimits& limits, size_t open, const AddressCount& count,
+                           bool tls);
 
-// The word for a refusal in log lines: "address", "handshakes", "full"; "" for the others.
-std::string_view refusal_reason(Verdict v);
+// The word for a refusal in log lines: "address", "full"; "" for admit.
+std::string_view refusal_reason(Admission::Verdict v);
 
 // Connections per source address and phase. Addresses with nothing open are forgotten, so the
 // table never holds more entries than there are open connections.

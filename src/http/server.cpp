@@ -1,9 +1,28 @@
 // The HTTP server; see server.hpp.
 #include "http/server.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "base/time.hpp"
 
 namespace cx::http {
+
+namespace {
+
+// After a crowd has gone, hand the memory its buffers used back to the system: glibc keeps
+// freed heap pages otherwise, and the process would stay at its peak size for good.
+void return_free_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
+// The crowd whose leaving is worth a trim: below it, what could be returned is small.
+constexpr size_t kCrowd = 64;
+
+} // namespace
 
 // --- Connection ------------------------------------------------------------------------------
 
@@ -24,7 +43,9 @@ Connection::~Connection() {
 void Connection::set_phase(Phase phase) {
   if (closed_ || phase == phase_) return;
   server_.addresses_.move(ip_, phase_, phase);
+  Phase was = phase_;
   phase_ = phase;
+  if (was == Phase::handshake) server_.handshake_ended(ip_);
 }
 
 void Connection::begin_stage(Stage stage) {
@@ -207,8 +228,9 @@ void Connection::mark_closed() {
 
 Server::Server(event::Loop& loop, ServerOptions options, ServerHooks hooks)
     : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop),
-      crowding_timer_(loop) {
+      crowding_timer_(loop), trim_timer_(loop) {
   crowding_timer_.unref(); // a report never keeps the loop running by itself
+  trim_timer_.unref();
 }
 
 Server::~Server() {
@@ -253,28 +275,35 @@ void Server::on_accept() {
   // Our own limits, before any byte is read: a flood from one address is turned away here, at
   // the cost of an accept and a close.
   const bool tls = options_.tls != nullptr;
-  Verdict v =
-      admission_verdict(options_.tuning.admission, conns_.size(), addresses_.count(peer.ip()), tls);
-  if (v == Verdict::shed_then_admit && !shed_oldest()) v = Verdict::refuse_full;
-  if (v != Verdict::admit && v != Verdict::shed_then_admit) {
+  std::string ip = peer.ip();
+  Admission a =
+      admit_connection(options_.tuning.admission, conns_.size(), addresses_.count(ip), tls);
+  if (a.verdict == Admission::Verdict::admit && a.shed) {
+    if (shed_oldest()) // the one shed may have been a handshake of this address
+      a.queue = admit_connection(options_.tuning.admission, 0, addresses_.count(ip), tls).queue;
+    else
+      a.verdict = Admission::Verdict::refuse_full;
+  }
+  if (a.verdict != Admission::Verdict::admit) {
     ++stats_.refused;
-    note_crowding("refused", refusal_reason(v), peer.ip());
+    note_crowding("refused", refusal_reason(a.verdict), ip);
     tcp->close();
     return;
   }
   ++stats_.accepted;
   tcp->set_nodelay(true);
   uint64_t id = next_id_++;
-  Phase phase = tls ? Phase::handshake : Phase::waiting;
+  peak_since_trim_ = std::max(peak_since_trim_, conns_.size() + 1);
+  Phase phase = !tls ? Phase::waiting : a.queue ? Phase::queued : Phase::handshake;
   std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp), phase));
   conns_[id] = conn;
-  addresses_.add(conn->ip_, phase);
+  addresses_.add(ip, phase);
   if (!tls) {
     conn->transport_ = conn->tcp_.get();
     handshake_done(conn, Status());
     return;
   }
-  conn->tls_owned_ = std::make_unique<tls::Stream>(options_.tls, std::move(conn->tcp_));
+  // The handshake deadline runs from accept, whether the handshake waits its turn or not.
   std::weak_ptr<Connection> weak = conn;
   conn->timer_ = std::make_unique<event::Timer>(loop_);
   conn->timer_->start(options_.handshake_timeout_ms, [this, weak] {
@@ -283,9 +312,45 @@ void Server::on_accept() {
       c->abort();
     }
   });
+  if (a.queue) {
+    queued_[ip].push_back(conn);
+    return;
+  }
+  start_handshake(conn);
+}
+
+void Server::start_handshake(const std::shared_ptr<Connection>& conn) {
+  conn->set_phase(Phase::handshake);
+  conn->tls_owned_ = std::make_unique<tls::Stream>(options_.tls, std::move(conn->tcp_));
+  std::weak_ptr<Connection> weak = conn;
   conn->tls_owned_->handshake([this, weak](Status st) {
     if (auto c = weak.lock()) handshake_done(c, st);
   });
+}
+
+void Server::handshake_ended(const std::string& ip) {
+  // The address's next connection waiting for its turn, if any, starts its handshake.
+  auto it = queued_.find(ip);
+  if (it == queued_.end()) return;
+  std::shared_ptr<Connection> next;
+  while (!next && !it->second.empty()) {
+    next = it->second.front().lock();
+    it->second.pop_front();
+    if (next && (next->closed_ || next->phase_ != Phase::queued)) next.reset();
+  }
+  if (it->second.empty()) queued_.erase(it);
+  if (next) start_handshake(next);
+}
+
+void Server::forget_queued(const std::string& ip, uint64_t id) {
+  auto it = queued_.find(ip);
+  if (it == queued_.end()) return;
+  auto& q = it->second;
+  std::erase_if(q, [id](const std::weak_ptr<Connection>& w) {
+    auto c = w.lock();
+    return !c || c->id_ == id;
+  });
+  if (q.empty()) queued_.erase(it);
 }
 
 bool Server::shed_oldest() {
@@ -346,10 +411,18 @@ void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) 
 void Server::release(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
-  addresses_.remove(it->second->ip_, it->second->phase_);
+  std::string ip = it->second->ip_;
+  Phase phase = it->second->phase_;
+  addresses_.remove(ip, phase);
   // Never destroyed inside its own callbacks: the loop frees it on a later iteration.
   loop_.defer_delete(std::move(it->second));
   conns_.erase(it);
+  if (conns_.empty() && peak_since_trim_ >= kCrowd) {
+    peak_since_trim_ = 0;
+    trim_timer_.start(100, return_free_memory); // once the connections are freed too
+  }
+  if (phase == Phase::handshake) handshake_ended(ip);
+  if (phase == Phase::queued) forget_queued(ip, id);
 }
 
 } // namespace cx::http

@@ -9,11 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "event/tcp.hpp"
@@ -200,6 +202,11 @@ private:
   // Drops the oldest connection that is not handling a request, a peer not authenticated
   // first. false when every connection is handling one.
   bool shed_oldest();
+  void start_handshake(const std::shared_ptr<Connection>& conn);
+  // A handshake from `ip` is over (done, failed or dropped): its next queued one may start.
+  void handshake_ended(const std::string& ip);
+  // A connection that waited for its turn is gone: it leaves its address's queue.
+  void forget_queued(const std::string& ip, uint64_t id);
   void handshake_done(const std::shared_ptr<Connection>& conn, Status st);
   void release(uint64_t id);
 
@@ -211,9 +218,13 @@ private:
   // By id, which is the order of arrival: the first one that may be shed is the oldest.
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
   AddressBook addresses_;
+  // Per address, connections waiting for their turn to handshake, oldest first.
+  std::unordered_map<std::string, std::deque<std::weak_ptr<Connection>>> queued_;
   ServerStats stats_;
   EventTally crowding_;
   event::Timer crowding_timer_;
+  size_t peak_since_trim_ = 0; // open connections at most, since memory was last returned
+  event::Timer trim_timer_;
 };
 
 } // namespace cx::http

@@ -7,63 +7,72 @@
 using namespace cx::http;
 
 namespace {
-AddressCount counts(size_t handshake, size_t waiting, size_t handling, size_t closing) {
+AddressCount counts(size_t queued, size_t handshake, size_t waiting, size_t handling,
+                    size_t closing) {
   AddressCount c;
-  c.by_phase = {handshake, waiting, handling, closing};
+  c.by_phase = {queued, handshake, waiting, handling, closing};
   return c;
 }
 } // namespace
 
-TEST_CASE("admission verdicts", "[http]") {
+TEST_CASE("admission decisions", "[http]") {
+  using V = Admission::Verdict;
   struct Row {
     const char* what;
     AdmissionLimits limits;
     size_t open;
     AddressCount count;
     bool tls;
-    Verdict verdict;
+    Admission decision;
   };
   const AdmissionLimits none{};
-  const AdmissionLimits agent{1024, 32, 8};
+  const AdmissionLimits agent{1024, 128, 8};
+  const Admission admit{V::admit, false, false};
+  const Admission queue{V::admit, false, true};
+  const Admission shed{V::admit, true, false};
+  const Admission refuse{V::refuse_address, false, false};
   const Row rows[] = {
-      {"no limits at all", none, 100000, counts(5000, 5000, 5000, 5000), true, Verdict::admit},
-      {"an address with nothing open", agent, 0, counts(0, 0, 0, 0), true, Verdict::admit},
-      {"below every cap", agent, 1023, counts(7, 24, 0, 0), true, Verdict::admit},
-      {"the address's share is used up", agent, 10, counts(0, 32, 0, 0), true,
-       Verdict::refuse_address},
-      {"handshakes, waiting and closing all count", agent, 10, counts(8, 20, 0, 4), true,
-       Verdict::refuse_address},
-      {"requests being handled do not count", agent, 10, counts(0, 31, 500, 0), true,
-       Verdict::admit},
-      {"too many handshakes in progress", agent, 10, counts(8, 0, 0, 0), true,
-       Verdict::refuse_handshakes},
-      {"handshakes do not matter without TLS", agent, 10, counts(8, 0, 0, 0), false,
-       Verdict::admit},
-      {"the server is full: shed, not refuse", agent, 1024, counts(0, 1, 0, 0), true,
-       Verdict::shed_then_admit},
-      {"over its share, an address never sheds others", agent, 1024, counts(0, 32, 0, 0), true,
-       Verdict::refuse_address},
-      {"only a total cap", AdmissionLimits{2, 0, 0}, 2, counts(0, 900, 0, 0), true,
-       Verdict::shed_then_admit},
-      {"only a handshake cap", AdmissionLimits{0, 0, 1}, 5000, counts(1, 0, 0, 0), true,
-       Verdict::refuse_handshakes},
+      {"no limits at all", none, 100000, counts(9, 5000, 5000, 5000, 5000), true, admit},
+      {"an address with nothing open", agent, 0, counts(0, 0, 0, 0, 0), true, admit},
+      {"below every cap", agent, 1023, counts(0, 7, 100, 0, 0), true, admit},
+      {"the address's share is used up", agent, 10, counts(0, 0, 128, 0, 0), true, refuse},
+      {"queued, handshakes, waiting and closing all count", agent, 10, counts(20, 8, 90, 0, 10),
+       true, refuse},
+      {"requests being handled do not count", agent, 10, counts(0, 0, 127, 900, 0), true, admit},
+      {"its handshakes in progress: this one waits its turn", agent, 10, counts(0, 8, 0, 0, 0),
+       true, queue},
+      {"and so do the next ones", agent, 10, counts(50, 8, 0, 0, 0), true, queue},
+      {"no handshake without TLS", agent, 10, counts(0, 8, 0, 0, 0), false, admit},
+      {"the server is full: shed, not refuse", agent, 1024, counts(0, 0, 1, 0, 0), true, shed},
+      {"full, and its handshakes busy: shed and wait", agent, 1024, counts(0, 8, 1, 0, 0), true,
+       Admission{V::admit, true, true}},
+      {"over its share, an address never sheds others", agent, 1024, counts(0, 0, 128, 0, 0), true,
+       refuse},
+      {"only a total cap", AdmissionLimits{2, 0, 0}, 2, counts(0, 0, 900, 0, 0), true, shed},
+      {"only a handshake cap", AdmissionLimits{0, 0, 1}, 5000, counts(0, 1, 0, 0, 0), true, queue},
   };
   for (const auto& r : rows) {
     INFO(r.what);
-    CHECK(admission_verdict(r.limits, r.open, r.count, r.tls) == r.verdict);
+    Admission got = admit_connection(r.limits, r.open, r.count, r.tls);
+    CHECK(got.verdict == r.decision.verdict);
+    CHECK(got.shed == r.decision.shed);
+    CHECK(got.queue == r.decision.queue);
   }
-  CHECK(refusal_reason(Verdict::refuse_address) == "address");
-  CHECK(refusal_reason(Verdict::refuse_handshakes) == "handshakes");
-  CHECK(refusal_reason(Verdict::refuse_full) == "full");
-  CHECK(refusal_reason(Verdict::admit).empty());
+  CHECK(refusal_reason(V::refuse_address) == "address");
+  CHECK(refusal_reason(V::refuse_full) == "full");
+  CHECK(refusal_reason(V::admit).empty());
 }
 
 TEST_CASE("the address book follows connections through their phases", "[http]") {
   AddressBook book;
   book.add("10.0.0.1", Phase::handshake);
-  book.add("10.0.0.1", Phase::handshake);
+  book.add("10.0.0.1", Phase::queued);
   book.add("10.0.0.2", Phase::waiting);
   CHECK(book.addresses() == 2);
+  CHECK(book.count("10.0.0.1")[Phase::queued] == 1);
+  book.move("10.0.0.1", Phase::queued, Phase::handshake);
+  CHECK(book.count("10.0.0.1")[Phase::queued] == 0);
+  CHECK(book.count("10.0.0.1")[Phase::handshake] == 2);
   book.move("10.0.0.1", Phase::handshake, Phase::waiting);
   book.move("10.0.0.1", Phase::waiting, Phase::handling);
   AddressCount c = book.count("10.0.0.1");
@@ -112,11 +121,11 @@ TEST_CASE("the crowding tally counts by kind and reason, with the latest peer", 
   t.note("refused", "address", "10.0.0.1");
   t.note("shed", "full", "10.0.0.3");
   t.note("refused", "address", "10.0.0.2");
-  t.note("refused", "handshakes", "10.0.0.1");
+  t.note("refused", "full", "10.0.0.1");
   t.note("refused", "address", "10.0.0.1");
   using E = EventTally::Entry;
   CHECK(t.take() == std::vector<E>{{"refused", "address", "10.0.0.1", 3},
-                                   {"refused", "handshakes", "10.0.0.1", 1},
+                                   {"refused", "full", "10.0.0.1", 1},
                                    {"shed", "full", "10.0.0.3", 1}});
   CHECK(t.empty());
   t.note("timeout", "head", "10.0.0.4");

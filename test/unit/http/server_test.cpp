@@ -399,6 +399,65 @@ TEST_CASE("admission: a full server sheds its oldest idle connection, not the ne
   }
 }
 
+TEST_CASE("admission: an address's handshakes beyond its share wait their turn", "[http]") {
+  test::TempDir dir;
+  REQUIRE(test::have_openssl());
+  test::make_ca(dir);
+  test::make_leaf(dir, "server", "agent", "5e");
+  test::make_leaf(dir, "client", "dispatcher", "c1");
+  auto server_creds =
+      tls::Credentials::load(dir / "server.crt", dir / "server.key", dir / "ca.crt");
+  auto client_creds =
+      tls::Credentials::load(dir / "client.crt", dir / "client.key", dir / "ca.crt");
+  REQUIRE(server_creds.ok());
+  REQUIRE(client_creds.ok());
+  auto server_cfg = tls::Config::server(*server_creds, tls::PeerCheck::required);
+  auto client_cfg = tls::Config::client(*client_creds, tls::PeerCheck::required);
+  REQUIRE(server_cfg.ok());
+  REQUIRE(client_cfg.ok());
+
+  event::Loop loop;
+  http::ServerOptions o = loopback_options();
+  o.bind_ip = "0.0.0.0";
+  o.tls = *server_cfg;
+  o.tuning.admission.max_handshakes_per_ip = 2;
+  http::ServerHooks hooks;
+  hooks.request = [](const std::shared_ptr<http::Connection>& c, http::Request&) {
+    c->respond(200, "{}");
+  };
+  http::Server server(loop, o, hooks);
+  REQUIRE(server.listen().ok());
+  int port = server.port();
+  // Two handshakes from 127.0.0.1 that never send a ClientHello take its share.
+  int stalled[2];
+  for (int& fd : stalled) {
+    fd = connect_from("127.0.0.1", port);
+    REQUIRE(fd >= 0);
+  }
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::handshake] == 2; }));
+  // A genuine client from the same address waits; nothing of it is read meanwhile.
+  http::ClientOptions co = client_options(port);
+  co.tls = *client_cfg;
+  std::optional<http::ClientResult> queued;
+  auto call =
+      http::ClientCall::start(loop, std::move(co), http::format_request("GET", "/q", "x", ""),
+                              [&](http::ClientResult r) { queued = std::move(r); });
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::queued] == 1; }));
+  event::Timer settle(loop);
+  settle.start(200, [&] { loop.stop(); });
+  loop.run();
+  CHECK_FALSE(queued);
+  CHECK(server.from("127.0.0.1")[http::Phase::queued] == 1);
+  // When one of the stalled handshakes ends, the waiting one starts and is served.
+  ::close(stalled[0]);
+  REQUIRE(run_until(loop, [&] { return queued.has_value(); }));
+  REQUIRE(queued->status.ok());
+  CHECK(queued->response()->status == 200);
+  CHECK(server.stats().refused == 0);
+  ::close(stalled[1]);
+  REQUIRE(run_until(loop, [&] { return server.open_connections() == 0; }));
+}
+
 TEST_CASE("client: TLS call with resumption, interim responses and transport errors", "[http]") {
   test::TempDir dir;
   REQUIRE(test::have_openssl());
