@@ -141,7 +141,10 @@ bool AgentServer::admit(const event::SockAddr& peer) {
   }
   // A blocked address costs no crypto, apart from one connection at a time for a trusted
   // dispatcher behind it; the rest are dropped silently, as the original dropped them.
-  if (ctx_.blocked(ip) && http_->from(ip).pending() >= kBlockedAddressConnections) return false;
+  if (ctx_.blocked(ip) && http_->from(ip).pending() >= kBlockedAddressConnections) {
+    http_->note_crowding("refused", "blocked", ip);
+    return false;
+  }
   return true;
 }
 

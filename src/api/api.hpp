@@ -32,7 +32,7 @@ struct Tuning {
   // set. When full, the oldest connection not handling a request is closed for the new one.
   size_t max_connections = 256;
   size_t max_connections_per_ip = 64;  // per address, connections not handling a request
-  size_t max_handshakes_per_ip = 32;   // per address, TLS handshakes in progress
+  size_t max_handshakes_per_ip = 8;    // per address, TLS handshakes at once; more wait
   uint64_t request_timeout_ms = 30000; // to receive a whole request (and the TLS handshake)
   uint64_t head_timeout_ms = 10000;    // for its request line and headers
   uint64_t body_timeout_ms = 10000;    // for its body, after the headers

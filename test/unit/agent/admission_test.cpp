@@ -12,7 +12,7 @@ TEST_CASE("agent.conf limits become the server's tuning", "[agent]") {
   http::ServerTuning t = server_tuning(defaults);
   CHECK(t.admission.max_connections == 1024);
   CHECK(t.admission.max_pending_per_ip == 128);
-  CHECK(t.admission.max_handshakes_per_ip == 64);
+  CHECK(t.admission.max_handshakes_per_ip == 8);
   CHECK(t.head_timeout_ms == 10000);
   CHECK(t.body_timeout_ms == 10000);
 

@@ -304,7 +304,7 @@ TEST_CASE("agent limits against slow and flooding clients", "[conf]") {
     std::vector<ConfigWarning> warnings;
   };
   const Row rows[] = {
-      {"", 1024, 128, 64, 8, 10, 10, {}},
+      {"", 1024, 128, 8, 8, 10, 10, {}},
       {"max_connections = 100\nmax_connections_per_ip = 5\nmax_handshakes_per_ip = 2\n"
        "max_untrusted = 3\nrequest_head_timeout = 4\nrequest_body_timeout = 6\n",
        100,
@@ -317,7 +317,7 @@ TEST_CASE("agent limits against slow and flooding clients", "[conf]") {
       {"max_connections_per_ip = 0\nrequest_head_timeout = 86401\n",
        1024,
        128,
-       64,
+       8,
        8,
        10,
        10,
