@@ -122,7 +122,9 @@ void AgentServer::drain(std::function<void()> on_idle) {
 
 void AgentServer::check_idle() {
   if (!draining_ || !on_idle_) return;
-  if (ctx_.live() == 0 && ctx_.pending() == 0) {
+  // Connections still arriving (handshake, request on its way) are waited for too: each has
+  // a deadline, and a request already sent is answered.
+  if (ctx_.live() == 0 && ctx_.pending() == 0 && http_->open_connections() == 0) {
     idle_poll_.stop();
     auto fn = std::move(on_idle_);
     on_idle_ = nullptr;

@@ -59,7 +59,8 @@ public:
   // SIGHUP: reload everything from disk; on failure keep the current state and log why.
   // Returns whether the new state was swapped in.
   bool reload();
-  // SIGTERM: stop accepting; `on_idle` runs once no request is being handled any more.
+  // SIGTERM: stop accepting; `on_idle` runs once no request is being handled or on its way
+  // any more (connections still arriving are bounded by their deadlines).
   void drain(std::function<void()> on_idle);
 
   // Requests being handled (complete requests, and runs whose client left).
