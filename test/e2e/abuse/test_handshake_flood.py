@@ -1,0 +1,90 @@
+"""Stalled handshakes on the agent's port (issue 13, attack 2): 1,200 connections from one
+address that open TCP, send the start of a ClientHello, then nothing, and come back when they
+are dropped. The agent runs its default rate limiting. Its caps at accept must keep the
+address to its share of handshakes (no crypto, no buffers for the rest), the rate limiter's
+block must apply at accept once the stalled handshakes time out, and genuine requests from
+another address must keep being answered within 5 s."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "agent"))
+sys.path.insert(0, os.path.dirname(__file__))
+import abuselib  # noqa: E402
+import agentlib  # noqa: E402
+import harness  # noqa: E402
+
+ATTACK_SECONDS = 25
+CONNECTIONS = 1200
+PENDING_PER_IP = 128  # agent.conf's default max_connections_per_ip
+
+
+class HandshakeFlood(agentlib.AgentTestCase):
+    rate_limit_disable = False
+
+    def setUp(self):
+        super().setUp()
+        abuselib.raise_nofile()
+        self.agent.start()
+        self.ca = os.path.join(self.agent.pki, "ca.crt")
+
+    def probe(self, path, body):
+        def fn():
+            reqid = "probe%d" % time.monotonic_ns()
+            data = dict(body, reqid=reqid)
+            status, reply, seconds = abuselib.tls_request(
+                self.agent.port, *self.agent.cert("disp"), self.ca,
+                agentlib.perl_request("POST", path, json.dumps(data).encode()))
+            return status == 200 and reqid.encode() in reply and seconds <= 5, seconds
+        return fn
+
+    def test_stalled_handshakes_from_one_address(self):
+        proc = abuselib.Process(self.agent.proc.pid)
+        probes = [("ping", self.probe("/ping", {})),
+                  ("run", self.probe("/run", {"script": "noop", "args": []}))]
+        for _, fn in probes:
+            self.assertTrue(fn()[0])
+        base_fds, base_rss, base_cpu = proc.fds(), proc.rss_kb(), proc.cpu_s()
+        attacker = abuselib.Attacker("hello-stall", self.agent.port, ATTACK_SECONDS, CONNECTIONS,
+                                     source="127.0.0.1", reconnect=1)
+        self.addCleanup(attacker.kill)
+        sampler = abuselib.Sampler(proc)
+        results = abuselib.Probes()
+        time.sleep(2)
+        abuselib.run_probes(results, attacker, 2.5, sampler, probes, min_probes=8)
+        counts = attacker.finish()
+        cpu = proc.cpu_s() - base_cpu
+        # What the attacker held is dropped by the deadlines (10 s each at most), and freed
+        # buffers go back to the system once the crowd has left.
+        fds_back = abuselib.settles(lambda: proc.fds() <= base_fds + 2, 25)
+        rss_back = abuselib.settles(lambda: proc.rss_kb() < base_rss + 2048, 5)
+        after_fds, after_rss = proc.fds(), proc.rss_kb()
+        crowding = abuselib.crowding_counts(self.agent.log(), "")
+        abuselib.figure("agent-handshake-flood", probes=len(results.results),
+                        failed=len(results.failures()),
+                        median_ms="%.0f" % (abuselib.statistics.median(results.latencies()) * 1000),
+                        max_ms="%.0f" % (results.latencies()[-1] * 1000),
+                        attacker=json.dumps(counts, separators=(",", ":")),
+                        crowding=json.dumps(crowding, separators=(",", ":")),
+                        fds="%d/%d/%d" % (base_fds, sampler.peak_fds, after_fds),
+                        rss_kb="%d/%d/%d" % (base_rss, sampler.peak_rss_kb, after_rss),
+                        cpu_s="%.1f" % cpu)
+        self.assertEqual(results.failures(), [], results.summary())
+        self.assertTrue(fds_back, "descriptors did not come back near their baseline")
+        self.assertTrue(rss_back, "memory did not come back near its baseline")
+        self.assertTrue(self.agent.proc.alive())
+        self.assertGreater(counts["connected"] + counts["refused"], CONNECTIONS,
+                           "the attack did not take place")
+        # The address never held more than its share of connections (a few handshakes, the
+        # rest waiting their turn, unread) ...
+        self.assertLess(sampler.peak_fds, base_fds + PENDING_PER_IP + 16)
+        self.assertGreater(crowding.get("conn-refused/address", 0), 0, crowding)
+        # ... and once its stalled handshakes had timed out, it was blocked at accept.
+        self.agent.wait_log("ACTION=rate-block PEER=127.0.0.1 REASON=probe")
+        self.assertGreater(crowding.get("conn-refused/blocked", 0), 0, crowding)
+        self.assertNotIn("rate-block PEER=127.0.0.2", self.agent.log())
+
+
+if __name__ == "__main__":
+    harness.main()
