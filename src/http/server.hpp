@@ -106,8 +106,8 @@ private:
   std::function<void()> on_close_;
 };
 
-// The limits an applet may change while the server runs (the agent's SIGHUP); connections
-// already open keep the deadlines they were given.
+// The limits an applet may change while the server runs (the agent's SIGHUP); a deadline
+// already running is kept.
 struct ServerTuning {
   AdmissionLimits admission;
   // Each a total from the start of its stage, within request_timeout_ms (0: no limit of its
