@@ -331,3 +331,47 @@ def figure(name, **values):
 
 if __name__ == "__main__":
     attacker_main(sys.argv[1:])
+
+
+def attack_and_measure(tc, name, proc, attacker, probes, min_probes, log_text, prefix, alive):
+    """The common body of every abuse test: run `attacker` (already started) against `proc`
+    while the genuine `probes` run every 2.5 s, print the FIGURE line, and assert that every
+    probe was answered in time, that descriptors and memory came back near their baseline, and
+    that the server is still alive. `log_text` returns the server's log, `prefix` selects its
+    crowding counters, `alive` says whether it still runs. Returns (attacker counts, crowding,
+    the sampler with the peaks).
+    The baseline is taken by the caller before the attacker starts: pass it as proc.base."""
+    base_fds, base_rss, base_cpu = proc.base
+    tc.addCleanup(attacker.kill)
+    sampler = Sampler(proc)
+    results = Probes()
+    time.sleep(2)  # let the attack build up first
+    run_probes(results, attacker, 2.5, sampler, probes, min_probes=min_probes)
+    counts = attacker.finish()
+    cpu = proc.cpu_s() - base_cpu
+    # What the attacker held is dropped by the deadlines (10 s each at most), and freed
+    # buffers go back to the system once the crowd has left.
+    fds_back = settles(lambda: proc.fds() <= base_fds + 2, 25)
+    rss_back = settles(lambda: proc.rss_kb() < base_rss + 2048, 5)
+    after_fds, after_rss = proc.fds(), proc.rss_kb()
+    crowding = crowding_counts(log_text(), prefix)
+    figure(name, probes=len(results.results), failed=len(results.failures()),
+           median_ms="%.0f" % (statistics.median(results.latencies()) * 1000),
+           max_ms="%.0f" % (results.latencies()[-1] * 1000),
+           attacker=json.dumps(counts, separators=(",", ":")),
+           crowding=json.dumps(crowding, separators=(",", ":")),
+           fds="%d/%d/%d" % (base_fds, sampler.peak_fds, after_fds),
+           rss_kb="%d/%d/%d" % (base_rss, sampler.peak_rss_kb, after_rss),
+           cpu_s="%.1f" % cpu)
+    tc.assertEqual(results.failures(), [], results.summary())
+    tc.assertTrue(fds_back, "descriptors did not come back near their baseline")
+    tc.assertTrue(rss_back, "memory did not come back near its baseline")
+    tc.assertTrue(alive())
+    return counts, crowding, sampler
+
+
+def baseline(proc, probes, tc):
+    """Warms up with one round of probes (each must pass), then records proc.base."""
+    for _, fn in probes:
+        tc.assertTrue(fn()[0])
+    proc.base = (proc.fds(), proc.rss_kb(), proc.cpu_s())

@@ -169,38 +169,13 @@ class Slowloris(agentlib.AgentTestCase):
         self.agent.start()
         proc = abuselib.Process(self.agent.proc.pid)
         probes = [("ping", self.probe(ping_request)), ("run", self.probe(run_request))]
-        for _, fn in probes:  # warm up, then the baseline
-            self.assertTrue(fn()[0])
-        base_fds, base_rss, base_cpu = proc.fds(), proc.rss_kb(), proc.cpu_s()
+        abuselib.baseline(proc, probes, self)
         cert, key = self.agent.cert(who)
         attacker = abuselib.Attacker("tls-slow", self.agent.port, ATTACK_SECONDS, connections,
                                      source="127.0.0.1", interval=3, reconnect=1,
                                      cert=cert, key=key)
-        self.addCleanup(attacker.kill)
-        sampler = abuselib.Sampler(proc)
-        results = abuselib.Probes()
-        time.sleep(2)  # let the attack build up first
-        abuselib.run_probes(results, attacker, 2.5, sampler, probes, min_probes=6)
-        counts = attacker.finish()
-        cpu = proc.cpu_s() - base_cpu
-        # What the attacker held is dropped by the deadlines (10 s each at most), and freed
-        # buffers go back to the system once the crowd has left.
-        fds_back = abuselib.settles(lambda: proc.fds() <= base_fds + 2, 25)
-        rss_back = abuselib.settles(lambda: proc.rss_kb() < base_rss + 2048, 5)
-        after_fds, after_rss = proc.fds(), proc.rss_kb()
-        crowding = abuselib.crowding_counts(self.agent.log(), "")
-        abuselib.figure(name, probes=len(results.results), failed=len(results.failures()),
-                        median_ms="%.0f" % (abuselib.statistics.median(results.latencies()) * 1000),
-                        max_ms="%.0f" % (results.latencies()[-1] * 1000),
-                        attacker=json.dumps(counts, separators=(",", ":")),
-                        crowding=json.dumps(crowding, separators=(",", ":")),
-                        fds="%d/%d/%d" % (base_fds, sampler.peak_fds, after_fds),
-                        rss_kb="%d/%d/%d" % (base_rss, sampler.peak_rss_kb, after_rss),
-                        cpu_s="%.1f" % cpu)
-        self.assertEqual(results.failures(), [], results.summary())
-        self.assertTrue(fds_back, "descriptors did not come back near their baseline")
-        self.assertTrue(rss_back, "memory did not come back near its baseline")
-        self.assertTrue(self.agent.proc.alive())
+        counts, crowding, _ = abuselib.attack_and_measure(
+            self, name, proc, attacker, probes, 6, self.agent.log, "", self.agent.proc.alive)
         self.assertGreater(counts["connected"] + counts["refused"], connections,
                            "the attack did not take place")
         return counts, crowding

@@ -43,42 +43,17 @@ class HandshakeFlood(agentlib.AgentTestCase):
         proc = abuselib.Process(self.agent.proc.pid)
         probes = [("ping", self.probe("/ping", {})),
                   ("run", self.probe("/run", {"script": "noop", "args": []}))]
-        for _, fn in probes:
-            self.assertTrue(fn()[0])
-        base_fds, base_rss, base_cpu = proc.fds(), proc.rss_kb(), proc.cpu_s()
+        abuselib.baseline(proc, probes, self)
         attacker = abuselib.Attacker("hello-stall", self.agent.port, ATTACK_SECONDS, CONNECTIONS,
                                      source="127.0.0.1", reconnect=1)
-        self.addCleanup(attacker.kill)
-        sampler = abuselib.Sampler(proc)
-        results = abuselib.Probes()
-        time.sleep(2)
-        abuselib.run_probes(results, attacker, 2.5, sampler, probes, min_probes=8)
-        counts = attacker.finish()
-        cpu = proc.cpu_s() - base_cpu
-        # What the attacker held is dropped by the deadlines (10 s each at most), and freed
-        # buffers go back to the system once the crowd has left.
-        fds_back = abuselib.settles(lambda: proc.fds() <= base_fds + 2, 25)
-        rss_back = abuselib.settles(lambda: proc.rss_kb() < base_rss + 2048, 5)
-        after_fds, after_rss = proc.fds(), proc.rss_kb()
-        crowding = abuselib.crowding_counts(self.agent.log(), "")
-        abuselib.figure("agent-handshake-flood", probes=len(results.results),
-                        failed=len(results.failures()),
-                        median_ms="%.0f" % (abuselib.statistics.median(results.latencies()) * 1000),
-                        max_ms="%.0f" % (results.latencies()[-1] * 1000),
-                        attacker=json.dumps(counts, separators=(",", ":")),
-                        crowding=json.dumps(crowding, separators=(",", ":")),
-                        fds="%d/%d/%d" % (base_fds, sampler.peak_fds, after_fds),
-                        rss_kb="%d/%d/%d" % (base_rss, sampler.peak_rss_kb, after_rss),
-                        cpu_s="%.1f" % cpu)
-        self.assertEqual(results.failures(), [], results.summary())
-        self.assertTrue(fds_back, "descriptors did not come back near their baseline")
-        self.assertTrue(rss_back, "memory did not come back near its baseline")
-        self.assertTrue(self.agent.proc.alive())
+        counts, crowding, sampler = abuselib.attack_and_measure(
+            self, "agent-handshake-flood", proc, attacker, probes, 8, self.agent.log, "",
+            self.agent.proc.alive)
         self.assertGreater(counts["connected"] + counts["refused"], CONNECTIONS,
                            "the attack did not take place")
         # The address never held more than its share of connections (a few handshakes, the
         # rest waiting their turn, unread) ...
-        self.assertLess(sampler.peak_fds, base_fds + PENDING_PER_IP + 16)
+        self.assertLess(sampler.peak_fds, proc.base[0] + PENDING_PER_IP + 16)
         self.assertGreater(crowding.get("conn-refused/address", 0), 0, crowding)
         # ... and once its stalled handshakes had timed out, it was blocked at accept.
         self.agent.wait_log("ACTION=rate-block PEER=127.0.0.1 REASON=probe")
