@@ -44,14 +44,16 @@ Status store_pairing(const conf::AgentPairingFiles& f, const std::string& key_pe
   auto match = pki::key_matches_cert(key_pem, r.cert);
   if (!match.ok()) return error("the certificate received cannot be read: " + match.message());
   if (!*match) return error("the certificate received does not match this agent's key");
+  // The key and its cert first, the trusted map last: whoever sees the new dispatcher trusted
+  // (an operator's script, `serve` started at once) finds a matching key and cert in place.
+  CX_TRY(store(f.key, key_pem, 0640));
+  CX_TRY(store(f.cert, r.cert, 0640));
+  CX_TRY(store(f.ca, r.ca, 0644));
   if (!r.dispatcher_serial.empty()) {
     CX_TRY(make_agent_state_dir(dirname(f.trusted_map)));
     std::string id = r.dispatcher_id.empty() ? r.dispatcher_serial : r.dispatcher_id;
     CX_TRY(add_trusted_dispatcher(f.trusted_map, r.dispatcher_serial, id));
   }
-  CX_TRY(store(f.key, key_pem, 0640));
-  CX_TRY(store(f.cert, r.cert, 0640));
-  CX_TRY(store(f.ca, r.ca, 0644));
   return {};
 }
 

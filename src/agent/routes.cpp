@@ -16,8 +16,8 @@ constexpr std::array kRoutes{
     Route{"GET", "/capabilities", nullptr, handle_capabilities},
     Route{"GET", "/result/", is_reqid, handle_result},
     Route{"POST", "/rotate-serial", nullptr, handle_rotate},
-    Route{"POST", "/renew", nullptr, handle_renew},
-    Route{"POST", "/renew-complete", nullptr, handle_renew_complete},
+    Route{"POST", "/renew", nullptr, handle_renew, false},
+    Route{"POST", "/renew-complete", nullptr, handle_renew_complete, false},
 };
 
 } // namespace

@@ -19,6 +19,9 @@ struct Route {
   std::string_view path;
   bool (*param_ok)(std::string_view value);
   Handler handler;
+  // Refused to a peer whose certificate is not in the trusted map (§3.3 "Map-gated"): the
+  // server answers such a peer as soon as the request line and headers are in.
+  bool map_gated = true;
 };
 
 std::span<const Route> routes();

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "agent/async_repair.hpp"
 #include "agent/serve.hpp"
 #include "agent/server.hpp"
 #include "base/exit_codes.hpp"
@@ -110,6 +111,10 @@ int serve(const Paths& paths) {
   };
   (void)term.start(SIGTERM, stop);
   (void)intr.start(SIGINT, stop);
+  // Async records left `running` by supervisors that are gone (a killed process tree, a
+  // reboot) are marked interrupted now and every 30 s; see async_repair.hpp.
+  AsyncRecordRepair repair(loop, [&server] { return server.state()->config.async_runs_dir; });
+  repair.start();
   log::info("start", {{"PORT", std::to_string(server.port())}});
   loop.run();
   return 0;

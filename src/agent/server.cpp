@@ -60,6 +60,7 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
   o.handshake_timeout_ms = settings.handshake_timeout_ms;
   o.request_timeout_ms = settings.request_timeout_ms;
   o.allow_keep_alive = false; // one request per connection, as the original
+  o.tuning = server_tuning(ctx_.state()->config);
   http::ServerHooks h;
   h.admit = [this](const event::SockAddr& peer) { return admit(peer); };
   h.handshake_failed = [this](const event::SockAddr& peer, const std::string& reason) {
@@ -68,16 +69,30 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
     ctx_.record_failure(ip, RateLimiter::Failure::handshake);
   };
   h.ready = [this](const std::shared_ptr<http::Connection>& c) { return ready(c); };
+  h.timed_out = [this](http::Connection& c, std::string_view) {
+    // A peer not in the map that cannot send its request in time counts as a refusal; a
+    // trusted dispatcher is never throttled.
+    if (untrusted_.contains(c.id()))
+      ctx_.record_failure(c.peer_ip(), RateLimiter::Failure::refused);
+  };
+  h.head = [this](const std::shared_ptr<http::Connection>& c, http::Request& r) {
+    return on_head(c, r);
+  };
   h.request = [this](const std::shared_ptr<http::Connection>& c, http::Request& r) {
     on_request(c, r);
   };
   h.bad_request = [](const std::shared_ptr<http::Connection>& c, const http::RequestParser& p) {
     answer_bad_request(*c, p);
   };
-  // A closed connection no longer counts as a live request (a run it started still does,
-  // through its pending job's copy of the slot).
-  h.closed = [](http::Connection& c) {
-    if (auto* peer = static_cast<Peer*>(c.user.get())) peer->slot.reset();
+  h.closed = [this](http::Connection& c) { on_closed(c); };
+  // One line a second per kind of event, with how many it stands for: conn-refused,
+  // conn-shed, request-timeout.
+  h.crowding = [](const std::vector<http::EventTally::Entry>& events) {
+    for (const auto& e : events) {
+      std::string action = e.kind == "timeout" ? "request-timeout" : "conn-" + e.kind;
+      log::warning(action,
+                   {{"PEER", e.peer}, {"REASON", e.reason}, {"COUNT", std::to_string(e.count)}});
+    }
   };
   http_ = std::make_unique<http::Server>(loop, std::move(o), std::move(h));
 }
@@ -88,6 +103,12 @@ AgentServer::~AgentServer() {
 
 Status AgentServer::listen() {
   return http_->listen();
+}
+
+bool AgentServer::reload() {
+  if (!ctx_.reload()) return false;
+  http_->retune(server_tuning(ctx_.state()->config));
+  return true;
 }
 
 void AgentServer::drain(std::function<void()> on_idle) {
@@ -101,7 +122,9 @@ void AgentServer::drain(std::function<void()> on_idle) {
 
 void AgentServer::check_idle() {
   if (!draining_ || !on_idle_) return;
-  if (ctx_.live() == 0 && ctx_.pending() == 0) {
+  // Connections still arriving (handshake, request on its way) are waited for too: each has
+  // a deadline, and a request already sent is answered.
+  if (ctx_.live() == 0 && ctx_.pending() == 0 && http_->open_connections() == 0) {
     idle_poll_.stop();
     auto fn = std::move(on_idle_);
     on_idle_ = nullptr;
@@ -118,11 +141,10 @@ bool AgentServer::admit(const event::SockAddr& peer) {
     log::warning("ip-block", {{"PEER", ip}});
     return false;
   }
-  // Connections still in their handshake are bounded too, so a flood of slow handshakes
-  // cannot exhaust memory; established requests are capped by max_children in ready().
-  size_t cap = static_cast<size_t>(st.config.max_children) * 4 + 64;
-  if (http_->open_connections() >= cap) {
-    log::warning("overload", {{"PEER", ip}, {"LIVE", std::to_string(http_->open_connections())}});
+  // A blocked address costs no crypto, apart from one connection at a time for a trusted
+  // dispatcher behind it; the rest are dropped silently, as the original dropped them.
+  if (ctx_.blocked(ip) && http_->from(ip).pending() >= kBlockedAddressConnections) {
+    http_->note_crowding("refused", "blocked", ip);
     return false;
   }
   return true;
@@ -143,20 +165,65 @@ bool AgentServer::ready(const std::shared_ptr<http::Connection>& conn) {
     conn->abort();
     return false;
   }
-  if (ctx_.live() >= static_cast<size_t>(st.config.max_children)) {
-    log::warning("overload", {{"PEER", peer->ip}, {"LIVE", std::to_string(ctx_.live())}});
-    conn->abort();
-    return false;
-  }
   if (revoked) {
     log::warning("revoked-cert", {{"PEER", peer->ip}, {"SERIAL", peer->serial}});
     ctx_.record_failure(peer->ip, RateLimiter::Failure::refused);
     conn->respond(403, proto::body::revoked());
     return false;
   }
-  peer->slot = ctx_.take_slot();
   conn->user = peer;
+  if (trusted) {
+    conn->set_authenticated();
+    return true;
+  }
+  return join_untrusted(conn, *peer);
+}
+
+bool AgentServer::join_untrusted(const std::shared_ptr<http::Connection>& conn, const Peer& peer) {
+  // Peers not in the map share a small pool: they may still ask for /renew and
+  // /renew-complete, and must not take the trusted dispatchers' slots. When it is full, the
+  // oldest member still sending its request makes room; when every member is being answered,
+  // the newcomer gets the map gate's answer at once.
+  auto room = untrusted_.make_room(
+      static_cast<size_t>(ctx_.state()->config.max_untrusted), [this](uint64_t id) {
+        auto it = untrusted_conns_.find(id);
+        auto c = it == untrusted_conns_.end() ? nullptr : it->second.lock();
+        return c && c->phase() == http::Phase::waiting;
+      });
+  if (!room) {
+    log::warning("serial-reject",
+                 {{"PEER", peer.ip}, {"PEER_SERIAL", peer.serial}, {"REQID", "(none)"}});
+    ctx_.record_failure(peer.ip, RateLimiter::Failure::refused);
+    conn->respond(403, proto::body::serial_mismatch());
+    return false;
+  }
+  if (*room != 0) {
+    auto victim = untrusted_conns_[*room].lock();
+    http_->note_crowding("shed", "untrusted", victim->peer_ip());
+    ctx_.record_failure(victim->peer_ip(), RateLimiter::Failure::refused);
+    victim->abort(); // on_closed() takes it out of the pool
+  }
+  untrusted_.add(conn->id());
+  untrusted_conns_[conn->id()] = conn;
   return true;
+}
+
+bool AgentServer::on_head(const std::shared_ptr<http::Connection>& conn, http::Request& head) {
+  if (!untrusted_.contains(conn->id())) return true;
+  auto* peer = static_cast<Peer*>(conn->user.get());
+  if (peer && ctx_.state()->trusted.find(peer->key)) {
+    // Trusted since the handshake (a SIGHUP reloaded the map): an ordinary request now.
+    untrusted_.remove(conn->id());
+    untrusted_conns_.erase(conn->id());
+    conn->set_authenticated();
+    return true;
+  }
+  auto match = match_route(head.method, head.path);
+  if (match && !match->route->map_gated) return true; // read the body, then handle it
+  // The map gate (or 404) answers without the body: the handlers refuse before reading it.
+  head.body.clear();
+  on_request(conn, head);
+  return false;
 }
 
 void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req) {
@@ -166,6 +233,17 @@ void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http
     client->abort();
     return;
   }
+  // A complete request from a trusted dispatcher takes a slot; peers not in the map are
+  // bounded by their pool instead.
+  if (!untrusted_.contains(conn->id())) {
+    size_t cap = static_cast<size_t>(ctx_.state()->config.max_children);
+    if (ctx_.live() >= cap) {
+      log::warning("overload", {{"PEER", peer->ip}, {"LIVE", std::to_string(ctx_.live())}});
+      client->abort();
+      return;
+    }
+    peer->slot = ctx_.take_slot();
+  }
   auto match = match_route(req.method, req.path);
   if (!match) {
     client->respond(404, proto::body::not_found());
@@ -173,6 +251,13 @@ void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http
   }
   Call call{std::move(client), *peer, std::move(req.body), std::string(match->param)};
   match->route->handler(ctx_, call);
+}
+
+void AgentServer::on_closed(http::Connection& conn) {
+  // A closed connection no longer counts as a live request (a run it started still does,
+  // through its pending job's copy of the slot).
+  if (auto* peer = static_cast<Peer*>(conn.user.get())) peer->slot.reset();
+  if (untrusted_.remove(conn.id())) untrusted_conns_.erase(conn.id());
 }
 
 } // namespace cx::agent

@@ -76,7 +76,12 @@ std::string unenforced_profiles_warning(const State& state) {
   if (state.config.executor_socket) return "";
   std::string names;
   for (const auto& [name, entry] : state.scripts) {
-    if (entry.profile == "default") continue;
+    auto p = state.config.profiles.find(entry.profile);
+    // A profile that asks for nothing the agent could not give by itself is not worth a word
+    // (no_new_privileges alone changes nothing for a script run as the agent).
+    if (p == state.config.profiles.end() ||
+        (!p->second.run_as && p->second.caps.empty() && p->second.writable.empty()))
+      continue;
     names += (names.empty() ? "" : ", ") + name + " -> " + entry.profile;
   }
   if (names.empty()) return "";

@@ -47,7 +47,9 @@ void load_trust_state(State& state, const State* previous);
 Result<std::shared_ptr<State>> load_state(const Paths& paths, const State* previous);
 
 // The message printed (stderr) when serve starts without executor_socket while some
-// allowlisted script names a profile other than "default" ("" when there is nothing to say).
+// allowlisted script's profile sets run_as, caps or writable, which only the executor can
+// apply ("" when there is nothing to say). The shipped [profile default] (run_as = nobody)
+// counts: without an executor those scripts run as the agent's user.
 std::string unenforced_profiles_warning(const State& state);
 
 // The paired check of serve (§1.3 step 4): the first of cert, key, ca that does not exist, or

@@ -7,9 +7,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "api/run_book.hpp"
 #include "base/exit_codes.hpp"
 #include "base/status.hpp"
 #include "conf/dispatcher.hpp"
@@ -24,13 +26,18 @@ namespace cx::api {
 
 class Api;
 
-// Limits and timeouts of the server itself. The keys api_request_timeout,
-// api_keepalive_timeout and api_shutdown_grace are ours (the original has no such bounds);
-// a Perl dispatcher ignores them. See docs/COMPATIBILITY.md.
+// Limits and timeouts of the server itself. Every key but api_max_children is ours (the
+// original has no such bounds); a Perl dispatcher ignores them. See docs/COMPATIBILITY.md.
 struct Tuning {
-  size_t max_busy = 64;                // api_max_children: requests in progress at once
-  size_t max_connections = 256;        // open connections, idle keep-alive ones included
-  uint64_t request_timeout_ms = 30000; // to receive a whole request
+  size_t max_busy = 64; // api_max_children: requests in progress at once
+  // api_max_connections: open connections, idle keep-alive ones included; 4 x max_busy unless
+  // set. When full, the oldest connection not handling a request is closed for the new one.
+  size_t max_connections = 256;
+  size_t max_connections_per_ip = 64;  // per address, connections not handling a request
+  size_t max_handshakes_per_ip = 8;    // per address, TLS handshakes at once; more wait
+  uint64_t request_timeout_ms = 30000; // to receive a whole request (and the TLS handshake)
+  uint64_t head_timeout_ms = 10000;    // for its request line and headers
+  uint64_t body_timeout_ms = 10000;    // for its body, after the headers
   uint64_t keep_alive_idle_ms = 10000; // idle time between keep-alive requests
   uint64_t shutdown_grace_ms = 10000;  // to finish requests in progress after SIGTERM
 };
@@ -54,6 +61,8 @@ public:
   std::string peer_ip;
   std::string bearer; // the Authorization: Bearer token
   std::string param;  // the route's path parameter
+  // The Idempotency-Key header (POST /run reads it): absent, a key, or why it is unusable.
+  Result<std::optional<std::string>> idempotency_key;
 
   // Answers once; later calls do nothing. The Exchange is released afterwards.
   void respond(int code, std::string_view body);
@@ -118,6 +127,8 @@ public:
   // The engine that talks to agents, with TLS sessions kept in memory. It does not renew agent
   // certs (as the original's API).
   engine::Engine& engine() { return *engine_; }
+  // The API's lock in the run store and its keyed runs in flight.
+  RunBook& runs() { return runs_; }
   bool stopping() const { return stopping_; }
 
   // Requests being handled, and connections open (for tests and figures).
@@ -128,7 +139,6 @@ public:
   void release(uint64_t id);
 
 private:
-  bool on_ready(const std::shared_ptr<http::Connection>& conn);
   void on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req);
   void on_bad_request(const std::shared_ptr<http::Connection>& conn,
                       const http::RequestParser& parser);
@@ -142,6 +152,7 @@ private:
   state::Registry registry_;
   std::shared_ptr<tls::Config> tls_;
   std::unique_ptr<engine::Engine> engine_;
+  RunBook runs_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
   std::unique_ptr<event::Timer> grace_timer_;

@@ -2,6 +2,8 @@
 // /status/{reqid} and /openapi-live.json, on the shared engine. Each answers exactly once
 // through its Exchange; work whose outcome must last (a run and its stored record) completes
 // even when the client has gone.
+#include <unistd.h>
+
 #include <memory>
 
 #include "api/api.hpp"
@@ -15,6 +17,7 @@
 #include "engine/result.hpp"
 #include "engine/runs.hpp"
 #include "log/log.hpp"
+#include "state/idempotency.hpp"
 #include "state/locks.hpp"
 #include "state/run_store.hpp"
 #include "json/writer.hpp"
@@ -73,69 +76,259 @@ void handle_ping(Exchange& ex) {
                });
 }
 
+namespace {
+
+// POST /run with an Idempotency-Key (docs/COMPATIBILITY.md, API): the key, its submitter's
+// scope and what was asked, and the index entry they name.
+struct KeyedRun {
+  std::string key, scope, request, path;
+};
+
+// What the index and the run store say about a repeated key, read on the thread pool.
+struct Repeat {
+  std::optional<state::IdempotencyEntry> entry;
+  std::string run_state; // without a stored answer: submitted, unknown or complete
+};
+
+// What a RunInput asks, as the index compares it: the token is left out (it is in the scope).
+std::string request_text(const RunInput& in) {
+  json::Writer w;
+  w.begin_object()
+      .member("args", in.args)
+      .member("async", in.async)
+      .member("hosts", in.hosts)
+      .member("script", in.script)
+      .member("username", in.username)
+      .end_object();
+  return w.str();
+}
+
+// {"ok":true,"reqid":R,"mode":M,"status":S,"error"?:E}: a repeat of a run that has no stored
+// answer. 202 while it is submitted, 200 once its outcome is unknown or complete.
+void answer_run_state(Exchange& e, const std::string& reqid, bool async, std::string_view status) {
+  json::Writer w;
+  w.begin_object()
+      .member("ok", true)
+      .member("reqid", reqid)
+      .member("mode", async ? "async" : "sync")
+      .member("status", status);
+  if (status == state::kRunUnknown) w.member("error", state::kRunUnknownError);
+  w.end_object();
+  e.respond(status == state::kRunSubmitted ? 202 : 200, w.str());
+}
+
+void answer_repeat(Exchange& e, const KeyedRun& keyed, const state::IdempotencyEntry& entry,
+                   const std::string& run_state) {
+  if (entry.request != keyed.request)
+    return e.fail(422, "idempotency key reused",
+                  "this Idempotency-Key was used for a different request (run " + entry.reqid +
+                      ")");
+  if (entry.code && entry.answer) return e.respond(*entry.code, *entry.answer);
+  answer_run_state(e, entry.reqid, entry.async, run_state);
+}
+
+// Reads the entry of a key and, when it has no answer, the state of its run (settling a run
+// whose API process is gone). On the thread pool.
+Repeat look_up(const KeyedRun& keyed) {
+  Repeat out;
+  state::IdempotencyIndex index(paths::runs_dir());
+  out.entry = index.find(keyed.scope, keyed.key, unix_now());
+  if (!out.entry || out.entry->answer) return out;
+  state::RunStore store = run_store();
+  auto record = store.load(out.entry->reqid);
+  if (!record) {
+    // Claimed, but its record is gone (purged): nothing more can be said.
+    out.run_state = std::string(state::kRunUnknown);
+    return out;
+  }
+  (void)store.settle_abandoned(out.entry->reqid, *record);
+  std::string st = state::run_state(*record);
+  out.run_state = st.empty() ? "complete" : st;
+  return out;
+}
+
+void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<KeyedRun> keyed);
+
+// A keyed run: an in-flight repeat in this process is answered at once; otherwise the index
+// is read, and a key seen before is answered from it instead of running again.
+void run_keyed(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<KeyedRun> keyed) {
+  auto in_flight = [](Exchange& x, const KeyedRun& k) {
+    auto it = x.api.runs().inflight.find(k.path);
+    if (it == x.api.runs().inflight.end()) return false;
+    if (it->second.request != k.request) {
+      x.fail(422, "idempotency key reused",
+             "this Idempotency-Key was used for a different request (run " + it->second.reqid +
+                 ")");
+    } else {
+      answer_run_state(x, it->second.reqid, it->second.async, state::kRunSubmitted);
+    }
+    return true;
+  };
+  if (in_flight(e, *keyed)) return;
+  auto found = std::make_shared<Repeat>();
+  event::queue_work(
+      e.api.loop(), [keyed, found] { *found = look_up(*keyed); },
+      e.guard([in, keyed, found, in_flight](Exchange& x) {
+        if (found->entry) return answer_repeat(x, *keyed, *found->entry, found->run_state);
+        if (in_flight(x, *keyed)) return; // claimed meanwhile by a request of this process
+        dispatch_run(x, in, keyed);
+      }));
+}
+
+// Locks, resolves, writes the `submitted` record (and claims the key), then dispatches; the
+// final record and the key's answer are stored before the client is answered.
+void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<KeyedRun> keyed) {
+  // Held for the whole dispatch (docs/COMPATIBILITY.md); released when the run completes.
+  auto locks = std::make_shared<state::Acquisition>(
+      state::Locks(paths::locks_dir()).acquire(in->hosts, in->script));
+  if (!locks->status.ok()) return e.fail(500, "server error", locks->status.message());
+  if (!locks->conflicts.empty()) {
+    json::Writer w;
+    w.begin_object()
+        .member("ok", false)
+        .member("error", "locked")
+        .member("code", 4)
+        .member("conflicts", locks->conflicts)
+        .end_object();
+    return e.respond(409, w.str());
+  }
+  auto res = e.api.registry().resolve_dispatch(in->hosts);
+  if (!res.ok) return unknown_agents(e, res.unknown);
+
+  engine::RunSpec spec;
+  spec.script = in->script;
+  spec.args = in->args;
+  spec.reqid = new_reqid();
+  spec.username = in->username;
+  spec.token = in->token;
+  spec.async = in->async;
+  hook::Submitter submitter{in->username, e.peer_ip};
+  // From here the run goes on, and is stored, even if the client disconnects.
+  e.survive_disconnect();
+
+  std::vector<std::string> names;
+  for (const auto& t : res.hosts)
+    names.push_back(t.name);
+  auto submitted = std::make_shared<const json::Document>(
+      state::make_submitted_record(spec.reqid, spec.script, spec.async, res.refs, names, unix_now(),
+                                   submitter, e.api.runs().instance()));
+  auto entry = std::make_shared<state::IdempotencyEntry>();
+  if (keyed) {
+    *entry = {keyed->key, keyed->scope, spec.reqid, spec.async, keyed->request, {}, {}};
+    e.api.runs().inflight[keyed->path] = {spec.reqid, spec.async, keyed->request};
+  }
+  // What the thread pool found: whether this request owns the key.
+  enum class Claim { none, won, lost };
+  auto claim = std::make_shared<Claim>(Claim::none);
+  std::weak_ptr<Exchange> weak = e.shared_from_this();
+  event::queue_work(
+      e.api.loop(),
+      [submitted, spec, keyed, entry, claim] {
+        state::RunStore store = run_store();
+        if (Status st = store.save(spec.reqid, *submitted); !st.ok())
+          log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", spec.reqid}});
+        if (!keyed) return;
+        state::IdempotencyIndex index(paths::runs_dir());
+        (void)index.purge(unix_now());
+        auto won = index.claim(*entry, unix_now());
+        if (!won.ok()) {
+          // Without the index the run still goes on, as with any store failure.
+          log::warning("run-store-fail", {{"ERROR", won.message()}, {"REQID", spec.reqid}});
+          return;
+        }
+        *claim = *won ? Claim::won : Claim::lost;
+        // Another request (of another API process) claimed the key first: this run never
+        // happens, and leaves no record.
+        if (*claim == Claim::lost) (void)::unlink(store.record_path(spec.reqid).c_str());
+      },
+      [weak, in, keyed, claim, locks, spec, submitter, entry, refs = res.refs,
+       targets = res.hosts] {
+        auto x = weak.lock();
+        if (!x) return; // the API stopped: the submitted record says so
+        if (*claim == Claim::lost) {
+          locks->held.release();
+          x->api.runs().inflight.erase(keyed->path);
+          return run_keyed(*x, in, keyed);
+        }
+        engine::Engine* eng = &x->api.engine(); // owned by the Api, which outlives its runs
+        Status st = eng->run(
+            targets, spec,
+            [weak, eng, refs, spec, submitter, locks, keyed, entry, claim](Results results) {
+              locks->held.release();
+              std::string array = engine::results_json_array(results);
+              json::Document list = engine::results_document(results);
+              auto record = std::make_shared<const json::Document>(
+                  spec.async ? state::make_async_record(spec.reqid, spec.script, list, unix_now(),
+                                                        submitter)
+                             : state::make_sync_record(spec.reqid, spec.script, refs, list,
+                                                       unix_now(), submitter));
+              json::Writer head;
+              head.begin_object().member("ok", true).member("reqid", spec.reqid);
+              if (spec.async) head.member("async", true);
+              head.key("results").raw(array).end_object();
+              entry->code = spec.async ? 202 : 200;
+              entry->answer = head.str();
+              // Stored even when the client has gone, and answered once on disk, so that a
+              // GET /status, or a repeat of the key, right after finds it.
+              event::queue_work(
+                  eng->loop(),
+                  [record, spec, entry, claim] {
+                    if (Status st = run_store().save(spec.reqid, *record); !st.ok())
+                      log::warning("run-store-fail",
+                                   {{"ERROR", st.message()}, {"REQID", spec.reqid}});
+                    if (*claim != Claim::won) return;
+                    if (Status st =
+                            state::IdempotencyIndex(paths::runs_dir()).record_answer(*entry);
+                        !st.ok())
+                      log::warning("run-store-fail",
+                                   {{"ERROR", st.message()}, {"REQID", spec.reqid}});
+                  },
+                  [weak, keyed, entry] {
+                    auto ex2 = weak.lock();
+                    if (!ex2) return;
+                    if (keyed) ex2->api.runs().inflight.erase(keyed->path);
+                    ex2->respond(*entry->code, *entry->answer);
+                  });
+            });
+        if (!st.ok()) {
+          // Nothing was dispatched: the record and the key's claim go, so a retry can run.
+          if (keyed) x->api.runs().inflight.erase(keyed->path);
+          event::queue_work(
+              x->api.loop(),
+              [reqid = spec.reqid, entry, claim] {
+                (void)::unlink(run_store().record_path(reqid).c_str());
+                if (*claim == Claim::won) state::IdempotencyIndex(paths::runs_dir()).forget(*entry);
+              },
+              [] {});
+          engine_failure(*x, st);
+        }
+      });
+}
+
+} // namespace
+
 void handle_run(Exchange& ex) {
   auto body = parse_body_object(ex.body);
   if (!body.ok()) return ex.fail(400, "bad request", body.message());
   auto parsed = read_run(*body);
   if (!parsed.ok()) return ex.fail(400, "bad request", parsed.message());
+  if (!ex.idempotency_key.ok()) return ex.fail(400, "bad request", ex.idempotency_key.message());
   auto in = std::make_shared<RunInput>(std::move(*parsed));
+  std::shared_ptr<KeyedRun> keyed;
+  if (const auto& key = *ex.idempotency_key) {
+    keyed = std::make_shared<KeyedRun>();
+    keyed->key = *key;
+    keyed->scope = state::idempotency_scope(in->username, in->token);
+    keyed->request = request_text(*in);
+    keyed->path = state::IdempotencyIndex(paths::runs_dir()).entry_path(keyed->scope, keyed->key);
+  }
   hook::Request auth = request_for("run", in->hosts, in->username, in->token);
   auth.script = in->script;
   auth.args = in->args;
-  ex.authorize(std::move(auth), [in](Exchange& e, const hook::Decision& d) {
+  ex.authorize(std::move(auth), [in, keyed](Exchange& e, const hook::Decision& d) {
     if (!d.allowed) return e.deny(d);
-    // Held for the whole dispatch (docs/COMPATIBILITY.md); released when the run completes.
-    auto locks = std::make_shared<state::Acquisition>(
-        state::Locks(paths::locks_dir()).acquire(in->hosts, in->script));
-    if (!locks->status.ok()) return e.fail(500, "server error", locks->status.message());
-    if (!locks->conflicts.empty()) {
-      json::Writer w;
-      w.begin_object()
-          .member("ok", false)
-          .member("error", "locked")
-          .member("code", 4)
-          .member("conflicts", locks->conflicts)
-          .end_object();
-      return e.respond(409, w.str());
-    }
-    auto res = e.api.registry().resolve_dispatch(in->hosts);
-    if (!res.ok) return unknown_agents(e, res.unknown);
-
-    engine::RunSpec spec;
-    spec.script = in->script;
-    spec.args = in->args;
-    spec.reqid = new_reqid();
-    spec.username = in->username;
-    spec.token = in->token;
-    spec.async = in->async;
-    hook::Submitter submitter{in->username, e.peer_ip};
-    // The run goes on, and is stored, even if the client disconnects meanwhile.
-    e.survive_disconnect();
-    std::weak_ptr<Exchange> weak = e.shared_from_this();
-    engine::Engine* eng = &e.api.engine(); // owned by the Api, which outlives its runs
-    Status st = eng->run(
-        res.hosts, spec, [weak, eng, refs = res.refs, spec, submitter, locks](Results results) {
-          locks->held.release();
-          std::string array = engine::results_json_array(results);
-          json::Document list = engine::results_document(results);
-          auto record = std::make_shared<const json::Document>(
-              spec.async
-                  ? state::make_async_record(spec.reqid, spec.script, list, unix_now(), submitter)
-                  : state::make_sync_record(spec.reqid, spec.script, refs, list, unix_now(),
-                                            submitter));
-          // Stored even when the client has gone; answered once the record is on disk, so a
-          // GET /status right after finds it.
-          engine::store_record(eng->loop(), run_store(), spec.reqid, record, [weak, spec, array] {
-            auto ex2 = weak.lock();
-            if (!ex2) return;
-            json::Writer head;
-            head.begin_object().member("ok", true).member("reqid", spec.reqid);
-            if (spec.async) head.member("async", true);
-            head.key("results").raw(array).end_object();
-            ex2->respond(spec.async ? 202 : 200, head.str());
-          });
-        });
-    if (!st.ok()) engine_failure(e, st);
+    if (keyed) return run_keyed(e, in, keyed);
+    dispatch_run(e, in, nullptr);
   });
 }
 
@@ -207,7 +400,8 @@ void handle_status(Exchange& ex) {
                             w.begin_object().member("ok", true);
                             for (const auto& m : rec->GetObject()) {
                               std::string_view k(m.name.GetString(), m.name.GetStringLength());
-                              if (k == "ok" || k == "submitter") continue;
+                              // `api` names the API process of a submitted record: ours.
+                              if (k == "ok" || k == "submitter" || k == "api") continue;
                               w.key(k).value(m.value);
                             }
                             w.end_object();

@@ -49,6 +49,7 @@ constexpr SharedResponse kResponses[] = {
      "body is only {\"ok\":false,\"error\":\"forbidden\"}."},
     {"NotFound", "No such route, no such agent, or no result for this request id."},
     {"Conflict", "A host+script pair is locked by another dispatch."},
+    {"KeyReused", "This Idempotency-Key was used by the same submitter for a different request."},
     {"ServerError", "The server could not read what it needed."},
     {"ServiceUnavailable", "More than api_max_children requests are in progress."},
     {"DiscoverySuccess", "The capabilities of each agent, keyed by registry name.",

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/strings.hpp"
+#include "state/idempotency.hpp"
 #include "json/writer.hpp"
 
 namespace cx::api {
@@ -73,6 +74,15 @@ std::string bearer_token(const http::Request& req) {
   if (rest.front() != ' ' && rest.front() != '\t') return "";
   auto words = split_ws(rest);
   return words.empty() ? std::string() : words.front();
+}
+
+Result<std::optional<std::string>> read_idempotency_key(const http::Request& req) {
+  const std::string* h = req.header("idempotency-key");
+  if (!h) return std::optional<std::string>();
+  if (!state::is_idempotency_key(*h))
+    return error("Idempotency-Key must be 1 to " + std::to_string(state::kMaxIdempotencyKey) +
+                 " printable ASCII characters");
+  return std::optional<std::string>(*h);
 }
 
 namespace {

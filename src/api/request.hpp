@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,6 +39,11 @@ std::string gate_token(std::string_view body);
 // `Authorization: Bearer <token>` ("bearer" in any case): the first run of non-space characters
 // after it; "" when absent or another scheme.
 std::string bearer_token(const http::Request& req);
+
+// The Idempotency-Key header of POST /run (ours; docs/COMPATIBILITY.md): nullopt when absent,
+// an error (the `detail` of a 400) when it is not 1 to 128 printable ASCII characters. Of
+// several such headers the last one counts, as for every header.
+Result<std::optional<std::string>> read_idempotency_key(const http::Request& req);
 
 // Input validation. An error Result's message is the `detail` of a 400 "bad request".
 

@@ -72,19 +72,28 @@ constexpr std::string_view kPingOp = R"json({
 constexpr std::string_view kRunOp = R"json({
  "operationId": "run",
  "summary": "Run a script on agents",
- "description": "Runs an allowlisted script on every listed agent at once, with no shell. The auth hook is asked with action run. Each host+script pair is locked for the length of the dispatch; a pair already locked gives 409. Synchronous runs answer 200 with every result (even if every host failed); with async true the run is submitted and the answer is 202 with the submission results, to be collected with GET /status/{reqid}. Both kinds are stored for 24 hours.",
+ "description": "Runs an allowlisted script on every listed agent at once, with no shell. The auth hook is asked with action run. Each host+script pair is locked for the length of the dispatch; a pair already locked gives 409. The run's record is stored with status submitted before any agent is contacted, and replaced when the dispatch ends; if the API stops in between, the record becomes unknown when an API starts again (GET /status/{reqid}). Synchronous runs answer 200 with every result (even if every host failed); with async true the run is submitted and the answer is 202 with the submission results, to be collected with GET /status/{reqid}. Both kinds are stored for 24 hours. With an Idempotency-Key, a repeat of the request by the same submitter (the same username and token) within those 24 hours runs nothing: it gets the first request's answer again, byte for byte, or, when none was stored, a RunState (202 while the first is still being dispatched). The same key with a different request is 422.",
  "tags": ["agents"],
+ "parameters": [
+  {"name": "Idempotency-Key", "in": "header", "required": false,
+   "description": "1 to 128 printable ASCII characters chosen by the client, the same for every retry of one request",
+   "schema": {"type": "string"}}],
  "requestBody": {"required": true,
   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}}},
  "responses": {
-  "200": {"description": "Synchronous: one result per host, in completion order.",
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunResponse"}}}},
-  "202": {"description": "Asynchronous: submitted.",
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AsyncSubmitResponse"}}}},
+  "200": {"description": "Synchronous: one result per host, in completion order. A repeat whose first request has no stored answer: its RunState (unknown or complete).",
+          "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/RunResponse"},
+            {"$ref": "#/components/schemas/RunState"}]}}}},
+  "202": {"description": "Asynchronous: submitted. A repeat whose first request is still being dispatched: its RunState (submitted).",
+          "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/AsyncSubmitResponse"},
+            {"$ref": "#/components/schemas/RunState"}]}}}},
   "400": {"$ref": "#/components/responses/BadRequest"},
   "403": {"$ref": "#/components/responses/Forbidden"},
   "404": {"$ref": "#/components/responses/NotFound"},
   "409": {"$ref": "#/components/responses/Conflict"},
+  "422": {"$ref": "#/components/responses/KeyReused"},
   "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
 
 constexpr std::string_view kDiscoveryGetOp = R"json({

@@ -26,14 +26,19 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
   // api_max_children below 1 would refuse every request; the original's cap needs at least one.
   t.max_busy = static_cast<size_t>(std::max<int64_t>(1, config.api_max_children));
   // Idle keep-alive connections and clients still sending are bounded separately from the
-  // requests in progress: four connections per request slot.
+  // requests in progress: four connections per request slot, unless set.
   t.max_connections = t.max_busy * 4;
   conf::IntReader ints(config.raw, warnings);
   auto seconds = [&](const char* key, uint64_t& out_ms) {
     if (auto v = ints.read(key, 1, 86400, std::to_string(out_ms / 1000)))
       out_ms = static_cast<uint64_t>(*v) * 1000;
   };
+  ints.read_into("api_max_connections", t.max_connections, 1);
+  ints.read_into("api_max_connections_per_ip", t.max_connections_per_ip, 1);
+  ints.read_into("api_max_handshakes_per_ip", t.max_handshakes_per_ip, 1);
   seconds("api_request_timeout", t.request_timeout_ms);
+  seconds("api_request_head_timeout", t.head_timeout_ms);
+  seconds("api_request_body_timeout", t.body_timeout_ms);
   seconds("api_keepalive_timeout", t.keep_alive_idle_ms);
   seconds("api_shutdown_grace", t.shutdown_grace_ms);
   return t;
@@ -43,8 +48,8 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
 
 Exchange::Exchange(Api& a, uint64_t i, std::shared_ptr<http::Connection> conn, http::Request& req)
     : api(a), id(i), method(to_upper(req.method)), path(req.path), body(std::move(req.body)),
-      peer_ip(conn->peer_ip()), bearer(bearer_token(req)), conn_(std::move(conn)), gate_(a.loop()) {
-}
+      peer_ip(conn->peer_ip()), bearer(bearer_token(req)),
+      idempotency_key(read_idempotency_key(req)), conn_(std::move(conn)), gate_(a.loop()) {}
 
 Exchange::~Exchange() = default;
 
@@ -165,13 +170,28 @@ Status Api::start() {
   o.handshake_timeout_ms = tuning_.request_timeout_ms;
   o.keep_alive_idle_ms = tuning_.keep_alive_idle_ms;
   o.allow_keep_alive = true;
+  // Slow and idle clients are bounded at accept (per address, and in all by shedding the
+  // oldest one not handling a request) and by the head and body deadlines; only requests
+  // being handled take one of the max_busy slots (on_request).
+  o.tuning.admission.max_connections = tuning_.max_connections;
+  o.tuning.admission.max_pending_per_ip = tuning_.max_connections_per_ip;
+  o.tuning.admission.max_handshakes_per_ip = tuning_.max_handshakes_per_ip;
+  o.tuning.head_timeout_ms = tuning_.head_timeout_ms;
+  o.tuning.body_timeout_ms = tuning_.body_timeout_ms;
   http::ServerHooks h;
-  h.ready = [this](const std::shared_ptr<http::Connection>& c) { return on_ready(c); };
   h.request = [this](const std::shared_ptr<http::Connection>& c, http::Request& r) {
     on_request(c, r);
   };
   h.bad_request = [this](const std::shared_ptr<http::Connection>& c, const http::RequestParser& p) {
     on_bad_request(c, p);
+  };
+  // One line a second per kind of event, with how many it stands for.
+  h.crowding = [](const std::vector<http::EventTally::Entry>& events) {
+    for (const auto& e : events) {
+      std::string action = e.kind == "timeout" ? "api-request-timeout" : "api-conn-" + e.kind;
+      log::warning(action,
+                   {{"PEER", e.peer}, {"REASON", e.reason}, {"COUNT", std::to_string(e.count)}});
+    }
   };
   server_ = std::make_unique<http::Server>(loop_, std::move(o), std::move(h));
   if (Status st = server_->listen(); !st.ok()) {
@@ -187,6 +207,9 @@ Status Api::start() {
   if (Status st = engine_->init(); !st.ok())
     log::err("api-engine", {{"ERROR", st.message()}, {"PATH", "startup"}});
 
+  // Records left `submitted` by API processes that are gone become `unknown`.
+  runs_.start(loop_, paths::runs_dir());
+
   sigterm_ = std::make_unique<event::SignalWatcher>(loop_);
   sigint_ = std::make_unique<event::SignalWatcher>(loop_);
   CX_TRY(sigterm_->start(SIGTERM, [this](int) { begin_stop(); }));
@@ -200,18 +223,6 @@ Status Api::start() {
 
 int Api::port() const {
   return server_ ? server_->port() : 0;
-}
-
-bool Api::on_ready(const std::shared_ptr<http::Connection>& conn) {
-  // Open connections beyond the cap (idle keep-alive ones and clients still sending count) are
-  // answered 503 at once, as the original answered a connection over its child limit.
-  if (server_->open_connections() > tuning_.max_connections) {
-    log::warning("api-overload", {{"LIVE", std::to_string(server_->busy_connections())},
-                                  {"PEER", conn->peer_ip()}});
-    conn->respond(503, overload_body(), false);
-    return false;
-  }
-  return true;
 }
 
 void Api::on_bad_request(const std::shared_ptr<http::Connection>& conn,

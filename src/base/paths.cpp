@@ -47,6 +47,10 @@ std::string rotation_file() {
 std::string pairing_pidfile() {
   return rooted("/var/lib/ctrl-exec/pairing-mode.pid");
 }
+std::string tls_pair_record() {
+  return rooted("/var/lib/ctrl-exec/tls-pair-checked");
+}
+
 std::string tls_session_cache() {
   return rooted("/var/lib/ctrl-exec/tls-sessions");
 }

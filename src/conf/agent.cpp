@@ -161,6 +161,12 @@ Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std:
   ints.read_into("max_children", c.max_children, 1);
   ints.read_into("script_timeout", c.script_timeout, 0);
   ints.read_into("script_output_limit", c.script_output_limit, 0);
+  ints.read_into("max_connections", c.max_connections, 1);
+  ints.read_into("max_connections_per_ip", c.max_connections_per_ip, 1);
+  ints.read_into("max_handshakes_per_ip", c.max_handshakes_per_ip, 1);
+  ints.read_into("max_untrusted", c.max_untrusted, 1);
+  ints.read_into("request_head_timeout", c.request_head_timeout, 1, 86400);
+  ints.read_into("request_body_timeout", c.request_body_timeout, 1, 86400);
 
   c.tags.insert(ini.tags.begin(), ini.tags.end());
   for (const auto& [name, fields] : ini.profiles) {

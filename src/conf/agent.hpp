@@ -57,6 +57,13 @@ struct AgentConfig {
   // New keys the original lacks; their defaults keep its behaviour (no limit at all).
   int64_t script_timeout = 0;       // seconds; 0 = no timeout
   uint64_t script_output_limit = 0; // bytes per stream; 0 = unlimited
+  // Against slow and flooding clients (issue 13); limits of ours, see docs/COMPATIBILITY.md.
+  int64_t max_connections = 1024;       // open connections in all
+  int64_t max_connections_per_ip = 128; // per address: not yet a request being handled
+  int64_t max_handshakes_per_ip = 8;    // per address: TLS handshakes at once
+  int64_t max_untrusted = 8;            // past the handshake, certificate not in the trusted map
+  int64_t request_head_timeout = 10;    // seconds for the request line and headers
+  int64_t request_body_timeout = 10;    // seconds for the body, after the headers
   std::map<std::string, std::string> tags;
   std::map<std::string, Profile> profiles;
 };

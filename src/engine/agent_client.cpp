@@ -51,6 +51,13 @@ void FileSessionStore::put(const std::string& target, const tls::Session& sessio
   cache_->put(target, session.save(), unix_now());
 }
 
+void FileSessionStore::renew(const std::string& target, const tls::Session& session) {
+  int64_t now = unix_now();
+  auto saved = cache_->saved_at(target);
+  if (saved && now - *saved < kSessionRenewAfterSeconds && now >= *saved) return;
+  cache_->put(target, session.save(), now);
+}
+
 void FileSessionStore::erase(const std::string& target) {
   cache_->erase(target);
 }
@@ -69,12 +76,12 @@ Status AgentReply::failure() const {
   return cx::error(status == 403 ? ErrorKind::denied : ErrorKind::http_status, status_line());
 }
 
-Result<std::unique_ptr<AgentClient>> AgentClient::create(const std::string& cert_path,
-                                                         const std::string& key_path,
-                                                         const std::string& ca_path,
-                                                         uint64_t timeout_ms,
-                                                         std::shared_ptr<SessionStore> sessions) {
-  CX_ASSIGN_OR_RETURN(auto creds, tls::Credentials::load(cert_path, key_path, ca_path));
+Result<std::unique_ptr<AgentClient>>
+AgentClient::create(const std::string& cert_path, const std::string& key_path,
+                    const std::string& ca_path, uint64_t timeout_ms,
+                    std::shared_ptr<SessionStore> sessions, const std::string& pair_record) {
+  CX_ASSIGN_OR_RETURN(auto creds,
+                      tls::Credentials::load(cert_path, key_path, ca_path, pair_record));
   CX_ASSIGN_OR_RETURN(auto conf, tls::Config::client(creds, tls::PeerCheck::required));
   std::unique_ptr<AgentClient> c(new AgentClient());
   c->identity_ = to_lower(tls::serial_hex(creds->cert()->serial));
@@ -122,7 +129,12 @@ std::unique_ptr<http::ClientCall> AgentClient::call(event::Loop& loop, std::stri
         }
         // A session the agent no longer accepts costs nothing: mbedTLS falls back to a full
         // handshake by itself. So the store only ever learns newer sessions.
-        if (sessions_ && r.session) sessions_->put(key, *r.session);
+        if (sessions_ && r.session) {
+          if (r.tls_resumed)
+            sessions_->renew(key, *r.session);
+          else
+            sessions_->put(key, *r.session);
+        }
         if (const http::Response* resp = r.response()) {
           reply.status = resp->status;
           reply.reason = resp->reason;

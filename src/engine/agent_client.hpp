@@ -28,7 +28,16 @@ public:
   virtual std::optional<tls::Session> get(const std::string& target) = 0;
   virtual void put(const std::string& target, const tls::Session& session) = 0;
   virtual void erase(const std::string& target) = 0;
+  // After a resumed handshake: the session (with the ticket the agent just renewed) replaces
+  // the stored one, or, where storing costs a file write, only once the stored one has aged.
+  virtual void renew(const std::string& target, const tls::Session& session) {
+    put(target, session);
+  }
 };
+
+// A resumed session's stored ticket is kept until it is this old: the file is then rewritten
+// at most once an hour per agent instead of at every call, well inside the 12-hour lifetime.
+inline constexpr int64_t kSessionRenewAfterSeconds = 3600;
 
 // Sessions in memory, for a long-running process (the API).
 class MemorySessionStore final : public SessionStore {
@@ -50,6 +59,7 @@ public:
   std::optional<tls::Session> get(const std::string& target) override;
   void put(const std::string& target, const tls::Session& session) override;
   void erase(const std::string& target) override;
+  void renew(const std::string& target, const tls::Session& session) override;
   // Writes the sessions learnt since the file was read. Failure is not an error for the
   // command (the next run makes a full handshake); it is returned for logging.
   Status save();
@@ -86,10 +96,13 @@ struct AgentClientCounters {
 
 class AgentClient {
 public:
-  // Loads the dispatcher's credentials (cert, key) and the CA. Errors name the file.
+  // Loads the dispatcher's credentials (cert, key) and the CA. Errors name the file. With
+  // `pair_record`, the cert/key match check is skipped while both files are unchanged
+  // (tls::Credentials::load).
   static Result<std::unique_ptr<AgentClient>>
   create(const std::string& cert_path, const std::string& key_path, const std::string& ca_path,
-         uint64_t timeout_ms, std::shared_ptr<SessionStore> sessions);
+         uint64_t timeout_ms, std::shared_ptr<SessionStore> sessions,
+         const std::string& pair_record = "");
 
   // One request to `target` ("host" or "host:port"; `default_port` applies to a bare host).
   // `done` runs once, from the loop. Destroying the returned call cancels it silently.

@@ -139,6 +139,8 @@ int not_found(const std::string& reqid, bool json) {
 // The `wait` exit code of a complete record: 1 if any host failed. A sync record (API
 // submitted) is judged by its results' exits; the original crashed on it (§4.5 QUIRK).
 bool any_failed(const json::Value& record) {
+  // An API run whose outcome was never recorded cannot be called a success.
+  if (state::run_state(record) == state::kRunUnknown) return true;
   if (state::is_sync_record(record)) {
     for (const auto& r : json::find(record, "results")->GetArray())
       if (int_member(r, "exit", -1) != 0) return true;

@@ -412,7 +412,8 @@ Status Engine::init() {
   if (client_) return {};
   int64_t t = std::max<int64_t>(1, config_.read_timeout);
   CX_ASSIGN_OR_RETURN(client_, AgentClient::create(config_.cert, config_.key, config_.ca,
-                                                   static_cast<uint64_t>(t) * 1000, sessions_));
+                                                   static_cast<uint64_t>(t) * 1000, sessions_,
+                                                   paths::tls_pair_record()));
   return {};
 }
 

@@ -7,6 +7,7 @@
 #include "base/strings.hpp"
 #include "engine/result.hpp"
 #include "proto/agent_wire.hpp"
+#include "state/run_store.hpp"
 
 namespace cx::engine {
 
@@ -96,6 +97,13 @@ std::string format_status(const json::Value& record) {
       strprintf("Request %s  (script: %s)  [%s]\n", scalar(record, "reqid", "?").c_str(),
                 scalar(record, "script", "?").c_str(),
                 truthy_member(record, "complete") ? "COMPLETE" : "PENDING");
+  // Ours: an API run whose dispatch had not ended (submitted), or never will (unknown).
+  if (std::string state = state::run_state(record); !state.empty()) {
+    out += "    [" + to_upper(state) + "]";
+    if (const json::Value* e = json::find(record, "error"); e && e->IsString())
+      out += " " + scalar(record, "error", "");
+    out += "\n";
+  }
   if (string_member(record, "mode") == "sync") {
     if (const json::Value* rs = json::find(record, "results"); rs && rs->IsArray()) {
       std::vector<const json::Value*> list;

@@ -23,6 +23,12 @@ void aggregate_run(Engine& engine, const state::RunStore& store, const std::stri
                    RecordFn done) {
   auto record = store.load(reqid);
   if (!record) return done(std::nullopt);
+  // A record written before its dispatch ended (submitted, or unknown since) has nothing to
+  // fetch yet; one whose API process is gone is settled as unknown first.
+  if (!state::run_state(*record).empty()) {
+    (void)store.settle_abandoned(reqid, *record);
+    return done(std::move(record));
+  }
   if (state::is_sync_record(*record)) return done(std::move(record));
   auto shared = std::make_shared<json::Document>(std::move(*record));
   std::vector<std::string> pending = state::pending_hosts(*shared);

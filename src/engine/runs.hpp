@@ -17,9 +17,11 @@ namespace cx::engine {
 
 using RecordFn = std::function<void(std::optional<json::Document>)>;
 
-// Loads `reqid`'s record. A sync record is handed over unchanged. For an async record every
-// accepted/running host is fetched (GET /result/<reqid>, at resolve_target(name) with the
-// engine's default port), the transitions applied, pending/complete recomputed and the record
+// Loads `reqid`'s record. A record with a top-level status (submitted or unknown: written by
+// the API before its dispatch ended) is handed over unchanged, once a submitted one whose API
+// process is gone has been marked unknown. A sync record is handed over unchanged. For an async
+// record every accepted/running host is fetched (GET /result/<reqid>, at resolve_target(name) with
+// the engine's default port), the transitions applied, pending/complete recomputed and the record
 // rewritten (run-store-fail is logged if that fails). nullopt when there is no such record.
 void aggregate_run(Engine& engine, const state::RunStore& store, const std::string& reqid,
                    RecordFn done);

@@ -9,10 +9,13 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -70,29 +73,99 @@ int mount_attr(const std::string& path, uint64_t set, uint64_t clear) {
       ::syscall(SYS_mount_setattr, AT_FDCWD, path.c_str(), AT_RECURSIVE, &attr, sizeof attr));
 }
 
+// One line of /proc/self/mountinfo: where a mount is, and whether it is read-only.
+struct MountPoint {
+  std::string path;
+  bool read_only = false;
+};
+
+// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+std::string unescape_mount_path(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out.push_back(
+          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<MountPoint>> read_mounts() {
+  auto text = read_file("/proc/self/mountinfo", 16u << 20);
+  if (!text.ok()) return Status::error("reading /proc/self/mountinfo failed: " + text.message());
+  std::vector<MountPoint> out;
+  for (const auto& line : split(*text, '\n')) {
+    auto f = split(line, ' ');
+    if (f.size() < 6) continue;
+    MountPoint m;
+    m.path = unescape_mount_path(f[4]);
+    for (const auto& opt : split(f[5], ','))
+      if (opt == "ro") m.read_only = true;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool at_or_under(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+int mount_attr_one(const std::string& path, uint64_t set) {
+  struct mount_attr attr {};
+  attr.attr_set = set;
+  return static_cast<int>(
+      ::syscall(SYS_mount_setattr, AT_FDCWD, path.c_str(), 0, &attr, sizeof attr));
+}
+
 // Step 1-4: the mount namespace.
 Status confine_mounts(const Confinement& c) {
   if (::unshare(CLONE_NEWNS) != 0) return step_failed("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return step_failed("making / recursively private");
   if (!c.writable.empty()) {
+    // What was read-only before stays read-only: `writable` opens nothing that was closed.
+    auto mounts = read_mounts();
+    if (!mounts.ok()) return mounts.status();
+    struct Writable {
+      std::string path; // real path
+      bool was_read_only = false;
+    };
+    std::vector<Writable> open;
+    for (const auto& w : c.writable) {
+      char real[PATH_MAX];
+      if (!::realpath(w.c_str(), real)) return step_failed("writable path '" + w + "'");
+      struct statvfs vfs {};
+      if (::statvfs(real, &vfs) != 0) return step_failed("statvfs('" + w + "')");
+      open.push_back({real, (vfs.f_flag & ST_RDONLY) != 0});
+    }
     // Each writable path becomes a mount of its own, so that it can be left writable when
     // everything else is made read-only.
-    for (const auto& w : c.writable) {
-      struct stat st {};
-      if (::stat(w.c_str(), &st) != 0) return step_failed("writable path '" + w + "'");
-      if (::mount(w.c_str(), w.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-        return step_failed("bind-mounting writable path '" + w + "'");
-    }
+    for (const auto& w : open)
+      if (::mount(w.path.c_str(), w.path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        return step_failed("bind-mounting writable path '" + w.path + "'");
     if (mount_attr("/", MOUNT_ATTR_RDONLY, 0) != 0) {
       if (errno == ENOSYS)
         return Status::error("making the file system read-only for writable= needs Linux 5.12 "
-                             "or later (mount_setattr): " + errno_text(ENOSYS));
+                             "or later (mount_setattr): " +
+                             errno_text(ENOSYS));
       return step_failed("mount_setattr(/, read-only)");
     }
-    for (const auto& w : c.writable)
-      if (mount_attr(w, 0, MOUNT_ATTR_RDONLY) != 0)
-        return step_failed("mount_setattr('" + w + "', writable)");
+    for (const auto& w : open) {
+      if (w.was_read_only) continue;
+      if (mount_attr(w.path, 0, MOUNT_ATTR_RDONLY) != 0)
+        return step_failed("mount_setattr('" + w.path + "', writable)");
+      for (const auto& m : *mounts)
+        if (m.read_only && m.path != w.path && at_or_under(m.path, w.path) &&
+            mount_attr_one(m.path, MOUNT_ATTR_RDONLY) != 0)
+          return step_failed("mount_setattr('" + m.path + "', read-only again)");
+    }
     if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
       return step_failed("mounting a private /tmp");
   }
@@ -162,7 +235,8 @@ Result<Identity> resolve_run_as(const std::string& run_as) {
   if (is_digits(run_as)) {
     auto n = parse_uint(run_as);
     // (uid_t)-1 means "no change" to setuid(2): never a user.
-    if (!n || *n >= 0xFFFFFFFFu) return Status::error("run_as uid '" + run_as + "' is out of range");
+    if (!n || *n >= 0xFFFFFFFFu)
+      return Status::error("run_as uid '" + run_as + "' is out of range");
     auto v = static_cast<uid_t>(*n);
     return Identity{v, static_cast<gid_t>(v), {static_cast<gid_t>(v)}};
   }
@@ -178,6 +252,47 @@ Result<Identity> resolve_run_as(const std::string& run_as) {
     }
   }
   return Status::error("unknown run_as user '" + run_as + "'");
+}
+
+Status probe_confinement(const std::vector<std::string>& protected_dirs) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return step_failed("pipe");
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    errno = e;
+    return step_failed("fork");
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    Confinement c;
+    c.protected_dirs = protected_dirs;
+    Status st = confine_mounts(c);
+    if (st.ok() && ::prctl(PR_CAPBSET_DROP, CAP_SYS_BOOT, 0, 0, 0) != 0)
+      st = step_failed("dropping CAP_SYS_BOOT from the bounding set");
+    if (!st.ok()) (void)!::write(fds[1], st.message().data(), st.message().size());
+    ::_exit(st.ok() ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string why;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      why.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  return Status::error(why.empty() ? "the probe child failed" : why);
 }
 
 std::vector<std::string> confine_args(const Confinement& c, const std::string& path,
@@ -205,10 +320,14 @@ int run_confined(int argc, char** argv) {
   for (; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--") break;
-    if (starts_with(a, kRunAs)) c.run_as = std::string(a.substr(kRunAs.size()));
-    else if (starts_with(a, kCap)) c.caps.emplace_back(a.substr(kCap.size()));
-    else if (starts_with(a, kWritable)) c.writable.emplace_back(a.substr(kWritable.size()));
-    else if (starts_with(a, kProtect)) c.protected_dirs.emplace_back(a.substr(kProtect.size()));
+    if (starts_with(a, kRunAs))
+      c.run_as = std::string(a.substr(kRunAs.size()));
+    else if (starts_with(a, kCap))
+      c.caps.emplace_back(a.substr(kCap.size()));
+    else if (starts_with(a, kWritable))
+      c.writable.emplace_back(a.substr(kWritable.size()));
+    else if (starts_with(a, kProtect))
+      c.protected_dirs.emplace_back(a.substr(kProtect.size()));
     else if (a == "--nnp=1" || a == "--nnp=0") {
       c.no_new_privileges = a == "--nnp=1";
       nnp_seen = true;

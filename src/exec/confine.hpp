@@ -21,11 +21,11 @@ namespace cx::exec {
 inline constexpr const char* kConfineMode = "__run-confined";
 
 struct Confinement {
-  std::optional<std::string> run_as;        // a user name, or a uid (then gid = uid)
-  std::vector<std::string> caps;            // CAP_* names kept
-  std::vector<std::string> writable;        // absolute paths left writable
+  std::optional<std::string> run_as; // a user name, or a uid (then gid = uid)
+  std::vector<std::string> caps;     // CAP_* names kept
+  std::vector<std::string> writable; // absolute paths left writable
   bool no_new_privileges = true;
-  std::vector<std::string> protected_dirs;  // made read-only and nosuid, whatever `writable` says
+  std::vector<std::string> protected_dirs; // made read-only and nosuid, whatever `writable` says
 };
 
 // The trampoline's arguments after the mode word: the confinement, "--", the script's path and
@@ -38,6 +38,13 @@ std::vector<std::string> confine_args(const Confinement& c, const std::string& p
 // process's environment. Returns only on failure: 126 (bad arguments, a confinement step,
 // not executable by run_as) or 127 (execve failed), after one "executor: ..." line on stderr.
 int run_confined(int argc, char** argv);
+
+// Tries, once, in a forked child, what every run will need: a private mount namespace, the
+// protected directories read-only, and dropping a capability from the bounding set. Returns
+// the first step that fails ("unshare(CLONE_NEWNS) failed: Operation not permitted"), so that
+// `serve` can refuse to start where no script could run (a container without CAP_SYS_ADMIN,
+// or with a seccomp or AppArmor profile that denies mount) instead of failing every run.
+Status probe_confinement(const std::vector<std::string>& protected_dirs);
 
 // What run_as names, resolved without NSS (the binary is static): a name through /etc/passwd,
 // with its supplementary groups from /etc/group; digits as uid = gid, with no supplementary

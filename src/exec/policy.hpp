@@ -40,9 +40,9 @@ Result<std::shared_ptr<const Policy>> load_policy(const std::string& agent_conf,
 struct Decision {
   enum class Kind { ok, not_allowlisted, not_in_script_dirs, undefined_profile };
   Kind kind = Kind::not_allowlisted;
-  std::string path;          // ok: the allowlisted path
-  std::string profile_name;  // ok: the profile it runs under
-  conf::Profile profile;     // ok: that profile
+  std::string path;         // ok: the allowlisted path
+  std::string profile_name; // ok: the profile it runs under
+  conf::Profile profile;    // ok: that profile
 };
 
 // Allowlist entry, then script_dirs (checked now, against the file system as it is), then the

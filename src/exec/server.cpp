@@ -2,8 +2,8 @@
 #include "exec/server.hpp"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -23,7 +23,8 @@ namespace cx::exec {
 
 namespace {
 
-constexpr const char* kScriptPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kScriptPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr size_t kLoggedFieldMax = 128;
 
 std::string bounded(const std::string& s) {
@@ -43,9 +44,7 @@ struct Conn {
   proto::ExecRequest req;
 
   Conn(Server* s, uint64_t i) : server(s), id(i) {}
-  ~Conn() {
-    event::detail::close_and_delete(pipe);
-  }
+  ~Conn() { event::detail::close_and_delete(pipe); }
 };
 
 // The answer being written; owns its bytes until the write completes.
@@ -140,7 +139,8 @@ void Server::reload(const char* why) {
     return;
   }
   policy_ = std::move(*fresh);
-  log::info("exec-reload", {{"TRIGGER", why}, {"SCRIPTS", std::to_string(policy_->scripts.size())}});
+  log::info("exec-reload",
+            {{"TRIGGER", why}, {"SCRIPTS", std::to_string(policy_->scripts.size())}});
 }
 
 // The files are checked on every request: an operator who edits scripts.conf and reloads the
@@ -181,7 +181,8 @@ void Server::accept_one() {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(pipe), &fd) != 0 ||
       ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
       (cred.uid != peer_.uid && cred.uid != 0)) {
-    log::warning("exec-peer-refused", {{"UID", std::to_string(cred.uid)}, {"PID", std::to_string(cred.pid)}});
+    log::warning("exec-peer-refused",
+                 {{"UID", std::to_string(cred.uid)}, {"PID", std::to_string(cred.pid)}});
     event::detail::close_and_delete(pipe);
     return;
   }
@@ -217,7 +218,9 @@ void Server::on_read(Conn& c, ssize_t n, const uv_buf_t* buf) {
   }
   c.in.append(buf->base, static_cast<size_t>(n));
   if (c.in.size() >= 4) {
-    auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(c.in[i])); };
+    auto byte = [&](size_t i) {
+      return static_cast<uint32_t>(static_cast<unsigned char>(c.in[i]));
+    };
     uint32_t total = (byte(0) << 24) | (byte(1) << 16) | (byte(2) << 8) | byte(3);
     if (total == 0 || total > proto::kMaxFrameBytes) { // as the original: no answer at all
       log::warning("exec-malformed", {{"REASON", "frame length " + std::to_string(total)}});
@@ -270,9 +273,11 @@ void Server::handle(Conn& c) {
   o.env = std::vector<std::string>{kScriptPath};
   o.cwd = "/";
   o.stdin_data = c.req.stdin_bytes;
-  o.stdin_timeout_ms = static_cast<uint64_t>(cfg.stdin_timeout) * 1000;
-  o.output_limit = cfg.script_output_limit > 0 ? cfg.script_output_limit
-                                               : proto::kExecDefaultOutputCap;
+  // Written whole, however late the script reads it (A§3.5: the executor path has no
+  // stdin_timeout). The write waits on the loop; it never blocks other runs.
+  o.stdin_timeout_ms = 0;
+  o.output_limit =
+      cfg.script_output_limit > 0 ? cfg.script_output_limit : proto::kExecDefaultOutputCap;
   int64_t timeout_s = cfg.script_timeout;
   o.timeout_ms = static_cast<uint64_t>(timeout_s) * 1000;
 
@@ -323,12 +328,12 @@ void Server::answer(Conn& c, proto::ExecResponse resp) {
   auto* w = new Write{{}, proto::encode_response(resp), this, c.id};
   w->req.data = w;
   uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(c.pipe), &b, 1,
-                    [](uv_write_t* req, int) {
-                      auto* w = static_cast<Write*>(req->data);
-                      w->server->close(w->conn);
-                      delete w;
-                    });
+  int rc =
+      uv_write(&w->req, reinterpret_cast<uv_stream_t*>(c.pipe), &b, 1, [](uv_write_t* req, int) {
+        auto* w = static_cast<Write*>(req->data);
+        w->server->close(w->conn);
+        delete w;
+      });
   if (rc != 0) {
     delete w;
     close(c.id);
@@ -362,13 +367,22 @@ int serve(const ServeOptions& opts) {
     return kExitConfig;
   }
   if (::access("/proc/self/exe", X_OK) != 0) {
-    std::fprintf(stderr, "ctrl-exec-exec: /proc/self/exe is not usable (%s); /proc must be mounted\n",
+    std::fprintf(stderr,
+                 "ctrl-exec-exec: /proc/self/exe is not usable (%s); /proc must be mounted\n",
                  errno_text(errno).c_str());
     return kExitFailure;
   }
   auto policy = load_policy(opts.agent_conf, opts.scripts_conf);
   if (!policy.ok()) {
     std::fprintf(stderr, "ctrl-exec-exec: %s\n", policy.message().c_str());
+    return kExitConfig;
+  }
+  if (auto st = probe_confinement(protected_dirs(**policy)); !st.ok()) {
+    std::fprintf(stderr,
+                 "ctrl-exec-exec: scripts cannot be confined on this system: %s (the executor "
+                 "needs root with CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID and CAP_SETPCAP, and "
+                 "mount(2) allowed by seccomp/AppArmor)\n",
+                 st.message().c_str());
     return kExitConfig;
   }
   event::ignore_sigpipe();

@@ -44,6 +44,10 @@ public:
   std::string_view start_line() const { return start_line_; }
   ParseError error() const { return error_; }
   Step state_step() const;
+  // The start line and the header section are in (the body may still be to come).
+  bool head_done() const {
+    return state_ == State::body || state_ == State::body_to_eof || state_ == State::complete;
+  }
 
 private:
   enum class State : uint8_t { start_line, headers, body, body_to_eof, complete, failed };

@@ -36,6 +36,8 @@ public:
   void reset();
 
   ParseStatus status() const;
+  // The start line and the headers are in: the message's head is valid, its body may not be.
+  bool head_complete() const { return framer_.head_done(); }
   ParseError error() const { return framer_.error(); }
   // A short lower-case description, e.g. "empty request", "too many headers".
   std::string_view error_message() const;

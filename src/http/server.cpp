@@ -1,13 +1,37 @@
 // The HTTP server; see server.hpp.
 #include "http/server.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "base/time.hpp"
+
 namespace cx::http {
+
+namespace {
+
+// After a crowd has gone, hand the memory its buffers used back to the system: glibc keeps
+// freed heap pages otherwise, and the process would stay at its peak size for good.
+void return_free_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
+// The crowd whose leaving is worth a trim: below it, what could be returned is small.
+constexpr size_t kCrowd = 64;
+
+} // namespace
 
 // --- Connection ------------------------------------------------------------------------------
 
-Connection::Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp)
-    : server_(server), id_(id), tcp_(std::move(tcp)), parser_(server.options().limits) {
+Connection::Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp,
+                       Phase phase)
+    : server_(server), id_(id), tcp_(std::move(tcp)), parser_(server.options().limits),
+      phase_(phase) {
   peer_ = tcp_->peer();
+  ip_ = peer_.ip();
 }
 
 Connection::~Connection() {
@@ -16,12 +40,45 @@ Connection::~Connection() {
   tcp_.reset();
 }
 
-void Connection::arm_request_timer(uint64_t ms) {
+void Connection::set_phase(Phase phase) {
+  if (closed_ || phase == phase_) return;
+  server_.addresses_.move(ip_, phase_, phase);
+  Phase was = phase_;
+  phase_ = phase;
+  if (was == Phase::handshake) server_.handshake_ended(ip_);
+}
+
+void Connection::begin_stage(Stage stage) {
+  stage_ = stage;
+  const ServerOptions& o = server_.options();
+  uint64_t now = monotonic_ms();
+  uint64_t ms = o.keep_alive_idle_ms;
+  if (stage != Stage::idle) {
+    if (stage == Stage::head) request_started_ms_ = now;
+    uint64_t own = stage == Stage::head ? o.tuning.head_timeout_ms : o.tuning.body_timeout_ms;
+    ms = stage_budget_ms(own, o.request_timeout_ms, now - request_started_ms_);
+  }
   if (!timer_) timer_ = std::make_unique<event::Timer>(server_.loop());
+  if (ms == 0) {
+    timer_->stop();
+    return;
+  }
   std::weak_ptr<Connection> weak = weak_from_this();
   timer_->start(ms, [weak] {
-    if (auto self = weak.lock()) self->abort(); // slow or stalled: give the slot back
+    if (auto self = weak.lock()) self->on_deadline();
   });
+}
+
+void Connection::on_deadline() {
+  if (closed_ || ending_ || in_request_) return;
+  // Slow or stalled: give the slot back. An idle keep-alive connection just closes.
+  if (stage_ != Stage::idle) {
+    std::string_view stage = stage_ == Stage::head ? "head" : "body";
+    ++server_.stats_.timed_out;
+    server_.note_crowding("timeout", stage, ip_);
+    if (server_.hooks_.timed_out) server_.hooks_.timed_out(*this, stage);
+  }
+  abort();
 }
 
 void Connection::start_reading() {
@@ -33,7 +90,7 @@ void Connection::start_reading() {
       [weak](int status) {
         if (auto self = weak.lock()) self->on_end(status);
       });
-  arm_request_timer(server_.options().request_timeout_ms);
+  begin_stage(Stage::head);
 }
 
 void Connection::on_data(std::string_view data) {
@@ -49,19 +106,37 @@ void Connection::on_data(std::string_view data) {
     pending_.append(data);
     return;
   }
+  if (stage_ == Stage::idle && !data.empty()) begin_stage(Stage::head);
   std::string_view rest = data;
   Progress p = parser_.feed(rest);
-  if (p.status == ParseStatus::need_more) return;
-  if (timer_) timer_->stop();
-  in_request_ = true;
   auto self = shared_from_this();
   if (p.status == ParseStatus::error) {
+    if (timer_) timer_->stop();
+    in_request_ = true;
+    set_phase(Phase::handling);
     if (server_.hooks_.bad_request)
       server_.hooks_.bad_request(self, parser_);
     else
       abort();
     return;
   }
+  if (stage_ == Stage::head && parser_.head_complete()) {
+    begin_stage(Stage::body);
+    if (server_.hooks_.head && !server_.hooks_.head(self, parser_.request())) {
+      // The hook has answered or dropped the connection: nothing more is read.
+      if (timer_) timer_->stop();
+      if (!closed_ && !ending_) {
+        in_request_ = true;
+        set_phase(Phase::handling);
+      }
+      return;
+    }
+    if (closed_ || ending_) return;
+  }
+  if (p.status == ParseStatus::need_more) return;
+  if (timer_) timer_->stop();
+  in_request_ = true;
+  set_phase(Phase::handling);
   keep_alive_ = server_.options().allow_keep_alive && parser_.wants_keep_alive();
   pending_.assign(rest.substr(p.consumed));
   if (server_.hooks_.request)
@@ -81,6 +156,7 @@ void Connection::on_end(int status) {
   if (status == UV_EOF && parser_.finish() == ParseStatus::error && server_.hooks_.bad_request) {
     if (timer_) timer_->stop();
     in_request_ = true;
+    set_phase(Phase::handling);
     server_.hooks_.bad_request(shared_from_this(), parser_);
     return;
   }
@@ -94,8 +170,9 @@ void Connection::respond(int code, std::string_view body, bool may_keep_alive) {
     transport_->write(format_response(code, body, {{"Connection", "keep-alive"}}));
     in_request_ = false;
     keep_alive_ = false;
+    set_phase(Phase::waiting);
     parser_.reset();
-    arm_request_timer(server_.options().keep_alive_idle_ms);
+    begin_stage(Stage::idle);
     if (!pending_.empty()) {
       std::string next = std::move(pending_);
       pending_.clear();
@@ -114,6 +191,7 @@ void Connection::send(std::string bytes) {
 
 void Connection::finish() {
   if (closed_ || ending_) return;
+  set_phase(Phase::closing);
   ending_ = true;
   if (timer_) timer_->stop();
   if (!transport_) {
@@ -149,7 +227,11 @@ void Connection::mark_closed() {
 // --- Server ----------------------------------------------------------------------------------
 
 Server::Server(event::Loop& loop, ServerOptions options, ServerHooks hooks)
-    : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop) {}
+    : loop_(loop), options_(std::move(options)), hooks_(std::move(hooks)), listener_(loop),
+      crowding_timer_(loop), trim_timer_(loop) {
+  crowding_timer_.unref(); // a report never keeps the loop running by itself
+  trim_timer_.unref();
+}
 
 Server::~Server() {
   listener_.close();
@@ -190,16 +272,38 @@ void Server::on_accept() {
     tcp->close();
     return;
   }
+  // Our own limits, before any byte is read: a flood from one address is turned away here, at
+  // the cost of an accept and a close.
+  const bool tls = options_.tls != nullptr;
+  std::string ip = peer.ip();
+  Admission a =
+      admit_connection(options_.tuning.admission, conns_.size(), addresses_.count(ip), tls);
+  if (a.verdict == Admission::Verdict::admit && a.shed) {
+    if (shed_oldest()) // the one shed may have been a handshake of this address
+      a.queue = admit_connection(options_.tuning.admission, 0, addresses_.count(ip), tls).queue;
+    else
+      a.verdict = Admission::Verdict::refuse_full;
+  }
+  if (a.verdict != Admission::Verdict::admit) {
+    ++stats_.refused;
+    note_crowding("refused", refusal_reason(a.verdict), ip);
+    tcp->close();
+    return;
+  }
+  ++stats_.accepted;
   tcp->set_nodelay(true);
   uint64_t id = next_id_++;
-  std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp)));
+  peak_since_trim_ = std::max(peak_since_trim_, conns_.size() + 1);
+  Phase phase = !tls ? Phase::waiting : a.queue ? Phase::queued : Phase::handshake;
+  std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp), phase));
   conns_[id] = conn;
-  if (!options_.tls) {
+  addresses_.add(ip, phase);
+  if (!tls) {
     conn->transport_ = conn->tcp_.get();
     handshake_done(conn, Status());
     return;
   }
-  conn->tls_owned_ = std::make_unique<tls::Stream>(options_.tls, std::move(conn->tcp_));
+  // The handshake deadline runs from accept, whether the handshake waits its turn or not.
   std::weak_ptr<Connection> weak = conn;
   conn->timer_ = std::make_unique<event::Timer>(loop_);
   conn->timer_->start(options_.handshake_timeout_ms, [this, weak] {
@@ -208,9 +312,83 @@ void Server::on_accept() {
       c->abort();
     }
   });
+  if (a.queue) {
+    queued_[ip].push_back(conn);
+    return;
+  }
+  start_handshake(conn);
+}
+
+void Server::start_handshake(const std::shared_ptr<Connection>& conn) {
+  conn->set_phase(Phase::handshake);
+  conn->tls_owned_ = std::make_unique<tls::Stream>(options_.tls, std::move(conn->tcp_));
+  std::weak_ptr<Connection> weak = conn;
   conn->tls_owned_->handshake([this, weak](Status st) {
     if (auto c = weak.lock()) handshake_done(c, st);
   });
+}
+
+void Server::handshake_ended(const std::string& ip) {
+  // The address's next connection waiting for its turn, if any, starts its handshake.
+  auto it = queued_.find(ip);
+  if (it == queued_.end()) return;
+  std::shared_ptr<Connection> next;
+  while (!next && !it->second.empty()) {
+    next = it->second.front().lock();
+    it->second.pop_front();
+    if (next && (next->closed_ || next->phase_ != Phase::queued)) next.reset();
+  }
+  if (it->second.empty()) queued_.erase(it);
+  if (next) start_handshake(next);
+}
+
+void Server::forget_queued(const std::string& ip, uint64_t id) {
+  auto it = queued_.find(ip);
+  if (it == queued_.end()) return;
+  auto& q = it->second;
+  std::erase_if(q, [id](const std::weak_ptr<Connection>& w) {
+    auto c = w.lock();
+    return !c || c->id_ == id;
+  });
+  if (q.empty()) queued_.erase(it);
+}
+
+bool Server::shed_oldest() {
+  // One pass in order of arrival: the first connection of a peer not authenticated (or one
+  // already answered) that is not handling a request; else the first not handling one.
+  Connection* victim = nullptr;
+  Connection* fallback = nullptr;
+  for (const auto& [id, c] : conns_) {
+    if (c->phase_ == Phase::handling) continue;
+    if (!c->authenticated_ || c->phase_ == Phase::closing) {
+      victim = c.get();
+      break;
+    }
+    if (!fallback) fallback = c.get();
+  }
+  if (!victim) victim = fallback;
+  if (!victim) return false;
+  ++stats_.shed;
+  note_crowding("shed", "full", victim->ip_);
+  victim->abort();
+  return true;
+}
+
+void Server::note_crowding(std::string_view kind, std::string_view reason,
+                           const std::string& peer) {
+  crowding_.note(kind, reason, peer);
+  if (crowding_timer_.active()) return;
+  crowding_timer_.start(
+      1000,
+      [this] {
+        auto events = crowding_.take();
+        if (events.empty()) {
+          crowding_timer_.stop();
+          return;
+        }
+        if (hooks_.crowding) hooks_.crowding(events);
+      },
+      1000);
 }
 
 void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) {
@@ -225,6 +403,7 @@ void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) 
     conn->tls_ = conn->tls_owned_.get();
     conn->transport_ = conn->tls_;
   }
+  conn->set_phase(Phase::waiting);
   if (hooks_.ready && !hooks_.ready(conn)) return;
   if (!conn->closed_ && !conn->ending_) conn->start_reading();
 }
@@ -232,9 +411,18 @@ void Server::handshake_done(const std::shared_ptr<Connection>& conn, Status st) 
 void Server::release(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
+  std::string ip = it->second->ip_;
+  Phase phase = it->second->phase_;
+  addresses_.remove(ip, phase);
   // Never destroyed inside its own callbacks: the loop frees it on a later iteration.
   loop_.defer_delete(std::move(it->second));
   conns_.erase(it);
+  if (conns_.empty() && peak_since_trim_ >= kCrowd) {
+    peak_since_trim_ = 0;
+    trim_timer_.start(100, return_free_memory); // once the connections are freed too
+  }
+  if (phase == Phase::handshake) handshake_ended(ip);
+  if (phase == Phase::queued) forget_queued(ip, id);
 }
 
 } // namespace cx::http

@@ -1,20 +1,25 @@
 // A small HTTP/1.x server over plain TCP or TLS, shared by the agent (7443), the pairing
 // listener (7444) and the API (7445). It owns the connections, the optional TLS handshake,
-// the bounded request parser and the timeouts that keep slow clients from holding a slot;
-// the applet supplies the policy through hooks (admission before TLS, checks after the
-// handshake, the request handler). Handlers may answer later: a Connection is shared, and
+// the bounded request parser, and what keeps slow or flooding clients from crowding out the
+// others: admission by source address at accept (admission.hpp), shedding the oldest idle
+// connection when full, and deadlines for the handshake, the request head and its body. The
+// applet supplies the policy through hooks (admission before TLS, checks after the handshake,
+// the head, the request handler). Handlers may answer later: a Connection is shared, and
 // answering a connection that has gone away is a no-op.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "event/tcp.hpp"
+#include "http/admission.hpp"
 #include "http/parser.hpp"
 #include "http/writer.hpp"
 #include "tls/tls.hpp"
@@ -32,7 +37,7 @@ public:
   uint64_t id() const { return id_; }
   // The TCP peer, known before any TLS handshake.
   const event::SockAddr& peer() const { return peer_; }
-  std::string peer_ip() const { return peer_.ip(); }
+  const std::string& peer_ip() const { return ip_; }
   // The TLS stream after the handshake, or nullptr on a plain connection.
   tls::Stream* tls() const { return tls_; }
   // The peer certificate's serial as lower-case hex ("" without TLS or without a cert).
@@ -52,22 +57,37 @@ public:
   // Runs once when the connection is gone, for whoever is working on its request.
   void on_close(std::function<void()> fn) { on_close_ = std::move(fn); }
 
+  Phase phase() const { return phase_; }
+  // The applet knows who the peer is (the agent: a trusted dispatcher's certificate). When the
+  // server is full, connections of peers not known are shed first.
+  void set_authenticated() { authenticated_ = true; }
+  bool authenticated() const { return authenticated_; }
+
   // A slot for the applet's per-connection state.
   std::shared_ptr<void> user;
 
 private:
   friend class Server;
-  Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp);
+  // Where receiving a request stands, for its deadlines.
+  enum class Stage : uint8_t {
+    idle, // between keep-alive requests: keep_alive_idle_ms
+    head, // from the first byte we wait for until the headers are in
+    body, // from the end of the headers until the body is in
+  };
+
+  Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp, Phase phase);
   void start_reading();
   void on_data(std::string_view data);
   void on_end(int status);
-  void parse_buffered();
-  void arm_request_timer(uint64_t ms);
+  void begin_stage(Stage stage);
+  void on_deadline();
+  void set_phase(Phase phase);
   void mark_closed();
 
   Server& server_;
   uint64_t id_;
   event::SockAddr peer_;
+  std::string ip_;
   std::unique_ptr<event::TcpStream> tcp_; // before the handshake / plain
   std::unique_ptr<tls::Stream> tls_owned_;
   tls::Stream* tls_ = nullptr;
@@ -75,11 +95,34 @@ private:
   std::unique_ptr<event::Timer> timer_;
   RequestParser parser_;
   std::string pending_; // bytes received while a request is being handled
+  Phase phase_;
+  Stage stage_ = Stage::head;
+  uint64_t request_started_ms_ = 0;
+  bool authenticated_ = false;
   bool in_request_ = false;
   bool keep_alive_ = false;
   bool closed_ = false;
   bool ending_ = false;
   std::function<void()> on_close_;
+};
+
+// The limits an applet may change while the server runs (the agent's SIGHUP); a deadline
+// already running is kept.
+struct ServerTuning {
+  AdmissionLimits admission;
+  // Each a total from the start of its stage, within request_timeout_ms (0: no limit of its
+  // own): the request line and headers from the first byte we wait for, then the body from
+  // the end of the headers.
+  uint64_t head_timeout_ms = 0;
+  uint64_t body_timeout_ms = 0;
+};
+
+// What the server has done about crowding, since it started.
+struct ServerStats {
+  uint64_t accepted = 0;  // connections admitted
+  uint64_t refused = 0;   // closed at accept by the admission limits
+  uint64_t shed = 0;      // dropped to make room for a new connection
+  uint64_t timed_out = 0; // dropped at the head or the body deadline
 };
 
 struct ServerOptions {
@@ -98,6 +141,7 @@ struct ServerOptions {
   uint64_t keep_alive_idle_ms = 15000;
   RequestLimits limits;
   bool allow_keep_alive = false;
+  ServerTuning tuning;
 };
 
 struct ServerHooks {
@@ -108,6 +152,12 @@ struct ServerHooks {
   // After the handshake (or at once for plain HTTP). false: the hook has answered or aborted
   // the connection itself, and no request is read.
   std::function<bool(const std::shared_ptr<Connection>& conn)> ready;
+  // A request did not arrive in time: `stage` is "head" or "body". The connection is then
+  // dropped without an answer (and the event counted in the crowding report).
+  std::function<void(Connection& conn, std::string_view stage)> timed_out;
+  // The request line and the headers are in, the body may not be. false: the hook has
+  // answered or aborted the connection itself; the body is not read and `request` not called.
+  std::function<bool(const std::shared_ptr<Connection>& conn, Request& head)> head;
   // One complete request.
   std::function<void(const std::shared_ptr<Connection>& conn, Request& req)> request;
   // A malformed or oversized request (the parser tells what). The hook answers it; by
@@ -116,6 +166,10 @@ struct ServerHooks {
       bad_request;
   // A connection is gone (after any response was flushed).
   std::function<void(Connection& conn)> closed;
+  // Crowding, summed up at most once a second: what was refused at accept (kind "refused",
+  // reason refusal_reason()), shed to make room ("shed", "full"), dropped at a deadline
+  // ("timeout", "head" or "body"), and what the applet noted itself, since the last report.
+  std::function<void(const std::vector<EventTally::Entry>& events)> crowding;
 };
 
 class Server {
@@ -133,12 +187,26 @@ public:
   size_t open_connections() const { return conns_.size(); }
   // Connections that have a request being handled.
   size_t busy_connections() const;
+  // What one source address holds now.
+  AddressCount from(const std::string& ip) const { return addresses_.count(ip); }
+  const ServerStats& stats() const { return stats_; }
+  void retune(const ServerTuning& tuning) { options_.tuning = tuning; }
+  // Counts an event of the applet's own in the next crowding report.
+  void note_crowding(std::string_view kind, std::string_view reason, const std::string& peer);
   event::Loop& loop() { return loop_; }
   const ServerOptions& options() const { return options_; }
 
 private:
   friend class Connection;
   void on_accept();
+  // Drops the oldest connection that is not handling a request, a peer not authenticated
+  // first. false when every connection is handling one.
+  bool shed_oldest();
+  void start_handshake(const std::shared_ptr<Connection>& conn);
+  // A handshake from `ip` is over (done, failed or dropped): its next queued one may start.
+  void handshake_ended(const std::string& ip);
+  // A connection that waited for its turn is gone: it leaves its address's queue.
+  void forget_queued(const std::string& ip, uint64_t id);
   void handshake_done(const std::shared_ptr<Connection>& conn, Status st);
   void release(uint64_t id);
 
@@ -147,7 +215,16 @@ private:
   ServerHooks hooks_;
   event::TcpListener listener_;
   uint64_t next_id_ = 1;
+  // By id, which is the order of arrival: the first one that may be shed is the oldest.
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
+  AddressBook addresses_;
+  // Per address, connections waiting for their turn to handshake, oldest first.
+  std::unordered_map<std::string, std::deque<std::weak_ptr<Connection>>> queued_;
+  ServerStats stats_;
+  EventTally crowding_;
+  event::Timer crowding_timer_;
+  size_t peak_since_trim_ = 0; // open connections at most, since memory was last returned
+  event::Timer trim_timer_;
 };
 
 } // namespace cx::http

@@ -174,8 +174,10 @@ struct ResultRecord {
   std::optional<int64_t> exit;
   std::optional<std::string> out;
   std::optional<std::string> err;
-  std::optional<std::string> error; // a dispatcher-side error (never written by an agent)
-  bool truncated = false;           // ours, as in RunResult
+  // Ours, with done: why there is no normal result (a timeout; "interrupted: ..." when the
+  // job's supervisor ended without one). A dispatcher may also set it on a failed fetch.
+  std::optional<std::string> error;
+  bool truncated = false; // ours, as in RunResult
   bool timed_out = false;
 
   std::string to_json() const;

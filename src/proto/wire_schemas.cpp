@@ -110,7 +110,9 @@ AgentBodies::AgentBodies()
                         optional(run_result, "exit"),
                         optional(run_result, "stdout"),
                         optional(run_result, "stderr"),
-                        optional("error", text("a dispatcher-side error; never written by agents")),
+                        optional("error", text("ours, with done: the script timed out, or its "
+                                               "supervisor ended without a result "
+                                               "(interrupted)")),
                         optional(run_result, "truncated"),
                         optional(run_result, "timed_out"),
                     })},
@@ -255,11 +257,29 @@ struct ApiBodies {
           required("results", Schema::array(Schema::ref(async_submit_result))),
       })};
 
+  // A run repeated with its Idempotency-Key when no answer was stored for it (ours).
+  Definition run_state{
+      "RunState",
+      Schema::object({
+          ok_member(true),
+          required("reqid", text()),
+          required("mode", one_of_texts({"sync", "async"})),
+          required("status",
+                   one_of_texts({"submitted", "unknown", "complete"})
+                       .describe("submitted: the first request's dispatch is still under way "
+                                 "(202); unknown: the API stopped before it recorded the "
+                                 "outcome, so the script may have run on some, all or none of "
+                                 "the hosts; complete: the run ended, see GET /status/{reqid}")),
+          optional("error", text("with unknown: why")),
+      })};
+
   Definition host_status{
       "HostStatus",
       Schema::object({
-          required("status",
-                   one_of_texts({"accepted", "running", "done", "expired", "busy", "error"})),
+          required("status", one_of_texts({"accepted", "running", "done", "expired", "busy",
+                                           "error", "submitted", "unknown"})
+                                 .describe("submitted and unknown are ours: the API's record "
+                                           "of a dispatch that had not ended, or never will")),
           optional(agent.result_record, "exit"),
           optional(agent.result_record, "stdout"),
           optional(agent.result_record, "stderr"),
@@ -277,13 +297,21 @@ struct ApiBodies {
           required("reqid", text()),
           required("script", text()),
           required("mode", one_of_texts({"sync", "async"})),
+          optional("status",
+                   one_of_texts({"submitted", "unknown"})
+                       .describe("ours, only on a record written before the dispatch ended: "
+                                 "submitted while it is under way, unknown when the API stopped "
+                                 "before it recorded the outcome (then complete is true and the "
+                                 "script may have run on some, all or none of the hosts)")),
+          optional("error", text("with status unknown: why")),
           optional("hosts", Schema::one_of({Schema::object()
                                                 .describe("async: per-host state")
                                                 .values(Schema::ref(host_status)),
                                             list_of_texts("sync: the hosts as submitted")})),
           optional("results", Schema::array(Schema::ref(run_result)).describe("sync only")),
           optional("completed", Schema::integer().describe("sync only: unix time")),
-          optional("created", Schema::integer().describe("async only: unix time")),
+          optional("created",
+                   Schema::integer().describe("unix time; async, and records with a status, only")),
           optional("pending", list_of_texts("async only")),
           required("complete", Schema::boolean()),
       })};
@@ -332,11 +360,11 @@ struct ApiBodies {
       })};
 
   std::vector<const Definition*> all{
-      &host_state,         &health_response,     &index_response,        &ping_request,
-      &ping_result,        &ping_response,       &run_request,           &run_result,
-      &run_response,       &async_submit_result, &async_submit_response, &host_status,
-      &status_response,    &discovery_request,   &agent.script_entry,    &host_capabilities,
-      &discovery_response, &error_response,
+      &host_state,        &health_response,     &index_response,        &ping_request,
+      &ping_result,       &ping_response,       &run_request,           &run_result,
+      &run_response,      &async_submit_result, &async_submit_response, &run_state,
+      &host_status,       &status_response,     &discovery_request,     &agent.script_entry,
+      &host_capabilities, &discovery_response,  &error_response,
   };
 };
 

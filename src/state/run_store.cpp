@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "base/files.hpp"
+#include "base/random.hpp"
 #include "base/strings.hpp"
 #include "log/log.hpp"
 #include "json/writer.hpp"
@@ -19,6 +21,9 @@ using Alloc = json::Document::AllocatorType;
 
 constexpr mode_t kRecordMode = 0640;
 constexpr mode_t kDirMode = 0750;
+// The API processes' lock files: group members (the CLI) probe them, so they may open them.
+constexpr mode_t kInstanceLockMode = 0660;
+constexpr std::string_view kInstanceDir = "/.api";
 
 json::Value text(std::string_view s, Alloc& a) {
   return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
@@ -187,7 +192,8 @@ void apply_fetch(json::Document& record, std::string_view name, const json::Valu
 
 bool host_failed(const json::Value& host_entry) {
   auto status = status_of(host_entry);
-  if (status == "busy" || status == "error" || status == "expired") return true;
+  if (status == "busy" || status == "error" || status == "expired" || status == kRunUnknown)
+    return true;
   if (status != "done") return false;
   // A done entry without a readable exit code cannot be called a success.
   const json::Value* e = json::find(host_entry, "exit");
@@ -250,6 +256,157 @@ size_t RunStore::purge(int64_t now, int64_t max_age) const {
     if (mtime && now - *mtime > max_age && ::unlink(path.c_str()) == 0) ++removed;
   }
   return removed;
+}
+
+} // namespace cx::state
+
+namespace cx::state {
+
+namespace {
+
+bool is_instance_id(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+} // namespace
+
+std::string api_instance_lock_path(const std::string& runs_dir, std::string_view instance) {
+  return runs_dir + std::string(kInstanceDir) + "/" + std::string(instance) + ".lock";
+}
+
+json::Document make_submitted_record(std::string_view reqid, std::string_view script, bool async,
+                                     const std::vector<std::string>& hosts,
+                                     const std::vector<std::string>& names, int64_t created,
+                                     const std::optional<Submitter>& submitter,
+                                     std::string_view instance) {
+  json::Document doc = new_record(reqid, script, async ? "async" : "sync");
+  Alloc& a = doc.GetAllocator();
+  add(doc, "status", text(kRunSubmitted, a), a);
+  add(doc, "created", json::Value(created), a);
+  if (async) {
+    json::Value hs(rapidjson::kObjectType);
+    for (const std::string& n : names) {
+      json::Value entry(rapidjson::kObjectType);
+      add(entry, "status", text(kRunSubmitted, a), a);
+      set(hs, n, std::move(entry), a);
+    }
+    add(doc, "hosts", std::move(hs), a);
+    add(doc, "pending", json::Value(rapidjson::kArrayType), a);
+  } else {
+    json::Value hs(rapidjson::kArrayType);
+    for (const std::string& h : hosts)
+      hs.PushBack(text(h, a), a);
+    add(doc, "hosts", std::move(hs), a);
+    add(doc, "results", json::Value(rapidjson::kArrayType), a);
+  }
+  add(doc, "complete", json::Value(false), a);
+  add_submitter(doc, submitter, a);
+  add(doc, "api", text(instance, a), a);
+  return doc;
+}
+
+std::string run_state(const json::Value& record) {
+  return status_of(record).value_or("");
+}
+
+void mark_run_unknown(json::Document& record) {
+  if (!record.IsObject()) return;
+  Alloc& a = record.GetAllocator();
+  set(record, "status", text(kRunUnknown, a), a);
+  set(record, "error", text(kRunUnknownError, a), a);
+  if (auto hosts = record.FindMember("hosts");
+      hosts != record.MemberEnd() && hosts->value.IsObject()) {
+    for (auto& m : hosts->value.GetObject()) {
+      json::Value entry(rapidjson::kObjectType);
+      add(entry, "status", text(kRunUnknown, a), a);
+      m.value = std::move(entry);
+    }
+    set(record, "pending", json::Value(rapidjson::kArrayType), a);
+  }
+  set(record, "complete", json::Value(true), a);
+  record.RemoveMember("api");
+}
+
+Status ApiInstanceLock::acquire(const std::string& runs_dir) {
+  std::string dir = runs_dir + std::string(kInstanceDir);
+  if (!is_directory(runs_dir)) CX_TRY(make_dirs(runs_dir, kDirMode));
+  CX_TRY(make_dirs(dir, kDirMode));
+  std::string id = random_hex(8);
+  std::string tmp = dir + "/." + id + ".tmp";
+  CX_TRY(lock_.lock(tmp, false, kInstanceLockMode));
+  std::string path = api_instance_lock_path(runs_dir, id);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status st = error("cannot rename '" + tmp + "': " + errno_text(errno));
+    lock_.unlock();
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  id_ = std::move(id);
+  return {};
+}
+
+bool api_instance_alive(const std::string& runs_dir, std::string_view instance) {
+  if (!is_instance_id(instance)) return false;
+  std::string path = api_instance_lock_path(runs_dir, instance);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return errno != ENOENT; // gone once its file is
+  FileLock probe;
+  if (probe.lock_existing(path, false).ok()) return false; // nobody holds it
+  // Held, or it cannot be opened here: only a lock seen free proves the writer gone.
+  return true;
+}
+
+bool RunStore::settle_abandoned(std::string_view reqid, json::Document& record) const {
+  if (run_state(record) != kRunSubmitted) return false;
+  // One settler at a time in this process (the API's start-up sweep and a GET /status may meet
+  // on a record), each re-reading the record first: it is marked, and logged, once.
+  static std::mutex settling;
+  std::lock_guard<std::mutex> lock(settling);
+  auto now = load(reqid);
+  if (!now) return false;
+  record = std::move(*now);
+  if (run_state(record) != kRunSubmitted) return false;
+  const json::Value* api = json::find(record, "api");
+  std::string instance = api && api->IsString() ? api->GetString() : "";
+  if (api_instance_alive(dir_, instance)) return false;
+  mark_run_unknown(record);
+  if (Status st = save(reqid, record); !st.ok()) {
+    log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", std::string(reqid)}});
+    return false;
+  }
+  log::warning("api-run-unknown", {{"REQID", std::string(reqid)}});
+  return true;
+}
+
+std::vector<std::string> RunStore::settle_all_abandoned() const {
+  std::vector<std::string> marked;
+  if (auto names = list_dir(dir_); names.ok()) {
+    for (const std::string& name : *names) {
+      if (!is_record_file(name)) continue;
+      std::string reqid(record_name(name));
+      auto text = read_regular_file(dir_ + "/" + name, kMaxRunRecordBytes);
+      // Most records are final: the word is looked for before the JSON is parsed.
+      if (!text.ok() || text->find("\"submitted\"") == std::string::npos) continue;
+      auto doc = json::parse(*text);
+      if (!doc.ok() || !doc->IsObject()) continue;
+      if (settle_abandoned(reqid, *doc)) marked.push_back(std::move(reqid));
+    }
+  }
+  // The lock files of API processes that are gone: each is removed while we hold it, so a live
+  // process's lock (renamed into place already locked) is never taken for a dead one.
+  std::string dir = dir_ + std::string(kInstanceDir);
+  if (auto names = list_dir(dir); names.ok()) {
+    for (const std::string& name : *names) {
+      if (name.size() <= 5 || !name.ends_with(".lock")) continue;
+      if (!is_instance_id(std::string_view(name).substr(0, name.size() - 5))) continue;
+      FileLock probe;
+      if (!probe.lock_existing(dir + "/" + name, false).ok()) continue;
+      ::unlink((dir + "/" + name).c_str());
+    }
+  }
+  return marked;
 }
 
 } // namespace cx::state

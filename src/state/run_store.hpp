@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/files.hpp"
 #include "base/status.hpp"
 #include "base/submitter.hpp"
 #include "state/record_dir.hpp"
@@ -54,10 +55,59 @@ void recompute_pending(json::Document& record);
 // Does not recompute pending; call recompute_pending() after the last one.
 void apply_fetch(json::Document& record, std::string_view name, const json::Value& fetch_result);
 
-// The host-failed rule of `wait` (§4.5): busy, error, expired, or done with exit != 0.
+// The host-failed rule of `wait` (§4.5): busy, error, expired, or done with exit != 0; and
+// ours, unknown (the API stopped before it recorded the outcome).
 bool host_failed(const json::Value& host_entry);
 // True for a record with mode "sync" and a `results` array.
 bool is_sync_record(const json::Value& record);
+
+// --- Records written before the dispatch (ours; docs/COMPATIBILITY.md, API) -----------------
+//
+// The API writes a run's record before it contacts any agent, with the top-level `status`
+// "submitted", and replaces it with the usual sync or async record once the dispatch is over.
+// A record left "submitted" by an API process that is gone becomes "unknown": the run may have
+// reached some, all or none of its hosts. Each API process holds a lock for its life
+// (ApiInstanceLock), named in its submitted records, so that any process can tell whether the
+// writer of a submitted record is still alive (several API processes may share the store).
+
+inline constexpr std::string_view kRunSubmitted = "submitted";
+inline constexpr std::string_view kRunUnknown = "unknown";
+inline constexpr std::string_view kRunUnknownError =
+    "outcome unknown: the API stopped before it recorded this run's results; the script may "
+    "have run on some, all or none of the hosts";
+
+// {reqid, script, mode, status:"submitted", created:<unix>, hosts, results:[] (sync) or
+//  pending:[] (async), complete:false, submitter?, api:<instance>}. `hosts` is the list as
+// submitted for a sync run, and {<name>:{status:"submitted"}} over `names` for an async one.
+json::Document make_submitted_record(std::string_view reqid, std::string_view script, bool async,
+                                     const std::vector<std::string>& hosts,
+                                     const std::vector<std::string>& names, int64_t created,
+                                     const std::optional<Submitter>& submitter,
+                                     std::string_view instance);
+// The record's top-level status: "submitted", "unknown", or "" for a record of the original's
+// shapes (which have none).
+std::string run_state(const json::Value& record);
+// Turns a submitted record into an unknown one: status "unknown", `error` kRunUnknownError,
+// complete true, every async host {status:"unknown", error}, `api` removed.
+void mark_run_unknown(json::Document& record);
+
+// The lock an API process holds for its life: `<runs_dir>/.api/<id>.lock`, `id` random.
+class ApiInstanceLock {
+public:
+  // Creates the lock under a temporary name and renames it into place once locked, so that no
+  // other process ever sees it unlocked.
+  Status acquire(const std::string& runs_dir);
+  const std::string& id() const { return id_; }
+
+private:
+  FileLock lock_;
+  std::string id_;
+};
+
+// `<runs_dir>/.api/<instance>.lock`.
+std::string api_instance_lock_path(const std::string& runs_dir, std::string_view instance);
+// Whether the API process `instance` still holds its lock. A missing lock file means gone.
+bool api_instance_alive(const std::string& runs_dir, std::string_view instance);
 
 // `dir` is paths::runs_dir(); a record is `<reqid>.json`.
 class RunStore : public RecordDir {
@@ -75,6 +125,14 @@ public:
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.
   size_t purge(int64_t now, int64_t max_age = kRunRetentionSeconds) const;
+
+  // If `record` (loaded as `reqid`) is submitted and its API process is gone, marks it unknown
+  // and saves it (WARNING api-run-unknown REQID). The record is read again first, and `record`
+  // becomes what is on disk. Returns whether it marked it.
+  bool settle_abandoned(std::string_view reqid, json::Document& record) const;
+  // At an API's start: every submitted record whose API process is gone becomes unknown, and
+  // the lock files of gone API processes are removed. Returns the reqids marked.
+  std::vector<std::string> settle_all_abandoned() const;
 };
 
 } // namespace cx::state

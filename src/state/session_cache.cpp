@@ -74,6 +74,12 @@ void SessionCache::load(int64_t now) {
     entries_.emplace(target, Entry{std::move(e.bytes), e.saved});
 }
 
+std::optional<int64_t> SessionCache::saved_at(std::string_view target) const {
+  auto it = entries_.find(target);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.saved;
+}
+
 std::optional<std::string> SessionCache::get(std::string_view target) const {
   auto it = entries_.find(target);
   if (it == entries_.end()) return std::nullopt;

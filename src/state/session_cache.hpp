@@ -27,6 +27,8 @@ public:
   // Reads the file; entries older than kSessionMaxAgeSeconds at `now` are skipped.
   void load(int64_t now);
   std::optional<std::string> get(std::string_view target) const;
+  // When the entry for `target` was last stored (unix seconds), if there is one.
+  std::optional<int64_t> saved_at(std::string_view target) const;
   void put(std::string_view target, std::string bytes, int64_t now);
   void erase(std::string_view target);
   size_t size() const { return entries_.size(); }

@@ -4,6 +4,8 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 
 #include "base/files.hpp"
@@ -56,16 +58,45 @@ Credentials::~Credentials() {
   mbedtls_x509_crt_free(&ca_);
 }
 
+namespace {
+
+// "<dev> <ino> <size> <mtime_ns>" of a file, or "" when it cannot be stat'ed.
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+         std::to_string(st.st_size) + " " +
+         std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+}
+
+} // namespace
+
 Result<std::shared_ptr<Credentials>> Credentials::load(const std::string& cert_path,
                                                        const std::string& key_path,
-                                                       const std::string& ca_path) {
+                                                       const std::string& ca_path,
+                                                       const std::string& pair_record) {
+  // Stamped before reading: a file changed while we read it gets a new stamp next time.
+  std::string stamp;
+  bool check_pair = true;
+  if (!pair_record.empty() && !cert_path.empty() && !key_path.empty()) {
+    std::string c = file_stamp(cert_path), k = file_stamp(key_path);
+    if (!c.empty() && !k.empty()) {
+      stamp = "ctrl-exec pair-check 1\n" + cert_path + "\n" + c + "\n" + key_path + "\n" + k + "\n";
+      auto seen = read_file(pair_record, 4096);
+      check_pair = !(seen.ok() && *seen == stamp);
+    }
+  }
   std::string cert, key, ca;
   CX_TRY(read_pem(cert_path, cert));
   CX_TRY(read_pem(key_path, key));
   CX_TRY(read_pem(ca_path, ca));
   Part part = Part::cert;
-  auto creds = parse(cert, key, ca, part);
-  if (creds) return creds;
+  auto creds = parse(cert, key, ca, part, check_pair);
+  if (creds) {
+    if (check_pair && !stamp.empty())
+      (void)write_file_atomic(pair_record, stamp, {.mode = 0640, .fsync = false});
+    return creds;
+  }
   std::string files;
   switch (part) {
   case Part::cert:
@@ -93,7 +124,8 @@ Result<std::shared_ptr<Credentials>> Credentials::from_pem(const std::string& ce
 
 Result<std::shared_ptr<Credentials>> Credentials::parse(const std::string& cert_pem,
                                                         const std::string& key_pem,
-                                                        const std::string& ca_pem, Part& failed) {
+                                                        const std::string& ca_pem, Part& failed,
+                                                        bool check_pair) {
   auto c = std::make_shared<Credentials>();
   auto fail = [&failed](Part part, std::string message) {
     failed = part;
@@ -106,8 +138,8 @@ Result<std::shared_ptr<Credentials>> Credentials::parse(const std::string& cert_
     if (rc != 0) return fail(Part::cert, "certificate cannot be parsed: " + mbed_error(rc));
     rc = mbedtls_pk_parse_key(&c->key_, pem_ptr(key_pem), key_pem.size() + 1, nullptr, 0);
     if (rc != 0) return fail(Part::key, "key cannot be parsed: " + mbed_error(rc));
-    rc = mbedtls_pk_check_pair(&c->cert_.pk, &c->key_);
-    if (rc != 0) return fail(Part::pair, "the certificate does not match the key");
+    if (check_pair && mbedtls_pk_check_pair(&c->cert_.pk, &c->key_) != 0)
+      return fail(Part::pair, "the certificate does not match the key");
     c->has_own_ = true;
   }
   if (!ca_pem.empty()) {

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -33,8 +34,29 @@ class Result:
         return "Result(rc=%r, out=%r, err=%r)" % (self.rc, self.out, self.err)
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host="127.0.0.1"):
-    """A port the OS says is free right now (bind 0, read it, close)."""
+    """A port free right now on every address, chosen below the kernel's ephemeral range: a
+    port from bind(0) is one that the outgoing connections of the same test (hundreds, in the
+    abuse tests) may also take as their local port, and a server then fails to bind it."""
+    low, _ = _ephemeral_range()
+    top = max(low - 1, 10001)
+    for _ in range(200):
+        port = random.randint(10000, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -105,8 +127,9 @@ class Proc:
 class Root:
     """A temp CTRL_EXEC_ROOT with the applet symlinks installed in <root>/bin."""
 
-    def __init__(self, name="root"):
-        self.dir = tempfile.mkdtemp(prefix="cx-e2e-%s-" % name)
+    def __init__(self, name="root", parent=None):
+        # `parent`: where the temp root goes (default: the system temp dir).
+        self.dir = tempfile.mkdtemp(prefix="cx-e2e-%s-" % name, dir=parent)
         self.bin = os.path.join(self.dir, "bin")
         os.makedirs(self.bin)
         shutil.copy(BINARY, os.path.join(self.bin, "ctrl-exec"))

@@ -161,6 +161,86 @@ class Async(agentlib.AgentTestCase):
         self.survive(kill)
 
 
+INTERRUPTED = ("interrupted: the job's supervisor ended without a result (agent or host "
+               "restarted)")
+
+
+def process_tree(pids):
+    """`pids` and all their descendants, found through /proc."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree = set(pids)
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+class AsyncRepair(agentlib.AgentTestCase):
+    """Records whose supervisor is gone are marked interrupted (issue 13, item 4)."""
+
+    def test_records_of_a_killed_tree_are_marked_interrupted(self):
+        gates = {name: self.agent.add_gate_script(name) for name in ("job1", "job2", "job3")}
+        self.agent.start()
+        for name in gates:
+            status, body, _ = self.agent.run(name, reqid="kill-" + name, extra={"async": True})
+            self.assertEqual(status, 202, body)
+        for gate in gates.values():
+            gate.wait_started()
+        # kill -9 of the whole tree: the agent, the supervisors and the scripts. All are stopped
+        # first, so that no supervisor sees its script die and writes a result.
+        tree = process_tree(agentlib.root_processes(self.root))
+        self.assertGreaterEqual(len(tree), 7, "agent, 3 supervisors, 3 scripts")
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in tree:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        self.agent.proc.wait()
+        self.agent.proc = None
+        agentlib.wait(lambda: not agentlib.root_processes(self.root), 10, "the tree to be gone")
+        for name in gates:
+            path = self.root.path(STATE + "/runs/disp-1/kill-%s.json" % name)
+            with open(path) as f:
+                self.assertEqual(json.load(f)["status"], "running", "left running by the kill")
+
+        self.agent.start()
+
+        def resolved(reqid):
+            status, body, _ = self.agent.get("/result/" + reqid)
+            return body if status == 200 and body.get("status") == "done" else None
+        for name in gates:
+            rec = agentlib.wait(lambda: resolved("kill-" + name), 20, "kill-%s resolved" % name)
+            self.assertEqual(set(rec), {"reqid", "status", "script", "owner", "started", "finished",
+                                        "exit", "stdout", "stderr", "error"})
+            self.assertEqual((rec["script"], rec["owner"], rec["exit"], rec["stdout"],
+                              rec["stderr"], rec["error"]),
+                             (name, "disp-1", -1, "", INTERRUPTED, INTERRUPTED))
+            self.assertRegex(rec["finished"], ISO)
+            self.agent.wait_log("ACTION=async-interrupted DISPATCHER=disp-1 REQID=kill-%s "
+                                "SCRIPT=%s" % (name, name))
+        self.assertEqual(len(self.agent.log_lines("async-interrupted")), 3)
+        # The locks went with the supervisors: the scripts can run again.
+        status, body, _ = self.agent.run("job1", reqid="again1", extra={"async": True})
+        self.assertEqual(status, 202, body)
+        gates["job1"].wait_started(2)
+        self.assertEqual(self.agent.get("/result/again1")[1]["status"], "running")
+        gates["job1"].release()
+        self.assertEqual(agentlib.wait(lambda: resolved("again1"), 15, "again1")["exit"], 0)
+
+
 class AsyncLimits(agentlib.AgentTestCase):
     conf_extra = "script_timeout = 1\nscript_output_limit = 5\n"
 

@@ -71,10 +71,14 @@ def validate(schema, value, doc, path="body"):
     if value is None and schema.get("nullable"):
         return None
     if "oneOf" in schema:
-        matched = sum(1 for alt in schema["oneOf"] if validate(alt, value, doc, path) is None)
+        problems = [validate(alt, value, doc, path) for alt in schema["oneOf"]]
+        matched = problems.count(None)
         if matched != 1:
-            return "%s: matches %d of the %d alternatives of oneOf" % (path, matched,
-                                                                      len(schema["oneOf"]))
+            message = "%s: matches %d of the %d alternatives of oneOf" % (path, matched,
+                                                                         len(schema["oneOf"]))
+            # What each alternative found, so that a body that breaks the one it meant to
+            # match still says where.
+            return message + (" (%s)" % "; ".join(problems) if matched == 0 else "")
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(has_type(value, n) for n in names):

@@ -361,8 +361,10 @@ def prepare_runtime(root, hostname=None, hosts=(), fresh_dev=False):
             f.write("# no DNS server in the test network: names come from /etc/hosts\n")
 
 
-def launch_argv(root, hostname, argv, netns=None):
-    """argv that runs `argv` chrooted in `root` as PID 1 of fresh namespaces."""
+def launch_argv(root, hostname, argv, netns=None, drop_caps=()):
+    """argv that runs `argv` chrooted in `root` as PID 1 of fresh namespaces. `drop_caps`
+    (names such as "sys_admin") are taken out of its capability sets, as a container started
+    without them (docker run without --cap-add) lacks them."""
     cmd = []
     if netns:
         cmd += [tool("ip"), "netns", "exec", netns]
@@ -372,9 +374,14 @@ def launch_argv(root, hostname, argv, netns=None):
         cmd += ["--net"]
     # The root is bound onto itself first, so that inside it "/" is a mount point as in a real
     # container (busybox df, for one, looks it up in /proc/mounts).
+    # The capabilities go last: mount and hostname still need CAP_SYS_ADMIN.
+    drop = ""
+    if drop_caps:
+        caps = ",".join("-" + c for c in drop_caps)
+        drop = "%s --bounding-set=%s --inh-caps=%s " % (tool("setpriv"), caps, caps)
     cmd += ["/bin/sh", "-c", 'root=$1 name=$2; shift 2; %s mount --rbind "$root" "$root" && '
-            '%s hostname "$name" && exec %s "$root" "$@"'
-            % (busybox_path(), busybox_path(), tool("chroot")), "cx-container", root,
+            '%s hostname "$name" && exec %s%s "$root" "$@"'
+            % (busybox_path(), busybox_path(), drop, tool("chroot")), "cx-container", root,
             hostname] + list(argv)
     return cmd
 
@@ -402,6 +409,24 @@ class Running:
 
     def alive(self):
         return self.popen.poll() is None
+
+    def status(self, field, pid=None):
+        """A field of /proc/<pid>/status (default: the container's PID 1), e.g. "Uid"."""
+        with open("/proc/%d/status" % (pid or self.pid1())) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == field:
+                    return value.split()
+        raise AssertionError("no %s in /proc/%s/status" % (field, pid or self.pid1()))
+
+    def children(self, pid=None):
+        """Host PIDs of the children of `pid` (default: the container's PID 1)."""
+        pid = pid or self.pid1()
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
 
     def pid1(self, timeout=5):
         """The host PID of the container's PID 1 (unshare's only child); for an exec, the
@@ -473,8 +498,9 @@ class Container:
         self.processes.append(running)
         return running
 
-    def start(self, env=None, cmd=None, entrypoint=None):
-        """`docker start`: the entrypoint (and CMD) as PID 1, in the background."""
+    def start(self, env=None, cmd=None, entrypoint=None, drop_caps=()):
+        """`docker start`: the entrypoint (and CMD) as PID 1, in the background; `drop_caps`
+        as in launch_argv."""
         if self.current and self.current.alive():
             raise AssertionError("%s is already running" % self.name)
         prepare_runtime(self.image.root, self.hostname, self.hosts, fresh_dev=True)
@@ -483,7 +509,8 @@ class Container:
         argv = (self.image.entrypoint if entrypoint is None else entrypoint) + \
             (self.image.cmd if cmd is None else cmd)
         self.starts += 1
-        self.current = self._spawn(launch_argv(self.image.root, self.hostname, argv, self.netns),
+        self.current = self._spawn(launch_argv(self.image.root, self.hostname, argv, self.netns,
+                                               drop_caps),
                                    e, subprocess.DEVNULL, "start%d" % self.starts)
         return self.current
 

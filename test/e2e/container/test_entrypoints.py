@@ -4,11 +4,14 @@ Each test assembles the image from its Dockerfile and starts it as a container (
 own namespaces). The ctrl-exec applets and rsyslogd are replaced by stubs in /usr/local/sbin
 (ahead of /usr/local/bin on the image's PATH; rsyslogd where apk would install it): the
 entrypoint logic is tested here, on its own, and the real applets in test_workflow.py. Each
-stub appends "<name> <args> pid=<pid>" to /stub-calls, so the order of the calls and "pid=1"
-(the entrypoint exec'd into it) can be checked.
+stub appends "<name> <args> pid=<pid> uid=<uid>" to /stub-calls, so the order of the calls,
+"pid=1" (the entrypoint exec'd into it) and the user each ran as can be checked. The
+executor's stub stands for one that came up: it links /stub-socket (a unix socket the test
+made) at the socket path it was given, and stays in the background.
 """
 import os
 import re
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,7 +20,8 @@ import harness  # noqa: E402
 
 STUB = r"""#!/bin/sh
 # Test stub of %(name)s: records the call, then does what the real command would leave behind.
-echo "%(name)s $* pid=$$" >> /stub-calls
+echo "%(name)s $* pid=$$ uid=$(id -u)" >> /stub-calls
+[ ! -x /stub-hook ] || /stub-hook "%(name)s" "$@"
 case "%(name)s:$1" in
     ctrl-exec-dispatcher:setup-ca)
         echo "stub CA" > /etc/ctrl-exec/ca.crt && echo "stub key" > /etc/ctrl-exec/ca.key ;;
@@ -29,9 +33,19 @@ case "%(name)s:$1" in
         echo "stub cert" > /etc/ctrl-exec-agent/agent.crt ;;
     rsyslogd:*)
         cp /etc/rsyslog.conf /rsyslog.conf.seen-by-rsyslogd ;;
+    ctrl-exec-exec:serve)
+        [ ! -e /stub-exec-fails ] || exit 3
+        [ -e /stub-exec-hangs ] || ln /stub-socket "$2"
+        exec sleep 600 ;;
 esac
 exit 0
 """
+EXEC_SOCKET = "/run/ctrl-exec-agent/exec.sock"
+EXEC_SERVE = "ctrl-exec-exec serve %s /etc/ctrl-exec-agent/agent.conf " \
+             "/etc/ctrl-exec-agent/scripts.conf ctrl-exec-agent" % EXEC_SOCKET
+EXEC_LINES = "[entrypoint] Starting the executor (ctrl-exec-exec) on %s...\n" \
+             "[entrypoint] Executor ready.\n" % EXEC_SOCKET
+SERVE_LINE = "[entrypoint] Cert found - starting ctrl-exec-agent serve...\n"
 
 # Rendered from the heredocs of spec/DOCKER.md (checked against the document when it is
 # available, see test_expectations_match_docker_md).
@@ -118,11 +132,25 @@ class EntrypointCase(harness.TestCase):
         if why:
             self.skipTest(why)
         self.image = rootfs.build_image(self.dockerfile, workdir=self.root.dir)
-        for name in ("ctrl-exec-dispatcher", "ctrl-exec-agent", "ctrl-exec-api"):
+        for name in ("ctrl-exec-dispatcher", "ctrl-exec-agent", "ctrl-exec-api", "ctrl-exec-exec"):
             self.image.write("/usr/local/sbin/" + name, STUB % {"name": name}, 0o755)
         self.image.write("/usr/sbin/rsyslogd", STUB % {"name": "rsyslogd"}, 0o755)
+        # The agent's stub runs as ctrl-exec-agent: every stub may append to the record.
+        self.image.write("/stub-calls", "", 0o666)
+        self.make_socket("/stub-socket")
         self.container = rootfs.Container(self.image, self.name_, self.root.dir)
         self.addCleanup(self.container.cleanup)
+
+    def make_socket(self, abs_path):
+        """A unix socket file at abs_path in the image (bound, then closed: the file stays).
+        Bound from its directory, as the full host path may exceed the 108 bytes of sun_path."""
+        here = os.getcwd()
+        os.chdir(os.path.dirname(self.image.path(abs_path)))
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(os.path.basename(abs_path))
+        finally:
+            os.chdir(here)
 
     def start(self, env=None, expect_rc=0):
         run = self.container.start(env)
@@ -130,17 +158,27 @@ class EntrypointCase(harness.TestCase):
         self.assertEqual(rc, expect_rc, "exit status\nout: %s\nerr: %s" % (run.out(), run.err()))
         return run
 
+    def calls_with_uids(self):
+        """The stub calls so far: "<name> <args> pid=<pid> uid=<uid>" lines."""
+        return self.image.read("/stub-calls").splitlines() if self.image.exists("/stub-calls") else []
+
     def calls(self):
         """The stub calls so far: "<name> <args> pid=<pid>" lines."""
-        return self.image.read("/stub-calls").splitlines() if self.image.exists("/stub-calls") else []
+        return [c.rsplit(" uid=", 1)[0] for c in self.calls_with_uids()]
 
     def called(self):
         """The stub calls without their pids: "<name> <args>"."""
         return [c.rsplit(" pid=", 1)[0].strip() for c in self.calls()]
 
+    def uid_of(self, call):
+        """The uid that the stub call "<name> <args>" (the last such) ran as."""
+        uids = [int(c.rsplit(" uid=", 1)[1]) for c in self.calls_with_uids()
+                if c.rsplit(" pid=", 1)[0].strip() == call]
+        self.assertTrue(uids, "%r was not called: %r" % (call, self.calls_with_uids()))
+        return uids[-1]
+
     def clear_calls(self):
-        if self.image.exists("/stub-calls"):
-            os.unlink(self.image.path("/stub-calls"))
+        self.image.write("/stub-calls", "", 0o666)
 
     def entries(self, rel):
         """`key = value` pairs of a flat config, as a list in file order."""
@@ -295,7 +333,17 @@ class AgentEntrypoint(EntrypointCase):
     CONF = "/etc/ctrl-exec-agent/agent.conf"
 
     def paired(self):
-        self.image.write("/etc/ctrl-exec-agent/agent.crt", "paired\n", 0o640)
+        """The files request-pairing leaves: root:ctrl-exec-agent, 0640 (ca.crt 0644)."""
+        gid = int(self.image.group("ctrl-exec-agent")[2])
+        for f, mode in (("agent.crt", 0o640), ("agent.key", 0o640), ("ca.crt", 0o644)):
+            os.chown(self.image.write("/etc/ctrl-exec-agent/" + f, "paired\n", mode), 0, gid)
+
+    def agent_uid(self):
+        return int(self.image.passwd("ctrl-exec-agent")[2])
+
+    def serving(self):
+        """The calls of a serving start after the first-phase ones, without their pids."""
+        return ["ctrl-exec-agent promote-cert", EXEC_SERVE, "ctrl-exec-agent serve"]
 
     def test_missing_dispatcher_host_is_an_error(self):
         for env in ({}, {"DISPATCHER_HOST": ""}):
@@ -321,13 +369,118 @@ class AgentEntrypoint(EntrypointCase):
         run = self.start({"DISPATCHER_HOST": "dispatcher"}, expect_rc=1)
         self.assertNotIn("Pairing request sent", run.out())
 
-    def test_with_a_cert_it_execs_serve_as_pid_1(self):
+    def test_with_a_cert_it_starts_the_executor_and_execs_serve_as_pid_1(self):
         self.paired()
         before = self.image.read(self.CONF)
         run = self.start({"DISPATCHER_HOST": "dispatcher"})
-        self.assertEqual(run.out(), "[entrypoint] Cert found - starting ctrl-exec-agent serve...\n")
-        self.assertEqual(self.calls(), ["ctrl-exec-agent serve pid=1"])
+        self.assertEqual(run.out(), EXEC_LINES + SERVE_LINE)
+        self.assertEqual(run.err(), "")
+        self.assertEqual(self.called(), self.serving())
+        self.assertEqual(self.calls()[-1], "ctrl-exec-agent serve pid=1")
+        # The executor and promote-cert as root, the agent as its own user (via su-exec).
+        self.assertEqual(self.uid_of("ctrl-exec-agent promote-cert"), 0)
+        self.assertEqual(self.uid_of(EXEC_SERVE), 0)
+        self.assertEqual(self.uid_of("ctrl-exec-agent serve"), self.agent_uid())
         self.assertEqual(self.image.read(self.CONF), before, "no tags env: agent.conf untouched")
+
+    def test_a_stale_socket_is_not_taken_for_the_executor(self):
+        """`docker restart` keeps /run: the socket of the last run must not pass the wait."""
+        self.paired()
+        self.make_socket(EXEC_SOCKET)
+        self.image.write("/stub-exec-hangs", "")
+        run = self.start({"DISPATCHER_HOST": "dispatcher"}, expect_rc=1)
+        self.assertIn("[entrypoint] ERROR: the executor did not create %s within 5 s; not "
+                      "starting the agent.\n" % EXEC_SOCKET, run.err())
+        self.assertNotIn("ctrl-exec-agent serve", self.called())
+
+    def test_an_executor_that_exits_stops_the_container(self):
+        self.paired()
+        self.image.write("/stub-exec-fails", "")
+        run = self.start({"DISPATCHER_HOST": "dispatcher"}, expect_rc=1)
+        self.assertEqual(run.err(), "[entrypoint] ERROR: the executor exited (status 3) before "
+                                    "creating %s; not starting the agent.\n" % EXEC_SOCKET)
+        self.assertNotIn(SERVE_LINE, run.out())
+        self.assertEqual(self.called(), self.serving()[:-1], "the agent never starts")
+
+    def test_an_executor_without_a_socket_stops_the_container_after_5_s(self):
+        self.paired()
+        self.image.write("/stub-exec-hangs", "")
+        run = self.start({"DISPATCHER_HOST": "dispatcher"}, expect_rc=1)
+        self.assertEqual(run.err(), "[entrypoint] ERROR: the executor did not create %s within "
+                                    "5 s; not starting the agent.\n" % EXEC_SOCKET)
+        self.assertEqual(self.called(), self.serving()[:-1], "the agent never starts")
+
+    def test_without_cap_sys_admin_it_stops_before_the_executor(self):
+        """As `docker run` without `--cap-add SYS_ADMIN`: fail closed, with the remedy."""
+        if not rootfs.tool("setpriv"):
+            self.skipTest("setpriv (util-linux) is not installed")
+        self.paired()
+        run = self.container.start({"DISPATCHER_HOST": "dispatcher"}, drop_caps=("sys_admin",))
+        self.assertEqual(run.wait(30), 1, run.out() + run.err())
+        self.assertEqual(run.err(), (
+            "[entrypoint] ERROR: the executor (executor_socket = %s in agent.conf) needs "
+            "CAP_SYS_ADMIN, which this container lacks: add it (cap_add: [SYS_ADMIN], see "
+            "docs/CONTAINERS.md), or comment out executor_socket in agent.conf to run scripts "
+            "unconfined as ctrl-exec-agent. Not starting the agent.\n") % EXEC_SOCKET)
+        self.assertEqual(self.called(), ["ctrl-exec-agent promote-cert"])
+        for caps, missing in ((("setuid", "setpcap"), "CAP_SETUID CAP_SETPCAP"),
+                              (("sys_admin", "setgid"), "CAP_SYS_ADMIN CAP_SETGID")):
+            with self.subTest(drop=caps):
+                run = self.container.start({"DISPATCHER_HOST": "d"}, drop_caps=caps)
+                self.assertEqual(run.wait(30), 1, run.out() + run.err())
+                self.assertIn(" needs %s, which this container lacks" % missing, run.err())
+
+    def test_executor_socket_unset_is_the_explicit_opt_out(self):
+        self.paired()
+        conf = self.image.read(self.CONF)
+        self.assertIn("\nexecutor_socket = %s\n" % EXEC_SOCKET, conf, "the example enables it")
+        cases = (  # agent.conf -> the socket the entrypoint starts the executor on (or None)
+            (conf.replace("\nexecutor_socket = ", "\n#executor_socket = "), None),
+            (conf.replace("\nexecutor_socket = ", "\n  executor_socket=  "), EXEC_SOCKET),
+            (conf + "\n[tags]\nexecutor_socket = /run/x.sock\n", EXEC_SOCKET),  # not top-level
+            (conf.replace("[profile default]", "executor_socket = /run/ctrl-exec-agent/b.sock\n"
+                                               "[profile default]"), "/run/ctrl-exec-agent/b.sock"),
+        )
+        for text, sock in cases:
+            with self.subTest(sock=sock):
+                self.image.write(self.CONF, text, 0o640)
+                self.clear_calls()
+                run = self.start({"DISPATCHER_HOST": "dispatcher"})
+                if sock is None:
+                    self.assertEqual(run.out(), "[entrypoint] executor_socket is not set in "
+                                     "agent.conf - scripts run as ctrl-exec-agent, profiles NOT "
+                                     "enforced.\n" + SERVE_LINE)
+                    self.assertEqual(self.called(), ["ctrl-exec-agent promote-cert",
+                                                     "ctrl-exec-agent serve"])
+                else:
+                    self.assertIn("ctrl-exec-exec serve %s " % sock, self.calls()[1])
+                self.assertEqual(self.uid_of("ctrl-exec-agent serve"), self.agent_uid())
+
+    def test_files_are_made_the_agents(self):
+        """A volume written as root (a restored backup, an image whose agent ran as root): the
+        agent can read its files and owns its state dir afterwards; nothing else changes."""
+        self.paired()
+        key = self.image.write("/etc/ctrl-exec-agent/agent.key", "key\n", 0o600)
+        os.chown(key, 0, 0)
+        state = "/var/lib/ctrl-exec-agent"
+        self.image.write(state + "/ctrl-exec-dispatchers", "0a dispatcher\n", 0o644)
+        os.makedirs(self.image.path(state + "/runs/d1"), 0o750)
+        self.image.write(state + "/runs/d1/r.json", "{}", 0o640)
+        os.symlink(self.CONF, self.image.path(state + "/planted"))
+        run = self.start({"DISPATCHER_HOST": "dispatcher"})
+        self.assertEqual(run.out(), "[entrypoint] Made /etc/ctrl-exec-agent/agent.key readable "
+                                    "by group ctrl-exec-agent.\n" + EXEC_LINES + SERVE_LINE)
+        st = os.stat(key)
+        self.assertEqual((st.st_mode & 0o777, st.st_uid, st.st_gid),
+                         (0o640, 0, int(self.image.group("ctrl-exec-agent")[2])))
+        uid = self.agent_uid()
+        for rel in ("", "/ctrl-exec-dispatchers", "/runs", "/runs/d1", "/runs/d1/r.json",
+                    "/planted"):
+            self.assertEqual(os.lstat(self.image.path(state + rel)).st_uid, uid, rel)
+        self.assertEqual(os.stat(self.image.path(self.CONF)).st_uid, 0, "a link is not followed")
+        # The next start has nothing to do.
+        run = self.start({"DISPATCHER_HOST": "dispatcher"})
+        self.assertEqual(run.out(), EXEC_LINES + SERVE_LINE)
 
     def tags_sections(self):
         return [l for l in self.image.read(self.CONF).splitlines() if l.strip() == "[tags]"]
@@ -382,12 +535,41 @@ class AgentEntrypoint(EntrypointCase):
         run = self.start({"DISPATCHER_HOST": "dispatcher", "SYSLOG_HOST": "logs.example.com"})
         self.assertEqual(run.out(), "[entrypoint] Configuring syslog forwarding to "
                                     "logs.example.com:6514...\n[entrypoint] rsyslog started; "
-                                    "forwarding daemon.* over TLS.\n[entrypoint] Cert found - "
-                                    "starting ctrl-exec-agent serve...\n")
+                                    "forwarding daemon.* over TLS.\n" + EXEC_LINES + SERVE_LINE)
         expected = render(AGENT_RSYSLOG, "logs.example.com", "6514")
         self.assertEqual(self.image.read("/etc/rsyslog.conf"), expected)
         self.assertEqual(self.image.read("/rsyslog.conf.seen-by-rsyslogd"), expected)
-        self.assertEqual(self.called(), ["rsyslogd", "ctrl-exec-agent serve"])
+        self.assertEqual(self.called(), ["rsyslogd"] + self.serving())
+
+    def use_the_real_executor(self):
+        if rootfs.applet_gaps([["ctrl-exec-exec", "resolve", "/nonexistent/agent.conf",
+                                "/nonexistent/scripts.conf", "x"]]):
+            self.skipTest("waiting for ctrl-exec-exec, which answers 'not built yet'")
+        os.unlink(self.image.path("/usr/local/sbin/ctrl-exec-exec"))
+
+    def test_the_real_executor_serves_the_agent(self):
+        self.use_the_real_executor()
+        self.paired()
+        # What the agent (its stub, as ctrl-exec-agent) finds at the socket path.
+        self.image.write("/stub-hook", '#!/bin/sh\n[ "$1 $2" != "ctrl-exec-agent serve" ] || '
+                         'ls -ln %s > /tmp/seen-by-agent\n' % EXEC_SOCKET, 0o755)
+        run = self.start({"DISPATCHER_HOST": "dispatcher"})
+        self.assertEqual(run.out(), EXEC_LINES + SERVE_LINE, run.err())
+        mode, _, uid, gid = self.image.read("/tmp/seen-by-agent").split()[:4]
+        self.assertEqual((mode, int(uid), int(gid)), (
+            "srw-------", self.agent_uid(), int(self.image.group("ctrl-exec-agent")[2])))
+        st = os.stat(self.image.path("/run/ctrl-exec-agent"))
+        self.assertEqual((st.st_mode & 0o777, st.st_uid), (0o755, 0))
+
+    def test_the_real_executor_refusing_its_config_stops_the_container(self):
+        self.use_the_real_executor()
+        self.paired()
+        self.image.write(self.CONF, self.image.read(self.CONF) + "not a key line\n", 0o640)
+        run = self.start({"DISPATCHER_HOST": "dispatcher"}, expect_rc=1)
+        self.assertIn("[entrypoint] ERROR: the executor exited (status 78) before creating %s; "
+                      "not starting the agent.\n" % EXEC_SOCKET, run.err())
+        self.assertIn("not a key line", run.err(), "the executor says why")
+        self.assertEqual(self.called(), ["ctrl-exec-agent promote-cert"])
 
     def test_an_empty_bind_mounted_conf_dir_gets_the_examples(self):
         for f in ("agent.conf", "scripts.conf"):

@@ -84,7 +84,10 @@ class FinalImages(ImageCase):
         self.assertBinaryAndLinks(img)
         self.assertEqual(img.entrypoint, ["/agent-entrypoint.sh"])
         self.assertEqual(img.expose, ["7443"])
-        self.assertEqual(img.packages(), ["rsyslog", "rsyslog-tls", "ca-certificates"])
+        # su-exec: the entrypoint drops the agent to its user (the fixture's apk installs a
+        # stand-in for it).
+        self.assertEqual(img.packages(), ["rsyslog", "rsyslog-tls", "ca-certificates", "su-exec"])
+        self.assertTrue(img.exists("/sbin/su-exec"))
         self.assertEqual(img.passwd("ctrl-exec-agent")[6], "/sbin/nologin")
         self.assertMode(img, "/agent-entrypoint.sh", 0o755, "root", "root")
         self.assertMode(img, "/etc/ctrl-exec-agent", 0o750, "root", "ctrl-exec-agent")
@@ -93,7 +96,10 @@ class FinalImages(ImageCase):
             self.assertEqual(img.read("/etc/ctrl-exec-agent/" + f),
                              rootfs.read_text(os.path.join(harness.SOURCE_ROOT, "conf", f)))
         self.assertMode(img, "/var/lib/ctrl-exec-agent", 0o750, "ctrl-exec-agent", "ctrl-exec-agent")
-        self.assertMode(img, "/opt/ctrl-exec-scripts", 0o750, "root", "ctrl-exec-agent")
+        # Searchable by nobody, the run_as user of the default profile (scripts 0755 too).
+        self.assertMode(img, "/opt/ctrl-exec-scripts", 0o755, "root", "ctrl-exec-agent")
+        # The executor's socket directory (spec A2.1).
+        self.assertMode(img, "/run/ctrl-exec-agent", 0o755, "root", "root")
         self.payload(img, "/agent-entrypoint.sh", "agent")
         c = rootfs.Container(img, "agent", self.root.dir)
         self.addCleanup(c.cleanup)
@@ -122,6 +128,12 @@ class ScratchVariants(ImageCase):
             ["usr/local/bin/" + a for a in applets()] + ["usr/local/bin/ctrl-exec",
              "etc/ctrl-exec-agent/agent.conf", "etc/ctrl-exec-agent/scripts.conf"]))
         self.assertFalse(img.exists("/bin/sh"))
+        # No executor can run beside the agent here: its agent.conf leaves executor_socket unset.
+        self.assertEqual(img.read("/etc/ctrl-exec-agent/agent.conf"), rootfs.read_text(
+            os.path.join(harness.SOURCE_ROOT, "container", "agent-scratch.conf")))
+        self.assertNotRegex(img.read("/etc/ctrl-exec-agent/agent.conf"), r"(?m)^\s*executor_socket")
+        self.assertEqual(img.read("/etc/ctrl-exec-agent/scripts.conf"), rootfs.read_text(
+            os.path.join(harness.SOURCE_ROOT, "conf", "scripts.conf")))
         self.assertEqual((img.entrypoint, img.cmd), (["/usr/local/bin/ctrl-exec-agent"], ["serve"]))
         self.payload(img, None, "agent-scratch")
         c = rootfs.Container(img, "agent", self.root.dir)

@@ -18,11 +18,19 @@ COMPOSE_FILES = ["compose.yml", "compose.dispatcher.yml", "compose.agent.yml",
                  "compose.multi-agent.yml"]
 SHELL_FILES = ["container/dispatcher-entrypoint.sh", "container/agent-entrypoint.sh",
                "conf/auth-hook", "conf/openrc/ctrl-exec-agent", "conf/openrc/ctrl-exec-api",
+               "conf/openrc/ctrl-exec-exec",
                "test/e2e/container/fixtures/apk", "test/e2e/container/fixtures/addgroup",
                "test/e2e/container/fixtures/adduser"]
 UNITS = ["ctrl-exec-agent.service", "ctrl-exec-api.service", "ctrl-exec-maintenance.service",
          "ctrl-exec-maintenance.timer", "ctrl-exec-agent-renew.service",
-         "ctrl-exec-agent-renew.timer"]
+         "ctrl-exec-agent-renew.timer", "ctrl-exec-exec.service"]
+OPENRC = ["ctrl-exec-agent", "ctrl-exec-api", "ctrl-exec-exec"]
+# The executor's command line (spec A4.8), the same in both service managers.
+EXEC_SOCKET = "/run/ctrl-exec-agent/exec.sock"
+EXEC_ARGS = ("serve %s /etc/ctrl-exec-agent/agent.conf /etc/ctrl-exec-agent/scripts.conf "
+             "ctrl-exec-agent" % EXEC_SOCKET)
+AGENT_SERVICES = {"compose.yml": ["agent"], "compose.agent.yml": ["agent"],
+                  "compose.multi-agent.yml": ["agent-db", "agent-web"]}
 
 
 def read(*parts):
@@ -56,6 +64,14 @@ class ShellCheck(harness.TestCase):
                 p = subprocess.run(["shellcheck", "--shell=sh", os.path.join(SRC, rel)],
                                    capture_output=True, text=True)
                 self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_openrc_scripts_parse_and_are_executable(self):
+        for name in OPENRC:
+            with self.subTest(name):
+                path = os.path.join(CONF, "openrc", name)
+                p = subprocess.run(["sh", "-n", path], capture_output=True, text=True)
+                self.assertEqual((p.returncode, p.stderr), (0, ""))
+                self.assertTrue(os.access(path, os.X_OK), path)
 
     def test_entrypoints_are_posix_sh_and_executable(self):
         for n in ("dispatcher", "agent"):
@@ -166,6 +182,14 @@ class Compose(harness.TestCase):
                         self.assertEqual(ports, sorted(want["ports"]))
                     if want.get("networks"):
                         self.assertEqual(sorted(got["networks"]), want["networks"])
+                    # The executor in the agent image: CAP_SYS_ADMIN, and mount allowed where
+                    # AppArmor's docker-default would deny it (docs/CONTAINERS.md).
+                    if svc in AGENT_SERVICES.get(name, []):
+                        self.assertEqual(got.get("cap_add"), ["SYS_ADMIN"])
+                        self.assertEqual(got.get("security_opt"), ["apparmor=unconfined"])
+                    else:
+                        self.assertNotIn("cap_add", got)
+                        self.assertNotIn("security_opt", got)
 
 
 class Dockerfiles(harness.TestCase):
@@ -190,7 +214,10 @@ class Dockerfiles(harness.TestCase):
                 for op, args, _ in final.instructions:
                     ops.setdefault(op, []).append(args)
                 apk = [a for a in ops["RUN"] if a.startswith("apk ")]
-                self.assertEqual(apk, ["apk add --no-cache rsyslog rsyslog-tls ca-certificates"])
+                # su-exec: the agent's entrypoint drops the agent to its user.
+                extra = " su-exec" if name == "Dockerfile.agent" else ""
+                self.assertEqual(apk, ["apk add --no-cache rsyslog rsyslog-tls ca-certificates"
+                                       + extra])
                 self.assertNotIn("perl", " ".join(ops["RUN"]))
                 self.assertIn("ctrl-exec --install /usr/local/bin", " ".join(ops["RUN"]))
                 self.assertEqual(ops["ENTRYPOINT"], ['["%s"]' % entry])
@@ -247,6 +274,58 @@ class Units(harness.TestCase):
         self.assertIn("\nExecCondition=/usr/local/bin/ctrl-exec-agent cert-staged\n", renew)
         self.assertIn("\nExecStart=systemctl try-restart ctrl-exec-agent.service\n", renew)
         self.assertIn("\nWantedBy=timers.target\n", self.unit("ctrl-exec-agent-renew.timer"))
+
+    def lines(self, name):
+        return self.unit(name).splitlines()
+
+    def test_executor_unit(self):
+        exe = self.lines("ctrl-exec-exec.service")
+        for line in ("Type=simple", "ExecStart=/usr/local/bin/ctrl-exec-exec " + EXEC_ARGS,
+                     "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+                     "RestartPreventExitStatus=78", "Before=ctrl-exec-agent.service",
+                     "RuntimeDirectory=ctrl-exec-agent", "RuntimeDirectoryMode=0755",
+                     "WantedBy=multi-user.target"):
+            self.assertIn(line, exe)
+        # Root, and nothing that its scripts would inherit or that would keep it from making
+        # their mount namespaces (the unit's comments say why).
+        for key in ("User=", "Group=", "NoNewPrivileges=", "ProtectSystem=", "PrivateTmp=",
+                    "CapabilityBoundingSet=", "SystemCallFilter=", "RestrictNamespaces="):
+            self.assertEqual([l for l in exe if l.startswith(key)], [], key)
+
+    def test_agent_unit_wants_the_executor_and_owns_no_runtime_directory(self):
+        agent = self.lines("ctrl-exec-agent.service")
+        self.assertIn("After=network-online.target ctrl-exec-exec.service", agent)
+        self.assertIn("Wants=network-online.target ctrl-exec-exec.service", agent)
+        self.assertEqual([l for l in agent if l.startswith("Requires=")], [])
+        # One owner of /run/ctrl-exec-agent: the agent stopping must not remove the socket.
+        owners = [u for u in UNITS if any(l.startswith("RuntimeDirectory=")
+                                          for l in self.lines(u))]
+        self.assertEqual(owners, ["ctrl-exec-exec.service"])
+
+    def test_openrc_executor_script(self):
+        text = read("conf", "openrc", "ctrl-exec-exec")
+        self.assertIn('\ncommand="/usr/local/bin/ctrl-exec-exec"\n', text)
+        self.assertIn('\ncommand_args="%s"\n' % EXEC_ARGS, text)
+        self.assertNotIn("command_user", text, "the executor runs as root")
+        self.assertRegex(text, r"\n\tbefore ctrl-exec-agent\n")
+        self.assertIn("checkpath --directory --owner root:root --mode 0755 /run/ctrl-exec-agent",
+                      text)
+        agent = read("conf", "openrc", "ctrl-exec-agent")
+        self.assertRegex(agent, r"\n\twant ctrl-exec-exec\n")
+        self.assertRegex(agent, r"\n\tafter firewall ctrl-exec-exec\n")
+
+    def test_example_agent_conf_names_the_units_socket(self):
+        """The shipped agent.conf turns the executor on, at the socket the units serve."""
+        top = []
+        for line in read("conf", "agent.conf").splitlines():
+            if re.match(r"^\s*\[", line):
+                break
+            m = re.match(r"^\s*(\w[\w-]*)\s*=\s*(.+?)\s*$", line)
+            if m:
+                top.append((m.group(1), m.group(2)))
+        self.assertEqual([v for k, v in top if k == "executor_socket"], [EXEC_SOCKET])
+        self.assertIn("\n[profile default]\nrun_as = nobody\n", read("conf", "agent.conf"))
+        self.assertNotRegex(read("container", "agent-scratch.conf"), r"(?m)^\s*executor_socket")
 
     def test_systemd_analyze_verify(self):
         analyze = shutil.which("systemd-analyze")

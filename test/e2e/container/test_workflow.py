@@ -9,10 +9,14 @@ those of container/compose.yml. Then, with the real binary:
   3. `ctrl-exec-dispatcher pairing-mode` runs in the dispatcher container;
   4. the agent's first start requests pairing and, once approved, exits 0;
   5. the request is approved (list-requests + approve, from another exec);
-  6. the agent's second start serves (with tags and syslog forwarding);
-  the operator adds check-disk as in "Agent Scripts" (copy, chmod, chown, allowlist, HUP 1);
-  7. `ced ping agent` and `ced run agent check-disk` succeed;
-  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing.
+  6. the agent's second start serves (with tags and syslog forwarding): the executor runs as
+     root and the agent, PID 1, as ctrl-exec-agent;
+  the operator adds check-disk as in "Agent Scripts" (copy, chmod, chown, allowlist, HUP 1),
+  with mode 755 as docs/CONTAINERS.md says (the default profile runs scripts as nobody);
+  7. `ced ping agent` and `ced run agent check-disk` succeed, and a script run through the
+     dispatcher runs as nobody;
+  and, as in "Rebuilding Images", fresh images on the same volumes keep the pairing (the
+  rebuilt agent, started first without CAP_SYS_ADMIN, refuses to start).
 """
 import hashlib
 import os
@@ -39,6 +43,7 @@ NEEDED = DISPATCHER_SIDE + [
     ["ctrl-exec-dispatcher", "run"],
     ["ctrl-exec-agent", "request-pairing"],
     ["ctrl-exec-agent", "serve", "--config", "/nonexistent/agent.conf"],
+    ["ctrl-exec-exec", "resolve", "/nonexistent/agent.conf", "/nonexistent/scripts.conf", "x"],
 ]
 API = [["ctrl-exec-api", "--config", "/nonexistent/ctrl-exec.conf"]]
 
@@ -46,17 +51,28 @@ CHECK_DISK = """#!/bin/sh
 # check-disk: free space on the root filesystem (POSIX sh, busybox df).
 df -P /
 """
+# Who the executor runs a script as: the default profile of the example agent.conf says nobody.
+RUN_AS = """#!/bin/sh
+echo "uid=$(id -u) gid=$(id -g)"
+"""
+NOBODY = "uid=65534 gid=65534"
+EXEC_SERVE = ["/usr/local/bin/ctrl-exec-exec", "serve", "/run/ctrl-exec-agent/exec.sock",
+              "/etc/ctrl-exec-agent/agent.conf", "/etc/ctrl-exec-agent/scripts.conf",
+              "ctrl-exec-agent"]
+SERVE_LINES = ["[entrypoint] Starting the executor (ctrl-exec-exec) on /run/ctrl-exec-agent/exec.sock...",
+               "[entrypoint] Executor ready.",
+               "[entrypoint] Cert found - starting ctrl-exec-agent serve..."]
 
 # A stand-in for rsyslogd: busybox syslogd also creates /dev/log and daemonizes, and keeps
-# what it receives in /var/log/messages, so the test sees where the binary's logs went. Like
-# rsyslogd it returns once /dev/log exists: busybox's daemonizes first, and the agent that the
-# entrypoint starts next logs to stderr if /dev/log is not there yet.
+# what it receives in /var/log/messages, so the test sees where the binary's logs went. It binds
+# /dev/log a second after the entrypoint has moved on, so the agent always starts before the
+# socket exists (the race of a daemon that returns before it binds, made certain): the agent's
+# start line, logged while there is no /dev/log, must still reach syslog (docs/COMPATIBILITY.md,
+# "Logging without a syslog daemon").
 RSYSLOGD = """#!/bin/sh
 # Test stand-in for rsyslogd (see test_workflow.py).
 cp /etc/rsyslog.conf /rsyslog.conf.seen
-syslogd -O /var/log/messages
-i=0
-while [ ! -S /dev/log ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+(sleep 1; exec syslogd -O /var/log/messages) &
 """
 
 ENTRY_FIRST = [
@@ -172,7 +188,31 @@ class Workflow(harness.TestCase):
         run.wait_for("[entrypoint] Cert found - starting ctrl-exec-agent serve...", timeout=30)
         rootfs.wait_port(self.net.netns["agent"], 7443, host=self.net.ip["agent"])
         self.assert_pid1_is_ctrl_exec(run, a)
+        self.assert_privilege_separation(run, a)
         return run
+
+    def assert_privilege_separation(self, run, container):
+        """The agent (PID 1) runs as ctrl-exec-agent; its child the executor as root."""
+        uid = container.image.passwd("ctrl-exec-agent")[2]
+        gid = container.image.passwd("ctrl-exec-agent")[3]
+        self.assertEqual(run.status("Uid"), [uid] * 4, "the agent's real, effective, saved, fs uid")
+        self.assertEqual(run.status("Gid"), [gid] * 4)
+        self.assertEqual(run.status("CapEff"), ["0000000000000000"], "the agent has no privilege")
+        binary = container.image.path("/usr/local/bin/ctrl-exec")
+        executors = []
+        for pid in run.children():
+            try:
+                with open("/proc/%d/cmdline" % pid) as f:
+                    argv = f.read().rstrip("\0").split("\0")
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except OSError:
+                continue
+            if exe == binary and argv[:2] == ["ctrl-exec-exec", "serve"]:
+                executors.append((pid, argv))
+        self.assertEqual(len(executors), 1, "one executor, a child of PID 1: %r" % executors)
+        pid, argv = executors[0]
+        self.assertEqual(argv[1:], EXEC_SERVE[1:])
+        self.assertEqual(run.status("Uid", pid), ["0"] * 4, "the executor runs as root")
 
     def ping_and_run(self):
         def ping_ok():
@@ -194,6 +234,8 @@ class Workflow(harness.TestCase):
             raise AssertionError("%s; last attempt: %r" % (e, last[0] if last else None))
         self.assertRegex(run.out, r"^==> agent  \[OK  exit:0  \d+ms  req:[0-9a-f]{16}\]\n")
         self.assertIn("Filesystem", run.out)
+        who = self.ced("--json", "run", "agent", "run-as").json()["results"][0]
+        self.assertEqual((who["exit"], who["stdout"]), (0, NOBODY + "\n"), who)
         return ping, run
 
     # --- the workflow ------------------------------------------------------------------
@@ -255,12 +297,18 @@ class Workflow(harness.TestCase):
             self.assertTrue(dimg.exists("/etc/ctrl-exec/" + f), f)
         self.assertEqual(os.stat(dimg.path("/etc/ctrl-exec/ca.key")).st_mode & 0o077, 0)
 
-        # 2. A second start overwrites nothing.
-        before = {**tree_digest(dimg.root, "/etc/ctrl-exec"), **tree_digest(dimg.root, "/var/lib/ctrl-exec")}
+        # 2. A second start overwrites nothing. The running API's lock in the run store
+        # (runs/.api/<id>.lock, one per API process, docs/COMPATIBILITY.md) is not the
+        # entrypoint's doing.
+        def state():
+            files = {**tree_digest(dimg.root, "/etc/ctrl-exec"),
+                     **tree_digest(dimg.root, "/var/lib/ctrl-exec")}
+            return {p: v for p, v in files.items()
+                    if not p.startswith("var/lib/ctrl-exec/runs/.api/")}
+        before = state()
         d.stop()
         self.start_dispatcher()
-        after = {**tree_digest(dimg.root, "/etc/ctrl-exec"), **tree_digest(dimg.root, "/var/lib/ctrl-exec")}
-        self.assertEqual(after, before)
+        self.assertEqual(state(), before)
 
         # 3. Pairing mode in the dispatcher container (`docker exec -it dispatcher ... pairing-mode`).
         pairing = d.spawn_exec(["ctrl-exec-dispatcher", "pairing-mode", "--timeout", "120"],
@@ -305,14 +353,22 @@ class Workflow(harness.TestCase):
         harness.wait_until(lambda: aimg.exists("/var/log/messages") and
                            "ACTION=start" in aimg.read("/var/log/messages"), 10,
                            what="the agent's start line in syslog (via /dev/log)")
+        # Once in syslog; on stderr too (`docker logs`) when logged before /dev/log existed, as
+        # it nearly always is here, but never twice.
+        self.assertEqual(aimg.read("/var/log/messages").count("ACTION=start"), 1)
+        self.assertLessEqual(a.current.err().count("ctrl-exec-agent: ACTION=start "), 1,
+                             a.current.err())
 
-        # Agent Scripts: `docker cp`, chmod, chown, the allowlist line, `kill -HUP 1`.
-        aimg.write("/opt/ctrl-exec-scripts/check-disk.sh", CHECK_DISK, 0o644)
-        for argv in (["chmod", "750", "/opt/ctrl-exec-scripts/check-disk.sh"],
-                     ["chown", "root:ctrl-exec-agent", "/opt/ctrl-exec-scripts/check-disk.sh"],
-                     ["sh", "-c", 'echo "check-disk = /opt/ctrl-exec-scripts/check-disk.sh" '
-                                  '>> /etc/ctrl-exec-agent/scripts.conf'],
-                     ["kill", "-HUP", "1"]):
+        # Agent Scripts: `docker cp`, chmod, chown, the allowlist line, `kill -HUP 1`; mode
+        # 755, not the guide's 750: the executor runs them as nobody (docs/CONTAINERS.md).
+        steps = []
+        for name, text in (("check-disk", CHECK_DISK), ("run-as", RUN_AS)):
+            path = "/opt/ctrl-exec-scripts/%s.sh" % name
+            aimg.write(path, text, 0o644)
+            steps += [["chmod", "755", path], ["chown", "root:ctrl-exec-agent", path],
+                      ["sh", "-c", 'echo "%s = %s" >> /etc/ctrl-exec-agent/scripts.conf'
+                       % (name, path)]]
+        for argv in steps + [["kill", "-HUP", "1"]]:
             r = a.exec(argv)
             self.assertEqual(r.rc, 0, "%s: %r" % (argv, r))
         self.assertTrue(a.running(), "SIGHUP must not stop the agent")
@@ -331,9 +387,15 @@ class Workflow(harness.TestCase):
                 stops[name] = self.containers[name].stop(timeout=10)
         self.make_containers()
         self.start_dispatcher()
+        if rootfs.tool("setpriv"):
+            # `docker run` without the compose file's cap_add: the agent container stops before
+            # the executor or the agent starts; scripts never run unconfined.
+            refused = self.containers["agent"].start(drop_caps=("sys_admin",))
+            self.assertEqual(refused.wait(30), 1, refused.out() + refused.err())
+            self.assertIn("needs CAP_SYS_ADMIN, which this container lacks", refused.err())
+            self.assertNotIn("Starting the executor", refused.out())
         run = self.start_agent()
-        self.assertEqual(entrypoint_lines(run.out()),
-                         ["[entrypoint] Cert found - starting ctrl-exec-agent serve..."])
+        self.assertEqual(entrypoint_lines(run.out()), SERVE_LINES)
         self.ping_and_run()
         # `docker stop`: SIGTERM to PID 1 alone ends the servers.
         for name in ("agent", "dispatcher"):

@@ -185,11 +185,18 @@ class Resumption(harness.TestCase):
             self.assertTrue(line.endswith(" TLS=full"), line)
         cache = self.fleet.disp.path("/var/lib/ctrl-exec/tls-sessions")
         self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
+        written = os.stat(cache)
         second = self.fleet.ced("ping", *names)
         lines = self.fleet.log_lines("ping", second.err)
         self.assertEqual(len(lines), 2)
         for line in lines:
             self.assertTrue(line.endswith(" TLS=resumed"), line)
+        # A resumed session young enough is not written back: the file is the same one.
+        now = os.stat(cache)
+        self.assertEqual((now.st_ino, now.st_mtime_ns), (written.st_ino, written.st_mtime_ns))
+        # The cert/key match was checked once and remembered for the unchanged files.
+        self.assertIn("ctrl-exec pair-check 1\n",
+                      self.fleet.disp.read("/var/lib/ctrl-exec/tls-pair-checked"))
         run = self.fleet.ced("run", *names, "noop")
         for line in self.fleet.log_lines("run", run.err):
             self.assertTrue(line.endswith(" TLS=resumed"), line)

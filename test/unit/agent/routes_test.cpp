@@ -12,6 +12,7 @@ TEST_CASE("the route table", "[agent]") {
     const char* path;
     Handler handler; // nullptr: 404
     const char* param;
+    bool map_gated = true;
   };
   const Row rows[] = {
       {"POST", "/run", handle_run, ""},
@@ -19,8 +20,8 @@ TEST_CASE("the route table", "[agent]") {
       {"GET", "/capabilities", handle_capabilities, ""},
       {"GET", "/result/abc-1_Z", handle_result, "abc-1_Z"},
       {"POST", "/rotate-serial", handle_rotate, ""},
-      {"POST", "/renew", handle_renew, ""},
-      {"POST", "/renew-complete", handle_renew_complete, ""},
+      {"POST", "/renew", handle_renew, "", false},
+      {"POST", "/renew-complete", handle_renew_complete, "", false},
       // Methods are compared as sent, paths exactly (no query strings, no trailing slash).
       {"GET", "/run", nullptr, ""},
       {"post", "/run", nullptr, ""},
@@ -47,6 +48,7 @@ TEST_CASE("the route table", "[agent]") {
     REQUIRE(m);
     CHECK(m->route->handler == r.handler);
     CHECK(m->param == r.param);
+    CHECK(m->route->map_gated == r.map_gated);
   }
 }
 

@@ -66,6 +66,15 @@ TEST_CASE("load_state failures name the problem", "[agent]") {
   st = load_state(f.paths, nullptr);
   REQUIRE(st.ok());
   CHECK(unenforced_profiles_warning(**st).empty());
+  // A profile that asks for nothing but no_new_privileges is not worth a warning.
+  f.write_conf("[profile web]\nno_new_privileges = yes");
+  st = load_state(f.paths, nullptr);
+  REQUIRE(st.ok());
+  CHECK(unenforced_profiles_warning(**st).empty());
+  f.write_conf("[profile web]\ncaps = CAP_CHOWN");
+  st = load_state(f.paths, nullptr);
+  REQUIRE(st.ok());
+  CHECK_THAT(unenforced_profiles_warning(**st), Catch::Contains("a -> web"));
 
   f.write("agent.conf", "port = 7443\n");
   st = load_state(f.paths, nullptr);

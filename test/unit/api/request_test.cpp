@@ -96,6 +96,32 @@ TEST_CASE("bearer token from the Authorization header", "[api]") {
   }
 }
 
+TEST_CASE("Idempotency-Key: absent, a key, or the 400 detail", "[api]") {
+  struct Row {
+    const char* value; // nullptr: no header
+    std::optional<std::string> key;
+    bool ok;
+  };
+  const Row rows[] = {
+      {nullptr, std::nullopt, true},        {"order-42", std::string("order-42"), true},
+      {"a b", std::string("a b"), true},    {"", std::nullopt, false},
+      {"caf\xc3\xa9", std::nullopt, false},
+  };
+  for (const auto& r : rows) {
+    http::Request req;
+    if (r.value) req.headers["idempotency-key"] = r.value;
+    INFO((r.value ? r.value : "(none)"));
+    auto key = api::read_idempotency_key(req);
+    REQUIRE(key.ok() == r.ok);
+    if (r.ok) CHECK(*key == r.key);
+    if (!r.ok)
+      CHECK(key.message() == "Idempotency-Key must be 1 to 128 printable ASCII characters");
+  }
+  http::Request long_key;
+  long_key.headers["idempotency-key"] = std::string(129, 'k');
+  CHECK_FALSE(api::read_idempotency_key(long_key).ok());
+}
+
 TEST_CASE("ping and run bodies: the original's checks and messages, in order", "[api]") {
   struct Row {
     std::string body;

@@ -296,3 +296,46 @@ TEST_CASE("load_agent_pairing_files: each key on its own, defaults for the rest"
     CHECK(f.trusted_map == r.trusted_map);
   }
 }
+
+TEST_CASE("agent limits against slow and flooding clients", "[conf]") {
+  struct Row {
+    std::string extra;
+    int64_t connections, per_ip, handshakes, untrusted, head_s, body_s;
+    std::vector<ConfigWarning> warnings;
+  };
+  const Row rows[] = {
+      {"", 1024, 128, 8, 8, 10, 10, {}},
+      {"max_connections = 100\nmax_connections_per_ip = 5\nmax_handshakes_per_ip = 2\n"
+       "max_untrusted = 3\nrequest_head_timeout = 4\nrequest_body_timeout = 6\n",
+       100,
+       5,
+       2,
+       3,
+       4,
+       6,
+       {}},
+      {"max_connections_per_ip = 0\nrequest_head_timeout = 86401\n",
+       1024,
+       128,
+       8,
+       8,
+       10,
+       10,
+       {{"max_connections_per_ip", "invalid value '0' (expected an integer >= 1); using 128"},
+        {"request_head_timeout",
+         "invalid value '86401' (expected an integer from 1 to 86400); using 10"}}},
+  };
+  for (const auto& r : rows) {
+    INFO(r.extra);
+    auto load = from_text(kRequired + r.extra);
+    REQUIRE(load.ok());
+    const AgentConfig& c = load->config;
+    CHECK(c.max_connections == r.connections);
+    CHECK(c.max_connections_per_ip == r.per_ip);
+    CHECK(c.max_handshakes_per_ip == r.handshakes);
+    CHECK(c.max_untrusted == r.untrusted);
+    CHECK(c.request_head_timeout == r.head_s);
+    CHECK(c.request_body_timeout == r.body_s);
+    CHECK(load->warnings == r.warnings);
+  }
+}

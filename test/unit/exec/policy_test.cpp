@@ -29,9 +29,9 @@ struct Files {
       REQUIRE(write_file_atomic(scripts + "/" + s, "#!/bin/sh\n", {.mode = 0755}).ok());
   }
   void write(const std::string& agent_extra, const std::string& allowlist) {
-    REQUIRE(write_file_atomic(agent_conf,
-                              "port = 7443\ncert = /c\nkey = /k\nca = /ca\n" + agent_extra)
-                .ok());
+    REQUIRE(
+        write_file_atomic(agent_conf, "port = 7443\ncert = /c\nkey = /k\nca = /ca\n" + agent_extra)
+            .ok());
     REQUIRE(write_file_atomic(scripts_conf, allowlist).ok());
   }
   std::string line(const std::string& name) {
@@ -51,8 +51,8 @@ TEST_CASE("the executor decides from its own reading of the two files", "[exec]"
               "[profile web]\nrun_as = 33\ncaps = CAP_CHOWN, CAP_NET_BIND_SERVICE\n"
               "writable = /var/www:/tmp/x\nno_new_privileges = no\n"
               "[profile bare]\n",
-          "a = " + a + "\nw = " + a + " profile=web\nbare = " + a +
-              " profile=bare\nghost = " + a + " profile=nope\nout = /usr/bin/true\n");
+          "a = " + a + "\nw = " + a + " profile=web\nbare = " + a + " profile=bare\nghost = " + a +
+              " profile=nope\nout = /usr/bin/true\n");
   struct Row {
     const char* name;
     std::string line;
@@ -176,10 +176,9 @@ TEST_CASE("the trampoline's arguments say everything, in order", "[exec]") {
   c.no_new_privileges = false;
   CHECK(confine_args(c, "/s/x.sh", {"a", "--", ""}) ==
         std::vector<std::string>{"--run-as=nobody", "--cap=CAP_CHOWN", "--writable=/w",
-                                 "--protect=/etc/ctrl-exec-agent", "--nnp=0", "--", "/s/x.sh",
-                                 "a", "--", ""});
-  CHECK(confine_args(Confinement{}, "/s", {}) ==
-        std::vector<std::string>{"--nnp=1", "--", "/s"});
+                                 "--protect=/etc/ctrl-exec-agent", "--nnp=0", "--", "/s/x.sh", "a",
+                                 "--", ""});
+  CHECK(confine_args(Confinement{}, "/s", {}) == std::vector<std::string>{"--nnp=1", "--", "/s"});
 }
 
 TEST_CASE("the trampoline refuses incomplete arguments before changing anything", "[exec]") {
@@ -187,11 +186,11 @@ TEST_CASE("the trampoline refuses incomplete arguments before changing anything"
     std::vector<std::string> args;
   };
   const Row rows[] = {
-      {{"--", "/bin/true"}},                          // no --nnp: nothing may be left unsaid
-      {{"--nnp=1"}},                                  // no script
-      {{"--nnp=1", "--"}},                            // no script after --
-      {{"--nnp=2", "--", "/bin/true"}},               // not a value
-      {{"--bogus", "--nnp=1", "--", "/bin/true"}},    // unknown
+      {{"--", "/bin/true"}},                       // no --nnp: nothing may be left unsaid
+      {{"--nnp=1"}},                               // no script
+      {{"--nnp=1", "--"}},                         // no script after --
+      {{"--nnp=2", "--", "/bin/true"}},            // not a value
+      {{"--bogus", "--nnp=1", "--", "/bin/true"}}, // unknown
       {{"--cap=CAP_NOPE", "--nnp=1", "--", "/bin/true"}},
       {{"--run-as=no-such-user-here", "--nnp=1", "--", "/bin/true"}},
   };

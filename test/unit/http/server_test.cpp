@@ -1,6 +1,13 @@
 // Tests for src/http/server.cpp and src/http/client.cpp over real loopback sockets.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+
 #include "base/time.hpp"
 #include "event/tcp.hpp"
 #include "http/client.hpp"
@@ -33,6 +40,72 @@ struct RawClient {
                  });
   }
 };
+
+// A blocking client on a thread of its own, from a chosen loopback source address, for the
+// rows that depend on where a connection comes from. -1 when it cannot connect.
+int connect_from(const char* source, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Everything until EOF, a reset or 5 s of silence.
+std::string read_to_end(int fd) {
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    got.append(buf, static_cast<size_t>(n));
+  return got;
+}
+
+std::future<std::string> exchange_from(const char* source, int port, std::string request) {
+  return std::async(std::launch::async, [source, port, request] {
+    int fd = connect_from(source, port);
+    if (fd < 0) return std::string("(connect failed)");
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string got = read_to_end(fd);
+    ::close(fd);
+    return got;
+  });
+}
+
+// Runs the loop until `done` holds (checked on the loop's thread) or 5 s pass.
+bool run_until(event::Loop& loop, const std::function<bool()>& done) {
+  bool ok = false;
+  uint64_t start = monotonic_ms();
+  event::Timer poll(loop);
+  poll.start(
+      1,
+      [&] {
+        if (done()) {
+          ok = true;
+          loop.stop();
+        } else if (monotonic_ms() - start > 5000) {
+          loop.stop();
+        }
+      },
+      2);
+  loop.run();
+  return ok;
+}
+
+template <typename T> bool ready(const std::future<T>& f) {
+  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
 
 http::ServerOptions loopback_options() {
   http::ServerOptions o;
@@ -157,6 +230,232 @@ TEST_CASE("a stalled client is dropped and never blocks others", "[http]") {
   CHECK(good_done < 300); // served while the stalled one was still waiting
   CHECK(stalled.eof);     // and the stalled one was dropped without an answer
   CHECK(stalled.got.empty());
+}
+
+TEST_CASE("head and body deadlines are totals, not per byte", "[http]") {
+  struct Row {
+    std::string first;    // sent at once
+    std::string trickled; // then one byte every 40 ms
+    uint64_t head_ms, body_ms;
+    uint64_t dropped_after_min, dropped_after_max;
+  };
+  std::string slow_head(200, 'x');
+  const Row rows[] = {
+      // A head that keeps trickling is cut at the head deadline, however lively it looks.
+      {"GET /", slow_head, 300, 5000, 250, 1500},
+      // The body has its own deadline, from the end of the headers.
+      {"POST /run HTTP/1.0\r\nContent-Length: 500\r\n\r\n", std::string(500, 'b'), 5000, 300, 250,
+       1500},
+  };
+  for (const auto& row : rows) {
+    event::Loop loop;
+    http::ServerOptions o = loopback_options();
+    o.tuning.head_timeout_ms = row.head_ms;
+    o.tuning.body_timeout_ms = row.body_ms;
+    std::vector<std::string> stages;
+    http::ServerHooks h = echo_hooks(loop);
+    h.timed_out = [&](http::Connection&, std::string_view stage) { stages.emplace_back(stage); };
+    http::Server server(loop, o, h);
+    REQUIRE(server.listen().ok());
+    uint64_t start = monotonic_ms();
+    uint64_t dropped = 0;
+    RawClient c(loop, server.port(), row.first, [&] {
+      dropped = monotonic_ms() - start;
+      loop.stop();
+    });
+    size_t sent = 0;
+    event::Timer drip(loop);
+    drip.start(
+        40,
+        [&] {
+          if (c.eof || !c.tcp || sent == row.trickled.size()) return;
+          c.tcp->write(row.trickled.substr(sent++, 1));
+        },
+        40);
+    event::Timer guard(loop);
+    guard.start(4000, [&] { loop.stop(); });
+    loop.run();
+    INFO(row.first);
+    CHECK(c.eof);
+    CHECK(c.got.empty()); // dropped without an answer
+    CHECK(dropped >= row.dropped_after_min);
+    CHECK(dropped <= row.dropped_after_max);
+    CHECK(sent < row.trickled.size()); // it never got to finish
+    CHECK(server.stats().timed_out == 1);
+    CHECK(stages == std::vector<std::string>{row.head_ms < row.body_ms ? "head" : "body"});
+  }
+}
+
+TEST_CASE("the head hook sees the headers before the body and may answer at once", "[http]") {
+  event::Loop loop;
+  http::ServerHooks h = echo_hooks(loop);
+  std::string seen;
+  h.head = [&](const std::shared_ptr<http::Connection>& c, http::Request& head) {
+    seen = head.method + " " + head.path;
+    if (head.path == "/refused") {
+      c->respond(403, "{\"error\":\"early\"}");
+      return false;
+    }
+    return true;
+  };
+  http::Server server(loop, loopback_options(), h);
+  REQUIRE(server.listen().ok());
+  // The body never comes: the answer does not wait for it.
+  RawClient refused(loop, server.port(), "POST /refused HTTP/1.0\r\nContent-Length: 100\r\n\r\n");
+  REQUIRE(run_until(loop, [&] { return refused.eof; }));
+  CHECK(seen == "POST /refused");
+  CHECK(refused.got.rfind("HTTP/1.0 403 Forbidden\r\n", 0) == 0);
+  RawClient ok(loop, server.port(), "POST /ok HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}");
+  REQUIRE(run_until(loop, [&] { return ok.eof; }));
+  CHECK(seen == "POST /ok");
+  CHECK(ok.got.find("\"body\":\"{}\"") != std::string::npos);
+}
+
+TEST_CASE("admission: one address over its share is refused, others are served", "[http]") {
+  event::Loop loop;
+  http::ServerOptions o = loopback_options();
+  o.bind_ip = "0.0.0.0";
+  o.tuning.admission.max_pending_per_ip = 2;
+  std::vector<std::string> reported;
+  http::ServerHooks h = echo_hooks(loop);
+  h.crowding = [&](const std::vector<http::EventTally::Entry>& events) {
+    for (const auto& e : events)
+      reported.push_back(e.kind + " " + e.reason + " " + e.peer + " " + std::to_string(e.count));
+  };
+  http::Server server(loop, o, h);
+  REQUIRE(server.listen().ok());
+  int port = server.port();
+  // Two idle connections from 127.0.0.1 use up its share.
+  int idle[2];
+  for (int& fd : idle) {
+    fd = connect_from("127.0.0.1", port);
+    REQUIRE(fd >= 0);
+  }
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1").pending() == 2; }));
+  auto third = exchange_from("127.0.0.1", port, "GET /third HTTP/1.0\r\n\r\n");
+  auto other = exchange_from("127.0.0.2", port, "GET /other HTTP/1.0\r\n\r\n");
+  REQUIRE(run_until(loop, [&] { return ready(third) && ready(other); }));
+  CHECK(third.get().empty()); // closed at accept, unread
+  CHECK(other.get().rfind("HTTP/1.0 200 OK", 0) == 0);
+  CHECK(server.stats().refused == 1);
+  CHECK(server.from("127.0.0.1").pending() == 2);
+  // The refusal is reported within a second, once.
+  REQUIRE(run_until(loop, [&] { return !reported.empty(); }));
+  CHECK(reported == std::vector<std::string>{"refused address 127.0.0.1 1"});
+  for (int fd : idle)
+    ::close(fd);
+  REQUIRE(run_until(loop, [&] { return server.open_connections() == 0; }));
+  CHECK(server.from("127.0.0.1").total() == 0);
+}
+
+TEST_CASE("admission: a full server sheds its oldest idle connection, not the newcomer", "[http]") {
+  struct Row {
+    const char* what;
+    bool first_authenticated; // the oldest is a known peer
+    int shed_index;           // which of the three idle connections goes
+  };
+  const Row rows[] = {
+      {"the oldest goes", false, 0},
+      {"a known peer's goes last", true, 1},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    event::Loop loop;
+    http::ServerOptions o = loopback_options();
+    o.bind_ip = "0.0.0.0";
+    o.tuning.admission.max_connections = 3;
+    http::ServerHooks h = echo_hooks(loop);
+    h.ready = [&](const std::shared_ptr<http::Connection>& c) {
+      if (row.first_authenticated && c->id() == 1) c->set_authenticated();
+      return true;
+    };
+    http::Server server(loop, o, h);
+    REQUIRE(server.listen().ok());
+    int port = server.port();
+    std::vector<int> idle;
+    for (size_t i = 0; i < 3; ++i) {
+      idle.push_back(connect_from("127.0.0.1", port));
+      REQUIRE(idle.back() >= 0);
+      REQUIRE(run_until(loop, [&] { return server.open_connections() == i + 1; }));
+    }
+    auto fresh = exchange_from("127.0.0.2", port, "GET /fresh HTTP/1.0\r\n\r\n");
+    REQUIRE(run_until(loop, [&] { return ready(fresh); }));
+    CHECK(fresh.get().rfind("HTTP/1.0 200 OK", 0) == 0);
+    CHECK(server.stats().shed == 1);
+    CHECK(server.stats().refused == 0);
+    // The shed one reads EOF at once; the others are still open.
+    for (int i = 0; i < 3; ++i) {
+      char b;
+      ssize_t n = ::recv(idle[static_cast<size_t>(i)], &b, 1, MSG_DONTWAIT);
+      INFO("idle connection " << i);
+      if (i == row.shed_index)
+        CHECK(n == 0);
+      else
+        CHECK(n < 0);
+    }
+    for (int fd : idle)
+      ::close(fd);
+    REQUIRE(run_until(loop, [&] { return server.open_connections() == 0; }));
+  }
+}
+
+TEST_CASE("admission: an address's handshakes beyond its share wait their turn", "[http]") {
+  test::TempDir dir;
+  REQUIRE(test::have_openssl());
+  test::make_ca(dir);
+  test::make_leaf(dir, "server", "agent", "5e");
+  test::make_leaf(dir, "client", "dispatcher", "c1");
+  auto server_creds =
+      tls::Credentials::load(dir / "server.crt", dir / "server.key", dir / "ca.crt");
+  auto client_creds =
+      tls::Credentials::load(dir / "client.crt", dir / "client.key", dir / "ca.crt");
+  REQUIRE(server_creds.ok());
+  REQUIRE(client_creds.ok());
+  auto server_cfg = tls::Config::server(*server_creds, tls::PeerCheck::required);
+  auto client_cfg = tls::Config::client(*client_creds, tls::PeerCheck::required);
+  REQUIRE(server_cfg.ok());
+  REQUIRE(client_cfg.ok());
+
+  event::Loop loop;
+  http::ServerOptions o = loopback_options();
+  o.bind_ip = "0.0.0.0";
+  o.tls = *server_cfg;
+  o.tuning.admission.max_handshakes_per_ip = 2;
+  http::ServerHooks hooks;
+  hooks.request = [](const std::shared_ptr<http::Connection>& c, http::Request&) {
+    c->respond(200, "{}");
+  };
+  http::Server server(loop, o, hooks);
+  REQUIRE(server.listen().ok());
+  int port = server.port();
+  // Two handshakes from 127.0.0.1 that never send a ClientHello take its share.
+  int stalled[2];
+  for (int& fd : stalled) {
+    fd = connect_from("127.0.0.1", port);
+    REQUIRE(fd >= 0);
+  }
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::handshake] == 2; }));
+  // A genuine client from the same address waits; nothing of it is read meanwhile.
+  http::ClientOptions co = client_options(port);
+  co.tls = *client_cfg;
+  std::optional<http::ClientResult> queued;
+  auto call =
+      http::ClientCall::start(loop, std::move(co), http::format_request("GET", "/q", "x", ""),
+                              [&](http::ClientResult r) { queued = std::move(r); });
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::queued] == 1; }));
+  event::Timer settle(loop);
+  settle.start(200, [&] { loop.stop(); });
+  loop.run();
+  CHECK_FALSE(queued);
+  CHECK(server.from("127.0.0.1")[http::Phase::queued] == 1);
+  // When one of the stalled handshakes ends, the waiting one starts and is served.
+  ::close(stalled[0]);
+  REQUIRE(run_until(loop, [&] { return queued.has_value(); }));
+  REQUIRE(queued->status.ok());
+  CHECK(queued->response()->status == 200);
+  CHECK(server.stats().refused == 0);
+  ::close(stalled[1]);
+  REQUIRE(run_until(loop, [&] { return server.open_connections() == 0; }));
 }
 
 TEST_CASE("client: TLS call with resumption, interim responses and transport errors", "[http]") {

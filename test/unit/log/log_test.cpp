@@ -1,11 +1,19 @@
 // Tests for src/log/log.cpp: line format, token scrubbing, sink choice and the sinks.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "base/files.hpp"
 #include "log/log.hpp"
@@ -75,9 +83,10 @@ TEST_CASE("sink choice from CTRL_EXEC_LOG and /dev/log", "[log]") {
       {"stderr", true, log::Sink::stderr_stream},
       {"stderr", false, log::Sink::stderr_stream},
       {nullptr, true, log::Sink::syslog},
-      {nullptr, false, log::Sink::stderr_stream},
+      {nullptr, false, log::Sink::syslog_when_ready},
       {"", true, log::Sink::syslog},
-      {"bogus", false, log::Sink::stderr_stream},
+      {"bogus", false, log::Sink::syslog_when_ready},
+      {"bogus", true, log::Sink::syslog},
   };
   for (const auto& r : rows) {
     INFO((r.env ? r.env : "(unset)") << " dev_log=" << r.dev_log);
@@ -154,4 +163,184 @@ TEST_CASE("init(ident) honours CTRL_EXEC_LOG=stderr", "[log]") {
     ::setenv("CTRL_EXEC_LOG", saved.c_str(), 1);
   else
     ::unsetenv("CTRL_EXEC_LOG");
+}
+
+namespace {
+
+// A stand-in syslog daemon: a datagram socket bound at a temp path (none until listen()).
+class FakeDaemon {
+public:
+  FakeDaemon() {
+    char dir[] = "/tmp/cx-syslog-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/log";
+  }
+  ~FakeDaemon() {
+    if (fd_ >= 0) ::close(fd_);
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+  void listen() {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    REQUIRE(fd_ >= 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path_.c_str());
+    REQUIRE(::bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0);
+    struct timeval tv {
+      5, 0
+    };
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  // Stops answering: the socket is closed and its path removed.
+  void stop() {
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink(path_.c_str());
+  }
+
+  // The next datagram, or "" after 5 s.
+  std::string receive() {
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+  // Whether a datagram is waiting, without waiting for one.
+  bool idle() {
+    char c;
+    return ::recv(fd_, &c, 1, MSG_DONTWAIT | MSG_PEEK) < 0;
+  }
+
+private:
+  std::string dir_, path_;
+  int fd_ = -1;
+};
+
+// `<PRI>Mmm dd hh:mm:ss ident[pid]: msg` -> (PRI, "ident[pid]: msg").
+std::pair<std::string, std::string> split_syslog(const std::string& datagram) {
+  size_t close = datagram.find('>');
+  if (datagram.empty() || datagram[0] != '<' || close == std::string::npos ||
+      datagram.size() < close + 17)
+    return {"", datagram};
+  return {datagram.substr(1, close - 1), datagram.substr(close + 17)};
+}
+
+std::string tagged(const std::string& msg) {
+  return "ctrl-exec-test[" + std::to_string(::getpid()) + "]: " + msg;
+}
+
+} // namespace
+
+TEST_CASE("the syslog sink speaks the local protocol, facility daemon, ident and pid", "[log]") {
+  FakeDaemon daemon;
+  daemon.listen();
+  log::SyslogOptions o;
+  o.socket_path = daemon.path();
+  log::init("ctrl-exec-test", log::Sink::syslog, o);
+  std::string err = capture_stderr([] {
+    log::info("start", {{"PORT", "7443"}});
+    log::warning("rate-block", {{"PEER", "10.0.0.1"}});
+    log::err("rotate-fail", {{"ERROR", "disk full"}});
+  });
+  CHECK(err.empty());
+  const std::pair<std::string, std::string> want[] = {
+      {"30", tagged("ACTION=start PORT=7443")},
+      {"28", tagged("ACTION=rate-block PEER=10.0.0.1")},
+      {"27", tagged("ACTION=rotate-fail ERROR=\"disk full\"")},
+  };
+  for (const auto& w : want)
+    CHECK(split_syslog(daemon.receive()) == w);
+  // A daemon that goes away: the line is not lost, it goes to stderr.
+  daemon.stop();
+  err = capture_stderr([] { log::info("late"); });
+  CHECK(err == "ctrl-exec-test: ACTION=late\n");
+  log::shutdown();
+}
+
+TEST_CASE("syslog_when_ready: lines go to stderr, then all reach syslog once it appears", "[log]") {
+  FakeDaemon daemon;
+  log::SyslogOptions o;
+  o.socket_path = daemon.path();
+  o.poll_ms = 10;
+  log::init("ctrl-exec-test", log::Sink::syslog_when_ready, o);
+  CHECK(log::current_sink() == log::Sink::syslog_when_ready);
+  // Before the socket exists: stderr at once, and held for syslog.
+  std::string err = capture_stderr([] {
+    log::info("start", {{"PORT", "7443"}});
+    log::warning("config-warn", {{"KEY", "k"}});
+  });
+  CHECK(err == "ctrl-exec-test: ACTION=start PORT=7443\n"
+               "ctrl-exec-test: ACTION=config-warn KEY=k\n");
+  // The daemon comes up; nothing more is logged, yet the held lines arrive, in order.
+  daemon.listen();
+  CHECK(split_syslog(daemon.receive()) ==
+        std::make_pair(std::string("30"), tagged("ACTION=start PORT=7443")));
+  CHECK(split_syslog(daemon.receive()) ==
+        std::make_pair(std::string("28"), tagged("ACTION=config-warn KEY=k")));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (log::current_sink() != log::Sink::syslog && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(log::current_sink() == log::Sink::syslog);
+  // From the switch on, syslog only.
+  err = capture_stderr([] { log::info("ping", {{"REQID", "r1"}}); });
+  CHECK(err.empty());
+  CHECK(split_syslog(daemon.receive()).second == tagged("ACTION=ping REQID=r1"));
+  CHECK(daemon.idle());
+  log::shutdown();
+}
+
+TEST_CASE("syslog_when_ready holds at most kMaxHeldLines, the first ones", "[log]") {
+  FakeDaemon daemon;
+  log::SyslogOptions o;
+  o.socket_path = daemon.path();
+  o.poll_ms = 10;
+  log::init("ctrl-exec-test", log::Sink::syslog_when_ready, o);
+  const size_t total = log::kMaxHeldLines + 44;
+  std::string err = capture_stderr([&] {
+    for (size_t i = 0; i < total; ++i)
+      log::info("n", {{"I", std::to_string(i)}});
+  });
+  CHECK(std::count(err.begin(), err.end(), '\n') == static_cast<long>(total));
+  daemon.listen();
+  for (size_t i = 0; i < log::kMaxHeldLines; ++i)
+    REQUIRE(split_syslog(daemon.receive()).second == tagged("ACTION=n I=" + std::to_string(i)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(daemon.idle());
+  log::shutdown();
+}
+
+TEST_CASE("syslog_when_ready after the hold: the line that finds the socket goes there", "[log]") {
+  FakeDaemon daemon;
+  log::SyslogOptions o;
+  o.socket_path = daemon.path();
+  o.hold_ms = 0; // no hold: nothing is kept for later
+  o.recheck_ms = 0;
+  log::init("ctrl-exec-test", log::Sink::syslog_when_ready, o);
+  std::string err = capture_stderr([] { log::info("before"); });
+  CHECK(err == "ctrl-exec-test: ACTION=before\n");
+  daemon.listen();
+  err = capture_stderr([] { log::info("after"); });
+  CHECK(err.empty());
+  CHECK(split_syslog(daemon.receive()).second == tagged("ACTION=after"));
+  CHECK(daemon.idle());
+  CHECK(log::current_sink() == log::Sink::syslog);
+  log::shutdown();
+}
+
+TEST_CASE("syslog_when_ready looks for the socket at most once per recheck_ms", "[log]") {
+  FakeDaemon daemon;
+  log::SyslogOptions o;
+  o.socket_path = daemon.path();
+  o.hold_ms = 0;
+  o.recheck_ms = 60000;
+  log::init("ctrl-exec-test", log::Sink::syslog_when_ready, o);
+  daemon.listen();
+  // init looked a moment ago; the next look is a minute away, so this line stays on stderr.
+  std::string err = capture_stderr([] { log::info("soon"); });
+  CHECK(err == "ctrl-exec-test: ACTION=soon\n");
+  CHECK(daemon.idle());
+  log::shutdown();
 }

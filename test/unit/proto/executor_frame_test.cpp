@@ -59,7 +59,6 @@ TEST_CASE("executor frames round trip and reject malformed input", "[proto]") {
   CHECK(decode_response(be(0) + be(kMaxResponseField + 1)).status == FrameStatus::error);
 }
 
-
 TEST_CASE("the executor's limits are read back out of its answer", "[proto]") {
   struct Row {
     int32_t exit;

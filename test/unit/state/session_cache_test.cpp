@@ -216,3 +216,14 @@ TEST_CASE("session cache: a directory that cannot be written fails save", "[stat
   cache.put("h", "x", kNow);
   CHECK_FALSE(cache.save(kNow).ok());
 }
+
+TEST_CASE("session cache: saved_at tells when an entry was stored", "[state]") {
+  test::TempDir dir;
+  SessionCache c(dir / "tls-sessions");
+  c.load(1000);
+  CHECK_FALSE(c.saved_at("a@h:1"));
+  c.put("a@h:1", "bytes", 1234);
+  CHECK(c.saved_at("a@h:1") == 1234);
+  c.erase("a@h:1");
+  CHECK_FALSE(c.saved_at("a@h:1"));
+}

@@ -2,6 +2,9 @@
 // s_client and s_server (the original is built on OpenSSL).
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include "base/files.hpp"
 #include "event/process.hpp"
 #include "test/unit/testutil.hpp"
 #include "test/unit/tls/fixture.hpp"
@@ -312,4 +315,42 @@ TEST_CASE("credential errors name the file the failing part came from", "[tls]")
   REQUIRE_FALSE(bare.ok());
   CHECK(bare.message() == "certificate and key must be given together");
   CHECK(bare.kind() == ErrorKind::config);
+}
+
+TEST_CASE("the pair record skips the match check only while both files are unchanged", "[tls]") {
+  Fixture f;
+  const std::string crt = f.dir / "client.crt", key = f.dir / "client.key";
+  const std::string other_key = f.dir / "stranger.key", record = f.dir / "pair-checked";
+  // A good pair is checked once and remembered.
+  REQUIRE(tls::Credentials::load(crt, key, "", record).ok());
+  std::string remembered = test::slurp(record);
+  CHECK(remembered.find(crt) != std::string::npos);
+  CHECK(remembered.find(key) != std::string::npos);
+  // A mismatched pair is never remembered, so it fails every time.
+  for (int i = 0; i < 2; ++i) {
+    auto bad = tls::Credentials::load(crt, other_key, "", record);
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.message(), Catch::Contains("does not match"));
+  }
+  CHECK(test::slurp(record) == remembered);
+  // Proof that the record is what skips the check: a record forged for the mismatched pair's
+  // stamps lets it through (the handshake would then fail); any change to a file ends that.
+  test::sh("cp '" + other_key + "' '" + f.dir / "k2.key" + "'");
+  auto stamp_of = [&](const std::string& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+           std::to_string(st.st_size) + " " +
+           std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                          st.st_mtim.tv_nsec);
+  };
+  std::string k2 = f.dir / "k2.key";
+  std::string fake = "ctrl-exec pair-check 1\n" + crt + "\n" + stamp_of(crt) + "\n" + k2 + "\n" +
+                     stamp_of(k2) + "\n";
+  REQUIRE(write_file_atomic(record, fake).ok());
+  CHECK(tls::Credentials::load(crt, k2, "", record).ok());
+  test::sh("sleep 0.01; touch '" + k2 + "'");
+  CHECK_FALSE(tls::Credentials::load(crt, k2, "", record).ok());
+  // Without a record path nothing is read or written.
+  CHECK(tls::Credentials::load(crt, key, "").ok());
 }
