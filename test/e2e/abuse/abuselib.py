@@ -365,7 +365,10 @@ def attack_and_measure(tc, name, proc, attacker, probes, min_probes, log_text, p
            cpu_s="%.1f" % cpu)
     tc.assertEqual(results.failures(), [], results.summary())
     tc.assertTrue(fds_back, "descriptors did not come back near their baseline")
-    tc.assertTrue(rss_back, "memory did not come back near its baseline")
+    # Under a sanitizer the allocator quarantines what is freed and never returns it, so RSS
+    # measures ASan, not us; the release build (CI's main part) makes this check.
+    if not os.environ.get("CX_SANITIZED"):
+        tc.assertTrue(rss_back, "memory did not come back near its baseline")
     tc.assertTrue(alive())
     return counts, crowding, sampler
 
