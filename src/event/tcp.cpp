@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <sys/ioctl.h>
 
 #include <cstring>
 
@@ -214,6 +215,14 @@ SockAddr handle_address(const uv_tcp_t* h, int (*query)(const uv_tcp_t*, sockadd
   return a;
 }
 } // namespace
+
+size_t TcpStream::unread_bytes() const {
+  uv_os_fd_t fd;
+  int n = 0;
+  if (!h_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(h_), &fd) != 0) return 0;
+  if (::ioctl(fd, FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<size_t>(n);
+}
 
 SockAddr TcpStream::peer() const {
   return handle_address(h_, uv_tcp_getpeername);

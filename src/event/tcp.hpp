@@ -38,6 +38,8 @@ public:
   void write(std::string data, DoneFn done);
   // Bytes queued but not yet written to the socket.
   size_t write_queue_bytes() const override;
+  // Bytes the peer has sent that the kernel holds and nothing has read yet (FIONREAD).
+  size_t unread_bytes() const;
   // Half-closes after every queued write has been flushed.
   void shutdown(DoneFn done = nullptr);
   void end(std::function<void()> done = nullptr) override;

@@ -307,10 +307,20 @@ void Server::on_accept() {
   std::weak_ptr<Connection> weak = conn;
   conn->timer_ = std::make_unique<event::Timer>(loop_);
   conn->timer_->start(options_.handshake_timeout_ms, [this, weak] {
-    if (auto c = weak.lock()) {
-      if (hooks_.handshake_failed) hooks_.handshake_failed(c->peer_, "handshake timed out");
-      c->abort();
-    }
+    auto c = weak.lock();
+    if (!c) return;
+    // A handshake that never got its turn, or whose peer's bytes are still waiting to be
+    // read, is this server's crowding, not the peer's failure: it is reported as a timeout
+    // and does not count toward the peer's rate limit (on a starved host, a trusted
+    // dispatcher's address would otherwise get blocked). One whose peer went quiet is the
+    // peer's failure.
+    if (c->phase_ == Phase::queued)
+      note_crowding("timeout", "handshake-queue", c->ip_);
+    else if (c->tls_owned_ && c->tls_owned_->unread_bytes() > 0)
+      note_crowding("timeout", "handshake-behind", c->ip_);
+    else if (hooks_.handshake_failed)
+      hooks_.handshake_failed(c->peer_, "handshake timed out");
+    c->abort();
   });
   if (a.queue) {
     queued_[ip].push_back(conn);

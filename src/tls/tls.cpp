@@ -451,6 +451,10 @@ event::SockAddr Stream::peer() const {
   return peer_addr_;
 }
 
+size_t Stream::unread_bytes() const {
+  return in_.size() + (tcp_ ? tcp_->unread_bytes() : 0);
+}
+
 size_t Stream::write_queue_bytes() const {
   return tcp_ ? tcp_->write_queue_bytes() : 0;
 }

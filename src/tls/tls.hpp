@@ -144,6 +144,8 @@ public:
   // serial_hex() of the peer certificate, lower-cased; "" without one.
   std::string peer_serial() const;
   std::string ciphersuite() const;
+  // Bytes the peer has sent that the TLS layer has not consumed yet (kernel and own buffer).
+  size_t unread_bytes() const;
 
   // event::Transport, usable once the handshake is done.
   void read_start(DataFn on_data, EndFn on_end) override;

@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <future>
+#include <map>
+#include <thread>
 
 #include "base/time.hpp"
 #include "event/tcp.hpp"
@@ -456,6 +459,60 @@ TEST_CASE("admission: an address's handshakes beyond its share wait their turn",
   CHECK(server.stats().refused == 0);
   ::close(stalled[1]);
   REQUIRE(run_until(loop, [&] { return server.open_connections() == 0; }));
+}
+
+TEST_CASE("admission: a handshake timed out by the server's own backlog is not the peer's failure",
+          "[http]") {
+  test::TempDir dir;
+  REQUIRE(test::have_openssl());
+  test::make_ca(dir);
+  test::make_leaf(dir, "server", "agent", "5e");
+  auto server_creds =
+      tls::Credentials::load(dir / "server.crt", dir / "server.key", dir / "ca.crt");
+  REQUIRE(server_creds.ok());
+  auto server_cfg = tls::Config::server(*server_creds, tls::PeerCheck::required);
+  REQUIRE(server_cfg.ok());
+
+  event::Loop loop;
+  http::ServerOptions o = loopback_options();
+  o.bind_ip = "0.0.0.0";
+  o.tls = *server_cfg;
+  o.handshake_timeout_ms = 300;
+  o.tuning.admission.max_handshakes_per_ip = 1;
+  http::ServerHooks hooks;
+  std::vector<std::string> failures;
+  std::map<std::string, uint64_t> crowding;
+  hooks.handshake_failed = [&](const event::SockAddr& peer, const std::string& reason) {
+    failures.push_back(peer.ip() + " " + reason);
+  };
+  hooks.crowding = [&](const std::vector<http::EventTally::Entry>& events) {
+    for (const auto& e : events)
+      crowding[e.kind + "/" + e.reason + "/" + e.peer] += e.count;
+  };
+  http::Server server(loop, o, hooks);
+  REQUIRE(server.listen().ok());
+  // A stalled peer takes 127.0.0.1's one handshake; two more wait behind it, each having sent
+  // the start of a ClientHello that nothing has read yet.
+  int stalled = connect_from("127.0.0.1", server.port());
+  REQUIRE(stalled >= 0);
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::handshake] == 1; }));
+  int waiting[2];
+  for (int& fd : waiting) {
+    fd = connect_from("127.0.0.1", server.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "\x16\x03\x01", 3) == 3);
+  }
+  REQUIRE(run_until(loop, [&] { return server.from("127.0.0.1")[http::Phase::queued] == 2; }));
+  // The server is starved past every deadline (the loop does not run): when it wakes, all
+  // three time out in one turn. Each waiting one is started as the one before it ends, but
+  // its peer's bytes are still unread, so the server is behind, not the peer.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  REQUIRE(run_until(loop, [&] { return server.open_connections() == 0 && !crowding.empty(); }));
+  CHECK(failures == std::vector<std::string>{"127.0.0.1 handshake timed out"});
+  CHECK(crowding["timeout/handshake-behind/127.0.0.1"] == 2);
+  ::close(stalled);
+  for (int fd : waiting)
+    ::close(fd);
 }
 
 TEST_CASE("client: TLS call with resumption, interim responses and transport errors", "[http]") {
