@@ -43,7 +43,17 @@ class Api:
         """call(), plus the API's log lines written meanwhile."""
         before = len(self.api.err())
         st, doc = self.call(method, path, body, headers)
-        return st, doc, self.api.err()[before:]
+        # A line written as the response goes out may land just after it: read the log once
+        # it has stopped growing (a bounded wait, not an assertion).
+        seen = [None]
+
+        def settled():
+            text = self.api.err()
+            done = text == seen[0] and text.endswith("\n")
+            seen[0] = text
+            return done
+        harness.wait_until(settled, timeout=5, interval=0.15, what="the API log to settle")
+        return st, doc, seen[0][before:]
 
 
 class ApiTagsBatches(tagfleet.RolloutChecks, Api, unittest.TestCase):
