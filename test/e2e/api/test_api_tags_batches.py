@@ -49,7 +49,7 @@ class Api:
 
         def settled():
             text = self.api.err()
-            done = text == seen[0] and text.endswith("\n")
+            done = text == seen[0] and (text.endswith("\n") or not text)
             seen[0] = text
             return done
         harness.wait_until(settled, timeout=5, interval=0.15, what="the API log to settle")
