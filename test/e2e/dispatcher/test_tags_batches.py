@@ -137,7 +137,7 @@ class TagsAndBatches(tagfleet.RolloutChecks, unittest.TestCase):
                 self.assertEqual(self.dispatches(r), [])
                 self.assert_contacted(r, "run", [])
                 self.assert_contacted(r, "ping", [])
-        # Every pair must match one agent: each alone matches some, together none.
+        # The pairs must all match the same agent: each alone matches some, together none.
         r = self.ced("run", "--tags", "role=db,env=nosuch", "noop")
         self.assertEqual(r.rc, 2, r)
         self.assertEqual(displib.without_logs(r.err), no_match("role=db,env=nosuch"))
