@@ -97,8 +97,7 @@ plan_batches(const std::vector<state::DispatchTarget>& hosts, const RolloutOptio
     return plan;
   }
   size_t size = o.batch->value;
-  if (o.batch->percent)
-    size = std::max<size_t>(1, (hosts.size() * o.batch->value + 99) / 100);
+  if (o.batch->percent) size = std::max<size_t>(1, (hosts.size() * o.batch->value + 99) / 100);
   if (size > kMaxHosts)
     return error(std::string(kTooManyHosts) + ": a batch of " + std::to_string(o.batch->value) +
                  "% of " + std::to_string(hosts.size()) + " is " + std::to_string(size) +
@@ -149,20 +148,27 @@ void write_batches(json::Writer& w, const std::vector<BatchReport>& batches) {
 
 namespace {
 
-HostResult skipped_result(RolloutKind kind, const std::string& script,
-                          const state::DispatchTarget& t, const std::string& why) {
+// A result for a host that was not contacted: `status` (ping, async) or `exit` -1 (sync run).
+HostResult uncontacted_result(RolloutKind kind, const std::string& script,
+                              const state::DispatchTarget& t, HostState state,
+                              std::string_view status, const std::string& error) {
   HostResult r;
   r.name = t.name;
   r.target = t.target;
-  r.state = HostState::skipped;
+  r.state = state;
   if (kind != RolloutKind::ping) set_member(r.doc, "script", script);
   if (kind == RolloutKind::run_sync)
     set_member(r.doc, "exit", int64_t{-1});
   else
-    set_member(r.doc, "status", "skipped");
-  set_member(r.doc, "error", "skipped: " + why);
+    set_member(r.doc, "status", status);
+  set_member(r.doc, "error", error);
   canonicalize(r, std::nullopt);
   return r;
+}
+
+HostResult skipped_result(RolloutKind kind, const std::string& script,
+                          const state::DispatchTarget& t, const std::string& why) {
+  return uncontacted_result(kind, script, t, HostState::skipped, "skipped", "skipped: " + why);
 }
 
 struct Run : std::enable_shared_from_this<Run> {
@@ -268,6 +274,15 @@ struct Run : std::enable_shared_from_this<Run> {
 };
 
 } // namespace
+
+Results refused_results(RolloutKind kind, const std::string& script,
+                        const std::vector<state::DispatchTarget>& hosts, HostState state,
+                        const std::string& error) {
+  Results out;
+  for (const auto& t : hosts)
+    out.push_back(uncontacted_result(kind, script, t, state, proto::kStatusError, error));
+  return out;
+}
 
 void start_rollout(event::Loop& loop, RolloutSpec spec,
                    std::vector<std::vector<state::DispatchTarget>> plan, BatchRunner runner,

@@ -18,8 +18,8 @@
 #include "base/status.hpp"
 #include "engine/engine.hpp"
 #include "event/loop.hpp"
-#include "json/writer.hpp"
 #include "state/registry.hpp"
+#include "json/writer.hpp"
 
 namespace cx::engine {
 
@@ -73,6 +73,12 @@ enum class RolloutKind { run_sync, run_async, ping };
 // an async submission that was not accepted, a ping that was not answered ok.
 bool result_failed(RolloutKind kind, const HostResult& r);
 
+// The results of a batch refused as a whole (`state` denied or busy), one per host, each with
+// `error`, in the shape of `kind`'s results.
+Results refused_results(RolloutKind kind, const std::string& script,
+                        const std::vector<state::DispatchTarget>& hosts, HostState state,
+                        const std::string& error);
+
 // How one batch's run ended.
 struct BatchOutcome {
   Results results; // one per host of the batch
@@ -81,9 +87,9 @@ struct BatchOutcome {
   std::string refused;
 };
 // Runs one batch (`number` from 1) as a run with `reqid`; calls `done` once, from the loop.
-using BatchRunner =
-    std::function<void(size_t number, const std::string& reqid,
-                       const std::vector<state::DispatchTarget>&, std::function<void(BatchOutcome)> done)>;
+using BatchRunner = std::function<void(size_t number, const std::string& reqid,
+                                       const std::vector<state::DispatchTarget>&,
+                                       std::function<void(BatchOutcome)> done)>;
 
 struct BatchReport {
   size_t number = 0;
@@ -95,11 +101,11 @@ struct BatchReport {
 };
 
 struct RolloutReport {
-  std::string id;             // ROLLOUT= of its log lines
-  Results results;            // every host, in batch order, skipped ones included
+  std::string id;  // ROLLOUT= of its log lines
+  Results results; // every host, in batch order, skipped ones included
   std::vector<BatchReport> batches;
   size_t failed = 0;
-  std::string stopped;        // why the rollout stopped early; "" when every batch ran
+  std::string stopped; // why the rollout stopped early; "" when every batch ran
   bool any_failed() const { return failed > 0 || !stopped.empty(); }
 };
 
