@@ -56,8 +56,11 @@ const Mode kModes[] = {
      "[--lookup-by ip|hostname] [--json]"},
     {"unpair", cx::pairing::cmd_unpair, "unpair <hostname>"},
     {"run", cx::engine::cmd_run,
-     "run <host>[:<port>] [<host>...] <script> [--async] [--json] [-- <arg>...]"},
-    {"ping", cx::engine::cmd_ping, "ping <host>[:<port>] [<host>...] [--json]"},
+     "run [<host>[:<port>]...] <script> [--tags k=v[,k=v...]] [--batch N|N%]\n"
+     "      [--batch-wait <s>] [--max-failures K|K%] [--async] [--json] [-- <arg>...]"},
+    {"ping", cx::engine::cmd_ping,
+     "ping [<host>[:<port>]...] [--tags k=v[,k=v...]] [--batch N|N%] [--batch-wait <s>]\n"
+     "      [--max-failures K|K%] [--json]"},
     {"status", cx::engine::cmd_status, "status <reqid> [--json]"},
     {"wait", cx::engine::cmd_wait, "wait <reqid> [--timeout <seconds>] [--json]"},
     {"list-locks", cx::engine::cmd_list_locks, "list-locks [--json]"},
@@ -83,6 +86,13 @@ std::string usage() {
        "  --username <name>   auth context (default $USER)\n"
        "  --token <token>     auth context, forwarded to agents (default $ENVEXEC_TOKEN)\n"
        "  --timeout <s>       wait (default 300) / pairing-mode (1-600)\n"
+       "  --tags k=v[,k=v]    list-agents: filter; run/ping: also address every agent\n"
+       "                      whose cached tags match all pairs (refreshed by ping)\n"
+       "  --batch N|N%        run/ping: N hosts (or N% of them) at a time; each batch is\n"
+       "                      a run of its own (reqid, auth hook, locks); max 500\n"
+       "  --batch-wait <s>    seconds between batches (needs --batch)\n"
+       "  --max-failures K|K% stop before the next batch once more than K hosts (or K%)\n"
+       "                      failed; the rest are skipped, exit 1 (needs --batch)\n"
        "  --version           print the version\n"
        "  --help              print this help\n";
   return u;
@@ -112,6 +122,9 @@ int dispatcher_main(int argc, char** argv) {
   app.add_option("--ip", args.ip);
   app.add_option("--rename", args.rename);
   app.add_option("--tags", args.tags);
+  app.add_option("--batch", args.batch);
+  app.add_option("--batch-wait", args.batch_wait);
+  app.add_option("--max-failures", args.max_failures);
   app.add_option("--key-type", args.key_type);
   app.add_option("words", words);
   CommandLine line;

@@ -356,20 +356,14 @@ void handle_discovery(Exchange& ex) {
                      std::make_shared<Results>(), e.guard([](Exchange& e2, Results results) {
                        json::Writer w;
                        w.begin_object().member("ok", true).key("hosts").begin_object();
-                       for (const auto& r : results) {
+                       for (const auto& r : results)
                          w.key(r.name).value(r.doc);
-                         // The registry caches each agent's tags (best effort).
-                         if (engine::string_member(r.doc, "status") != "ok") continue;
-                         const json::Value* tags = json::find(r.doc, "tags");
-                         if (!tags || !tags->IsObject()) continue;
-                         std::map<std::string, std::string> t;
-                         for (const auto& m : tags->GetObject())
-                           if (auto v = json::scalar_string(m.value))
-                             t[std::string(m.name.GetString(), m.name.GetStringLength())] = *v;
-                         (void)e2.api.registry().update_tags(r.name, t);
-                       }
                        w.end_object().end_object();
-                       e2.respond(200, w.str());
+                       // The registry caches each agent's tags (best effort), before the
+                       // answer, so that a selection right after sees them.
+                       auto answer = std::make_shared<std::string>(w.str());
+                       e2.api.engine().refresh_tags(
+                           results, e2.guard([answer](Exchange& e3) { e3.respond(200, *answer); }));
                      }));
                });
 }

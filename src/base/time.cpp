@@ -74,6 +74,21 @@ std::string iso8601_utc(int64_t t) {
   return buf;
 }
 
+int64_t unix_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string iso8601_utc_ms(int64_t ms) {
+  int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  std::string out = iso8601_utc(s);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03lldZ", static_cast<long long>(ms - s * 1000));
+  out.pop_back(); // the 'Z'
+  return out + frac;
+}
+
 std::optional<int64_t> parse_iso8601_utc(std::string_view s) {
   int y, mo, d, h, mi, se;
   char z;

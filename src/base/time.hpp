@@ -16,6 +16,10 @@ uint64_t monotonic_ms();
 // "2026-11-25T04:17:27Z"
 std::string iso8601_utc(int64_t unix_seconds);
 std::optional<int64_t> parse_iso8601_utc(std::string_view s);
+// Wall-clock milliseconds since the epoch, and their ISO-8601 form with milliseconds
+// ("2026-12-06T11:22:33.456Z"): for log lines whose spacing is measured.
+int64_t unix_now_ms();
+std::string iso8601_utc_ms(int64_t unix_ms);
 
 // OpenSSL's notAfter form, day padded with a space: "Jun  7 16:28:00 2028 GMT".
 std::string openssl_time(int64_t unix_seconds);

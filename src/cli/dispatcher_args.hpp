@@ -27,7 +27,10 @@ struct DispatcherArgs {
   std::optional<int> agent_port; // approve, edit-agent
   std::optional<int> timeout;    // wait (default 300), pairing-mode (1-600)
   std::optional<std::string> username_opt, token_opt;
-  std::optional<std::string> lookup_by, ip, rename, tags;
+  std::optional<std::string> lookup_by, ip, rename;
+  std::optional<std::string> tags; // list-agents filter; run/ping selector (ours)
+  // run/ping: a batched rollout (ours): --batch N|N%, --batch-wait S, --max-failures K|K%
+  std::optional<std::string> batch, batch_wait, max_failures;
   std::optional<std::string> key_type; // setup-ca / setup-ctrl-exec: "ec" (default) or "rsa"
 
   // --username, else $USER, else "".

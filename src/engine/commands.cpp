@@ -4,6 +4,7 @@
 #include "engine/commands.hpp"
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 #include "cli/cli.hpp"
 #include "engine/engine.hpp"
 #include "engine/format.hpp"
+#include "engine/rollout.hpp"
 #include "engine/rotation.hpp"
 #include "engine/runs.hpp"
 #include "hook/hook.hpp"
@@ -155,18 +157,196 @@ bool any_failed(const json::Value& record) {
 
 } // namespace
 
-int cmd_run(const DispatcherArgs& a) {
-  size_t total = a.words.size() + (a.has_dashdash ? 1 + a.script_args.size() : 0);
-  if (total < 2)
-    return die("Usage: ctrl-exec-dispatcher run <host>[:<port>] [<host>...] <script> "
-               "[-- <arg>...]");
-  if (a.words.size() < 2) return die("Need at least one host and a script name");
-  std::vector<std::string> hosts(a.words.begin(), a.words.end() - 1);
-  const std::string script = a.words.back();
-  auto config = cli::load_config(a.config_path, false);
-  if (!config) return kExitFatal;
-  Session s(std::move(*config), a);
+namespace {
 
+// --tags and the rollout options of run and ping (ours; docs/COMPATIBILITY.md).
+struct Targeting {
+  std::optional<state::TagFilter> tags;
+  RolloutOptions rollout;
+  bool plain() const { return !tags && !rollout.batched(); }
+};
+
+// Reads them; on an error prints it and sets `exit_code`.
+std::optional<Targeting> read_targeting(const DispatcherArgs& a, int& exit_code) {
+  Targeting t;
+  auto fail = [&](const std::string& msg) {
+    std::fprintf(stderr, "%s\n", msg.c_str());
+    exit_code = kExitUsage;
+    return std::nullopt;
+  };
+  if (a.tags) {
+    auto f = state::parse_tag_filter(*a.tags);
+    if (!f.ok()) return fail("Invalid --tags filter: " + f.message());
+    t.tags = std::move(*f);
+  }
+  if (a.batch) {
+    auto b = parse_batch_size(*a.batch);
+    if (!b.ok()) return fail("Invalid --batch: " + b.message());
+    t.rollout.batch = *b;
+  }
+  if (a.batch_wait) {
+    auto w = parse_batch_wait(*a.batch_wait);
+    if (!w.ok()) return fail("Invalid --batch-wait: " + w.message());
+    t.rollout.wait_s = *w;
+    if (!a.batch) return fail("--batch-wait needs --batch");
+  }
+  if (a.max_failures) {
+    auto m = parse_failure_limit(*a.max_failures);
+    if (!m.ok()) return fail("Invalid --max-failures: " + m.message());
+    t.rollout.max_failures = *m;
+  }
+  if (Status st = check_rollout(t.rollout, "--batch", "--batch-wait", "--max-failures"); !st.ok())
+    return fail(st.message());
+  return t;
+}
+
+int no_tag_match(const state::TagFilter& tags) {
+  std::string text = no_tag_match_text(tags);
+  std::string selector = text.substr(text.find(": ") + 2);
+  std::fprintf(stderr,
+               "Error: %s\n"
+               "Only registered agents can be addressed - run 'ctrl-exec-dispatcher "
+               "list-agents --tags %s' to see them.\n",
+               text.c_str(), selector.c_str());
+  return kExitUnknownAgent;
+}
+
+// The selection of a run or ping with a tag selector or batches: explicit hosts and tag
+// matches, resolved before the auth hook so that it sees every host. Prints the error and
+// sets `exit_code` when the selection cannot be made.
+std::optional<Selection> select_or_fail(Session& s, const std::vector<std::string>& hosts,
+                                        const Targeting& t, int& exit_code) {
+  Selection sel = select_hosts(s.engine->registry(), hosts, t.tags);
+  if (!sel.resolution.ok) {
+    exit_code = unknown_agents(sel.resolution.unknown);
+    return std::nullopt;
+  }
+  if (sel.no_tag_match) {
+    exit_code = no_tag_match(*t.tags);
+    return std::nullopt;
+  }
+  return sel;
+}
+
+// The refs behind each selected name, for the auth hook and the locks of a batch.
+std::vector<std::string> refs_of(const std::vector<state::DispatchTarget>& batch,
+                                 const std::map<std::string, std::string>& ref_by_name) {
+  std::vector<std::string> refs;
+  for (const auto& t : batch) {
+    auto it = ref_by_name.find(t.name);
+    refs.push_back(it == ref_by_name.end() ? t.name : it->second);
+  }
+  return refs;
+}
+
+// The batches of a rollout, printed as each ends (human output), then the whole report.
+struct RolloutPrinter {
+  RolloutKind kind;
+  bool json = false;
+  size_t batches = 0;
+
+  void batch(const BatchReport& b, const Results& results) const {
+    if (json) return;
+    std::string text = strprintf("=== batch %zu of %zu (%zu host%s) ===\n", b.number, batches,
+                                 b.hosts.size(), b.hosts.size() == 1 ? "" : "s");
+    if (b.state == "skipped") {
+      for (const auto& h : b.hosts)
+        text += "==> " + h + "  [SKIPPED]\n";
+    } else if (kind == RolloutKind::ping) {
+      text += format_ping_results(docs(results));
+    } else if (kind == RolloutKind::run_async) {
+      text += format_async_submit(b.reqid, docs(results));
+    } else {
+      text += format_run_results(docs(results));
+    }
+    out(text);
+  }
+
+  void end(const RolloutReport& report) const {
+    if (!json) {
+      if (!report.stopped.empty()) out("=== stopped: " + report.stopped + " ===\n");
+      return;
+    }
+    json::Writer w;
+    w.begin_object().member("ok", 1).key("results").raw(results_json_array(report.results));
+    w.key("batches");
+    write_batches(w, report.batches);
+    if (!report.stopped.empty()) w.member("stopped", report.stopped);
+    w.end_object();
+    out(w.str() + "\n");
+  }
+};
+
+// Runs a rollout on the session's loop and prints it. `step` runs one authorised batch.
+using BatchStepFn = std::function<void(
+    const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+    const std::vector<std::string>& refs, std::function<void(BatchOutcome)> done)>;
+
+RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
+                          const std::string& script, hook::Request auth, const Selection& sel,
+                          std::vector<std::vector<state::DispatchTarget>> plan, const Targeting& t,
+                          BatchStepFn step) {
+  std::map<std::string, std::string> ref_by_name;
+  for (size_t i = 0; i < sel.resolution.hosts.size(); ++i)
+    ref_by_name.emplace(sel.resolution.hosts[i].name, sel.resolution.refs[i]);
+  RolloutPrinter printer{kind, a.json, plan.size()};
+  std::vector<std::unique_ptr<hook::Check>> checks; // the batches' auth hooks
+  hook::Policy policy = s.policy();
+  auth.source_ip = "127.0.0.1";
+  RolloutReport report;
+  RolloutSpec spec{kind, script, t.rollout};
+  start_rollout(
+      s.loop, spec, std::move(plan),
+      [&](size_t, const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+          std::function<void(BatchOutcome)> done) {
+        hook::Request req = auth;
+        req.hosts = refs_of(batch, ref_by_name);
+        auto refs = req.hosts;
+        checks.push_back(hook::Check::start(
+            s.loop, policy, std::move(req),
+            [&, kind, script, reqid, batch, refs, done](hook::Decision d) {
+              if (!d.allowed) {
+                BatchOutcome o;
+                o.results =
+                    refused_results(kind, script, batch, HostState::denied, "Denied: " + d.reason);
+                o.refused = "denied: " + d.reason;
+                return done(std::move(o));
+              }
+              step(reqid, batch, refs, done);
+            }));
+      },
+      [&](const BatchReport& b, const Results& r) { printer.batch(b, r); },
+      [&](RolloutReport r) { report = std::move(r); });
+  s.loop.run();
+  printer.end(report);
+  return report;
+}
+
+// A lock conflict or failure of a batch, as a refusal of the whole batch.
+std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
+                                         const std::string& script,
+                                         const std::vector<state::DispatchTarget>& batch) {
+  if (!locks.status.ok()) {
+    BatchOutcome o;
+    o.results = refused_results(kind, script, batch, HostState::error,
+                                "Cannot lock: " + locks.status.message());
+    o.refused = "cannot lock: " + locks.status.message();
+    return o;
+  }
+  if (locks.conflicts.empty()) return std::nullopt;
+  BatchOutcome o;
+  std::string list = join(locks.conflicts, ", ");
+  o.results =
+      refused_results(kind, script, batch, HostState::busy, "Locked: already running: " + list);
+  o.refused = "locked: already running: " + list;
+  return o;
+}
+
+// One run of `targets` as the original runs it: auth hook, locks, resolution (unless the
+// hosts were selected already), dispatch, output.
+int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
+             const std::vector<std::string>& hosts, const Targeting& t,
+             const std::optional<Selection>& selected) {
   hook::Request auth;
   auth.action = "run";
   auth.script = script;
@@ -174,6 +354,7 @@ int cmd_run(const DispatcherArgs& a) {
   auth.args = a.script_args;
   auth.username = a.username();
   auth.token = a.token();
+  auth.tags = t.tags;
   if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
 
   // Held until the dispatch is over (docs/COMPATIBILITY.md: the original only tested them).
@@ -195,7 +376,8 @@ int cmd_run(const DispatcherArgs& a) {
     return kExitFailure;
   }
 
-  state::DispatchResolution res = s.engine->registry().resolve_dispatch(hosts);
+  state::DispatchResolution res =
+      selected ? selected->resolution : s.engine->registry().resolve_dispatch(hosts);
   if (!res.ok) return unknown_agents(res.unknown);
 
   RunSpec spec;
@@ -229,8 +411,92 @@ int cmd_run(const DispatcherArgs& a) {
   return 0;
 }
 
+} // namespace
+
+int cmd_run(const DispatcherArgs& a) {
+  int exit_code = 0;
+  auto t = read_targeting(a, exit_code);
+  if (!t) return exit_code;
+  size_t total = a.words.size() + (a.has_dashdash ? 1 + a.script_args.size() : 0);
+  if (total < (t->tags ? 1u : 2u))
+    return die("Usage: ctrl-exec-dispatcher run <host>[:<port>] [<host>...] <script> "
+               "[-- <arg>...]");
+  if (a.words.size() < (t->tags ? 1u : 2u))
+    return die(t->tags ? "Need a script name" : "Need at least one host and a script name");
+  std::vector<std::string> hosts(a.words.begin(), a.words.end() - 1);
+  const std::string script = a.words.back();
+  auto config = cli::load_config(a.config_path, false);
+  if (!config) return kExitFatal;
+  Session s(std::move(*config), a);
+  if (t->plain()) return run_once(s, a, script, hosts, *t, std::nullopt);
+
+  auto sel = select_or_fail(s, hosts, *t, exit_code);
+  if (!sel) return exit_code;
+  auto plan = plan_batches(sel->resolution.hosts, t->rollout);
+  if (!plan.ok()) return die("Error: " + plan.message(), kExitUsage);
+  if (!t->rollout.batched()) return run_once(s, a, script, sel->resolution.refs, *t, sel);
+
+  RolloutKind kind = a.async ? RolloutKind::run_async : RolloutKind::run_sync;
+  hook::Request auth;
+  auth.action = "run";
+  auth.script = script;
+  auth.args = a.script_args;
+  auth.username = a.username();
+  auth.token = a.token();
+  auth.tags = t->tags;
+  RunSpec base;
+  base.script = script;
+  base.args = a.script_args;
+  base.username = a.username();
+  base.token = a.token();
+  base.async = a.async;
+  RolloutReport report = run_rollout(
+      s, a, kind, script, auth, *sel, std::move(*plan), *t,
+      [&s, kind, base](const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+                       const std::vector<std::string>& refs,
+                       std::function<void(BatchOutcome)> done) {
+        auto locks = std::make_shared<state::Acquisition>(
+            state::Locks(paths::locks_dir()).acquire(refs, base.script));
+        if (auto refused = lock_refusal(*locks, kind, base.script, batch))
+          return done(std::move(*refused));
+        RunSpec spec = base;
+        spec.reqid = reqid;
+        Status st = s.engine->run(batch, spec, [&s, spec, locks, done](Results results) {
+          locks->held.release();
+          if (!spec.async) return done({std::move(results), ""});
+          auto record = std::make_shared<const json::Document>(state::make_async_record(
+              spec.reqid, spec.script, results_document(results), unix_now(), std::nullopt));
+          auto shared = std::make_shared<Results>(std::move(results));
+          store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record,
+                       [shared, done] {
+                         done({std::move(*shared), ""});
+                       });
+        });
+        if (!st.ok()) {
+          locks->held.release();
+          BatchOutcome o;
+          o.results = refused_results(kind, base.script, batch, HostState::error, st.message());
+          o.refused = st.message();
+          done(std::move(o));
+        }
+      });
+  if (!report.stopped.empty()) return kExitFailure;
+  if (kind == RolloutKind::run_async) {
+    for (const auto& r : report.results)
+      if (string_member(r.doc, "status") == "accepted") return 0;
+    return kExitFailure;
+  }
+  for (const auto& r : report.results)
+    if (int_member(r.doc, "exit", -1) != 0) return kExitFailure;
+  return 0;
+}
+
 int cmd_ping(const DispatcherArgs& a) {
-  if (a.words.empty()) return die("Usage: ctrl-exec-dispatcher ping <host>[:<port>] [<host>...]");
+  int exit_code = 0;
+  auto t = read_targeting(a, exit_code);
+  if (!t) return exit_code;
+  if (a.words.empty() && !t->tags)
+    return die("Usage: ctrl-exec-dispatcher ping <host>[:<port>] [<host>...]");
   auto config = cli::load_config(a.config_path, false);
   if (!config) return kExitFatal;
   Session s(std::move(*config), a);
@@ -239,9 +505,40 @@ int cmd_ping(const DispatcherArgs& a) {
   auth.hosts = a.words;
   auth.username = a.username();
   auth.token = a.token();
-  if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
+  auth.tags = t->tags;
 
-  state::DispatchResolution res = s.engine->registry().resolve_dispatch(a.words);
+  std::optional<Selection> sel;
+  std::vector<std::vector<state::DispatchTarget>> plan;
+  if (!t->plain()) {
+    sel = select_or_fail(s, a.words, *t, exit_code);
+    if (!sel) return exit_code;
+    auto p = plan_batches(sel->resolution.hosts, t->rollout);
+    if (!p.ok()) return die("Error: " + p.message(), kExitUsage);
+    plan = std::move(*p);
+    auth.hosts = sel->resolution.refs;
+  }
+  if (t->rollout.batched()) {
+    RolloutReport report =
+        run_rollout(s, a, RolloutKind::ping, "", auth, *sel, std::move(plan), *t,
+                    [&s](const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+                         const std::vector<std::string>&, std::function<void(BatchOutcome)> done) {
+                      Status st = s.engine->ping(batch, reqid, true, [done](Results r) {
+                        done({std::move(r), ""});
+                      });
+                      if (!st.ok()) {
+                        BatchOutcome o;
+                        o.results = refused_results(RolloutKind::ping, "", batch, HostState::error,
+                                                    st.message());
+                        o.refused = st.message();
+                        done(std::move(o));
+                      }
+                    });
+    return report.stopped.empty() ? 0 : kExitFailure;
+  }
+
+  if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
+  state::DispatchResolution res =
+      sel ? sel->resolution : s.engine->registry().resolve_dispatch(a.words);
   if (!res.ok) return unknown_agents(res.unknown);
   Results results;
   if (Status st =

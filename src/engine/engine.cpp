@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "base/paths.hpp"
 #include "base/random.hpp"
@@ -342,6 +343,45 @@ bool renewal_due(std::string_view expiry, int64_t cert_days, int64_t now) {
   return static_cast<double>(*t - now) < static_cast<double>(cert_days) / 2.0 * 86400.0;
 }
 
+Selection select_hosts(const state::Registry& registry, const std::vector<std::string>& refs,
+                       const std::optional<state::TagFilter>& tags) {
+  Selection s;
+  if (!refs.empty()) s.resolution = registry.resolve_dispatch(refs);
+  if (!tags || !s.resolution.ok) return s;
+  state::DispatchResolution matched = registry.resolve_tags(*tags);
+  if (matched.hosts.empty()) {
+    s.no_tag_match = true;
+    return s;
+  }
+  std::set<std::string> named;
+  for (const auto& t : s.resolution.hosts)
+    named.insert(t.name);
+  for (size_t i = 0; i < matched.hosts.size(); ++i) {
+    if (named.count(matched.hosts[i].name)) continue;
+    s.resolution.hosts.push_back(matched.hosts[i]);
+    s.resolution.refs.push_back(matched.refs[i]);
+  }
+  return s;
+}
+
+std::string no_tag_match_text(const state::TagFilter& tags) {
+  std::string text;
+  for (const auto& [k, v] : tags)
+    text += (text.empty() ? "" : ",") + k + "=" + v;
+  return "no agent matches tags: " + text;
+}
+
+std::optional<std::map<std::string, std::string>> reported_tags(const HostResult& caps) {
+  if (string_member(caps.doc, "status") != proto::kStatusOk) return std::nullopt;
+  const json::Value* tags = json::find(caps.doc, "tags");
+  if (!tags || !tags->IsObject()) return std::nullopt;
+  std::map<std::string, std::string> t;
+  for (const auto& m : tags->GetObject())
+    if (auto v = json::scalar_string(m.value))
+      t[std::string(m.name.GetString(), m.name.GetStringLength())] = *v;
+  return t;
+}
+
 // --- The engine ------------------------------------------------------------------------------
 
 struct Engine::Op : std::enable_shared_from_this<Engine::Op> {
@@ -536,15 +576,48 @@ Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std
         return ping_result(name, reply, reqid);
       },
       [this, renew, alive, done = std::move(done)](Results results) mutable {
-        if (!renew) {
-          done(std::move(results));
-          return;
-        }
         auto shared = std::make_shared<Results>(std::move(results));
-        renew_due(*shared, [alive, shared, done = std::move(done)] {
+        auto finish = [this, renew, alive, shared, done = std::move(done)]() mutable {
           if (alive.gone()) return;
-          done(std::move(*shared));
+          if (!renew) return done(std::move(*shared));
+          renew_due(*shared, [alive, shared, done = std::move(done)] {
+            if (alive.gone()) return;
+            done(std::move(*shared));
+          });
+        };
+        // The tags of every agent that answered, for the registry.
+        std::vector<state::DispatchTarget> answered;
+        for (const auto& r : *shared)
+          if (string_member(r.doc, "status") == proto::kStatusOk)
+            answered.push_back({r.name, r.target});
+        if (answered.empty()) return finish();
+        Status st = capabilities(answered, [this, alive, finish](Results caps) mutable {
+          if (alive.gone()) return;
+          refresh_tags(caps, std::move(finish));
         });
+        if (!st.ok()) finish();
+      });
+}
+
+void Engine::refresh_tags(const Results& capabilities, std::function<void()> done) {
+  auto updates =
+      std::make_shared<std::vector<std::pair<std::string, std::map<std::string, std::string>>>>();
+  for (const auto& r : capabilities)
+    if (auto tags = reported_tags(r)) updates->emplace_back(r.name, std::move(*tags));
+  if (updates->empty()) {
+    if (done) loop_.post(std::move(done));
+    return;
+  }
+  state::Registry registry = registry_;
+  auto alive = alive_.watch();
+  event::queue_work(
+      loop_,
+      [registry, updates]() mutable {
+        auto written = registry.bulk_update_tags(*updates);
+        if (!written.ok()) log::warning("registry-tags-fail", {{"ERROR", written.message()}});
+      },
+      [alive, done = std::move(done)] {
+        if (!alive.gone() && done) done();
       });
 }
 

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,23 @@ void run_batched(std::shared_ptr<std::vector<state::DispatchTarget>> targets, si
                  BatchStep step, std::shared_ptr<std::vector<HostResult>> acc,
                  std::function<void(std::vector<HostResult>)> done);
 
+// The hosts a command addresses: its explicit references, resolved as always
+// (Registry::resolve_dispatch), then, with a tag selector (ours; docs/COMPATIBILITY.md), every
+// registered agent whose cached tags match all its pairs, sorted by name. A name already
+// addressed explicitly is not added again.
+struct Selection {
+  state::DispatchResolution resolution; // !ok: unknown references (resolution.unknown)
+  bool no_tag_match = false;            // a selector was given and matched no agent
+};
+Selection select_hosts(const state::Registry& registry, const std::vector<std::string>& refs,
+                       const std::optional<state::TagFilter>& tags);
+// "no agent matches tags: role=web,env=prod"
+std::string no_tag_match_text(const state::TagFilter& tags);
+
+// The tags an agent reported in a GET /capabilities result: its `tags` object's scalar
+// members, when it answered `ok` with one; nullopt otherwise.
+std::optional<std::map<std::string, std::string>> reported_tags(const HostResult& caps);
+
 class Engine {
 public:
   // `default_port` is the CLI's --port (0: none, i.e. 7443). `sessions` may be null.
@@ -86,8 +105,11 @@ public:
   // POST /run to every target (sync or async as spec.async), logging `dispatch` first.
   Status run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
              ResultsFn done);
-  // POST /ping with one reqid for the batch. With `renew`, agent certs that are due are then
-  // renewed one after the other (§5.6) before `done` runs; the results are not changed.
+  // POST /ping with one reqid for the batch. The agents that answered are then asked for
+  // their capabilities, and the registry's cached tags of those whose tags changed are
+  // replaced (ours: the original refreshed tags only on discovery). With `renew`, agent certs
+  // that are due are then renewed one after the other (§5.6). `done` runs after all that; the
+  // results are the pings'.
   Status ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,
               bool renew, ResultsFn done);
   // GET /capabilities.
@@ -99,6 +121,10 @@ public:
   // new serial with the previous, still-trusted identity), else the engine's own.
   Status rotate(const std::vector<state::DispatchTarget>& targets, const std::string& serial,
                 const std::string& action, AgentClient* client, ResultsFn done);
+
+  // Replaces the registry's cached tags of the agents whose capabilities results report
+  // other tags (best effort, on the thread pool); `done` (optional) runs after, on the loop.
+  void refresh_tags(const Results& capabilities, std::function<void()> done);
 
   // Renews the certs of the agents whose ping results say they are due, one after another.
   void renew_due(const Results& pings, std::function<void()> done);

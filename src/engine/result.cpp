@@ -12,7 +12,7 @@
 namespace cx::engine {
 
 std::string_view state_name(HostState s) {
-  static_assert(std::size(proto::kHostStates) == static_cast<size_t>(HostState::denied) + 1);
+  static_assert(std::size(proto::kHostStates) == static_cast<size_t>(HostState::skipped) + 1);
   size_t i = static_cast<size_t>(s);
   return i < std::size(proto::kHostStates) ? proto::kHostStates[i] : "error";
 }

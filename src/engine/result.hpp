@@ -21,9 +21,10 @@ namespace cx::engine {
 //   timeout     connecting or waiting for the answer timed out;
 //   unreachable the name did not resolve, the connection was refused, or no route;
 //   busy        the script is already running there (async 409);
-//   denied      the agent refused us (403, or its auth hook said no).
+//   denied      the agent refused us (403, or its auth hook said no);
+//   skipped     never contacted: a batched rollout stopped before the host's batch.
 // Named by the words of proto::kHostStates, in the same order.
-enum class HostState { ok, error, timeout, unreachable, busy, denied };
+enum class HostState { ok, error, timeout, unreachable, busy, denied, skipped };
 std::string_view state_name(HostState s);
 
 struct HostResult {

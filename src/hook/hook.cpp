@@ -34,8 +34,21 @@ std::string stdin_json(const Request& req, const std::string& timestamp) {
   } else {
     w.null();
   }
+  if (req.tags) {
+    w.key("tags").begin_object();
+    for (const auto& [k, v] : *req.tags)
+      w.member(k, v);
+    w.end_object();
+  }
   w.member("timestamp", timestamp).end_object();
   return w.str();
+}
+
+std::string tags_text(const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::string out;
+  for (const auto& [k, v] : tags)
+    out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
 }
 
 std::vector<std::string> environment(const Request& req, const std::string& timestamp,
@@ -61,6 +74,7 @@ std::vector<std::string> environment(const Request& req, const std::string& time
   set("ENVEXEC_SUBMITTER", req.submitter ? req.submitter->username : "");
   set("ENVEXEC_SUBMITTER_IP", req.submitter ? req.submitter->source_ip : "");
   set("ENVEXEC_TIMESTAMP", timestamp);
+  set("ENVEXEC_TAGS", req.tags ? tags_text(*req.tags) : "");
   return env;
 }
 

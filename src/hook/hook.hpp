@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/submitter.hpp"
@@ -37,7 +38,13 @@ struct Request {
   std::string dispatcher, dispatcher_serial; // filled by the agent only
   std::string reqid;
   std::optional<Submitter> submitter;
+  // The tag selector the hosts were chosen by (`--tags`, the API's `tags`; ours), in the
+  // order given: ENVEXEC_TAGS ("k=v,k=v", empty without one) and, only with one, a `tags`
+  // object in the stdin document.
+  std::optional<std::vector<std::pair<std::string, std::string>>> tags;
 };
+// "k=v,k=v" of a selector, in its order.
+std::string tags_text(const std::vector<std::pair<std::string, std::string>>& tags);
 
 struct Decision {
   bool allowed = false;

@@ -20,8 +20,8 @@ namespace cx::proto {
 
 // The words of the `state` of a per-host result in the API, in the order of engine::HostState,
 // which names its states with them.
-inline constexpr std::string_view kHostStates[] = {"ok",          "error", "timeout",
-                                                   "unreachable", "busy",  "denied"};
+inline constexpr std::string_view kHostStates[] = {"ok",   "error",  "timeout", "unreachable",
+                                                   "busy", "denied", "skipped"};
 
 // The agent's reply bodies. Their names start with "agent." (ScriptEntry aside), so that a $ref
 // to one from the API's document would not resolve, and fail its unit test.

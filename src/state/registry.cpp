@@ -367,6 +367,34 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
   return res;
 }
 
+DispatchResolution Registry::resolve_tags(const TagFilter& filter) const {
+  DispatchResolution res;
+  auto all = list();
+  if (!all.ok()) return res;
+  for (const auto& rec : *all) {
+    if (!tags_match(rec.tags, filter)) continue;
+    res.hosts.push_back({rec.hostname, target_of(rec, std::nullopt)});
+    res.refs.push_back(rec.hostname);
+  }
+  return res;
+}
+
+Result<size_t> Registry::bulk_update_tags(
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates) {
+  if (updates.empty()) return size_t{0};
+  return locked([&]() -> Result<size_t> {
+    size_t n = 0;
+    for (const auto& [name, tags] : updates) {
+      auto rec = get(name);
+      if (!rec || rec->tags == tags) continue;
+      rec->tags = tags;
+      CX_TRY(write_record(name, *rec));
+      ++n;
+    }
+    return n;
+  });
+}
+
 std::string Registry::resolve_target(std::string_view ref) const {
   auto [name, port] = split_ref(ref);
   auto rec = get(name);

@@ -157,6 +157,14 @@ public:
   // §3.1 resolution for a batch of `name` / `name:<digits>` references. Names are never
   // resolved through DNS: any reference without a registry record makes the batch fail.
   DispatchResolution resolve_dispatch(const std::vector<std::string>& refs) const;
+  // Every agent whose cached tags match all pairs of `filter`, sorted by name, each with the
+  // target a bare reference to it resolves to (refs are the names). Never !ok: no match is an
+  // empty `hosts`; a registry that cannot be read matches nothing.
+  DispatchResolution resolve_tags(const TagFilter& filter) const;
+  // Replaces the cached tags of each named agent whose tags differ, under one lock; agents
+  // without a record are not created. Returns how many records were written.
+  Result<size_t> bulk_update_tags(
+      const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates);
   // The same for one reference; an unknown one is returned unchanged.
   std::string resolve_target(std::string_view ref) const;
 

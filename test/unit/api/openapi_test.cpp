@@ -147,7 +147,7 @@ TEST_CASE("the component schemas accept the API's real responses", "[api]") {
       {"ErrorResponse", R"({"ok":false})", "body: missing required member 'error'"},
       {"PingResponse", R"({"ok":true,"results":[{"host":"vm","status":"ok","state":"asleep"}]})",
        R"(body.results[0].state: "asleep" is not one of ok, error, timeout, unreachable, busy, )"
-       R"(denied)"},
+       R"(denied, skipped)"},
       {"RunResponse", R"({"ok":true,"reqid":"r","results":[{"host":"vm"}]})",
        "body.results[0]: missing required member 'exit'"},
       {"StatusResponse",
@@ -174,9 +174,9 @@ TEST_CASE("HostState lists every per-host state the engine writes", "[api]") {
   const proto::Definition* def = proto::find_api_body("HostState");
   REQUIRE(def);
   std::vector<std::string> names;
-  for (auto s :
-       {engine::HostState::ok, engine::HostState::error, engine::HostState::timeout,
-        engine::HostState::unreachable, engine::HostState::busy, engine::HostState::denied})
+  for (auto s : {engine::HostState::ok, engine::HostState::error, engine::HostState::timeout,
+                 engine::HostState::unreachable, engine::HostState::busy, engine::HostState::denied,
+                 engine::HostState::skipped})
     names.emplace_back(engine::state_name(s));
   CHECK(def->schema.enum_values() == names);
 }
