@@ -322,26 +322,6 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
   return report;
 }
 
-// A lock conflict or failure of a batch, as a refusal of the whole batch.
-std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
-                                         const std::string& script,
-                                         const std::vector<state::DispatchTarget>& batch) {
-  if (!locks.status.ok()) {
-    BatchOutcome o;
-    o.results = refused_results(kind, script, batch, HostState::error,
-                                "Cannot lock: " + locks.status.message());
-    o.refused = "cannot lock: " + locks.status.message();
-    return o;
-  }
-  if (locks.conflicts.empty()) return std::nullopt;
-  BatchOutcome o;
-  std::string list = join(locks.conflicts, ", ");
-  o.results =
-      refused_results(kind, script, batch, HostState::busy, "Locked: already running: " + list);
-  o.refused = "locked: already running: " + list;
-  return o;
-}
-
 // One run of `targets` as the original runs it: auth hook, locks, resolution (unless the
 // hosts were selected already), dispatch, output.
 int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
