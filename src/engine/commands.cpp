@@ -48,6 +48,7 @@ struct Session {
   Session(conf::DispatcherConfig c, const DispatcherArgs& a) : config(std::move(c)) {
     sessions = std::make_shared<FileSessionStore>(paths::tls_session_cache());
     engine = std::make_unique<Engine>(loop, config, sessions, a.port.value_or(0));
+    engine->set_file_work_inline(true);
   }
   ~Session() {
     engine.reset();

@@ -47,15 +47,15 @@ struct Outcome {
   std::string first_other;
 };
 
-Outcome run_once(const std::string& binary, const Fleet& fleet, const std::string& out_dir,
-                 int n) {
+Outcome run_once(const std::string& binary, const Fleet& fleet, const std::string& out_dir, int n) {
   static const std::vector<std::string> env = child_env(fleet.disp_root);
-  std::string out = out_dir + "/out" + std::to_string(n), err = out_dir + "/err" + std::to_string(n);
+  std::string out = out_dir + "/out" + std::to_string(n),
+              err = out_dir + "/err" + std::to_string(n);
   Outcome o;
   double t0 = now_s();
-  pid_t pid = spawn({binary, "ced", "run", "--tags", "bench=fleet", "--batch", "500", "true",
-                     "--json"},
-                    env, out, err, false);
+  pid_t pid =
+      spawn({binary, "ced", "run", "--tags", "bench=fleet", "--batch", "500", "true", "--json"},
+            env, out, err, false);
   int status = 0;
   rusage ru{};
   if (wait4(pid, &status, 0, &ru) != pid) die("wait4 failed");
@@ -66,8 +66,8 @@ Outcome run_once(const std::string& binary, const Fleet& fleet, const std::strin
   o.maxrss_kb = ru.ru_maxrss;
   o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   auto doc = cx::json::parse(read_all(out));
-  if (!doc.ok() || !doc->IsObject()) die("not JSON: " + read_all(out).substr(0, 300) +
-                                         read_all(err).substr(0, 600));
+  if (!doc.ok() || !doc->IsObject())
+    die("not JSON: " + read_all(out).substr(0, 300) + read_all(err).substr(0, 600));
   if (const cx::json::Value* b = cx::json::find(*doc, "batches"); b && b->IsArray())
     o.batches = b->Size();
   const cx::json::Value* results = cx::json::find(*doc, "results");
