@@ -54,6 +54,123 @@ hook::Request request_for(const char* action, std::vector<std::string> hosts, st
   return r;
 }
 
+// 404 for a tag selector that matches no registered agent.
+void no_tag_match(Exchange& ex, const state::TagFilter& tags) {
+  ex.fail(404, "unknown agent", engine::no_tag_match_text(tags));
+}
+
+// The selection of a request with a tag selector or batches, and its batches; answers the
+// error (404 unknown, 400 over the cap) and returns nullopt when there is none.
+struct Planned {
+  engine::Selection selection;
+  std::vector<std::vector<state::DispatchTarget>> plan;
+};
+std::optional<Planned> plan_or_fail(Exchange& e, const std::vector<std::string>& hosts,
+                                    const Targeting& t) {
+  Planned p;
+  p.selection = engine::select_hosts(e.api.registry(), hosts, t.tags);
+  if (!p.selection.resolution.ok) {
+    unknown_agents(e, p.selection.resolution.unknown);
+    return std::nullopt;
+  }
+  if (p.selection.no_tag_match) {
+    no_tag_match(e, *t.tags);
+    return std::nullopt;
+  }
+  auto plan = engine::plan_batches(p.selection.resolution.hosts, t.rollout);
+  if (!plan.ok()) {
+    e.fail(400, "bad request", plan.message());
+    return std::nullopt;
+  }
+  p.plan = std::move(*plan);
+  return p;
+}
+
+// One batch of a rollout: the batch's own auth hook call (its hosts, the selector), then
+// `step`; a denial refuses the batch.
+using BatchStep = std::function<void(
+    const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+    const std::vector<std::string>& refs, std::function<void(engine::BatchOutcome)> done)>;
+
+// Runs a rollout for the exchange and answers it: `code` with {"ok":true,["async":true,]
+// "results","batches"[,"stopped"]}. The exchange survives a disconnect: batches have lasting
+// effects.
+void roll_out(Exchange& ex, engine::RolloutKind kind, const std::string& script, hook::Request auth,
+              Planned planned, const Targeting& t, int code, BatchStep step) {
+  ex.survive_disconnect();
+  auto self = ex.shared_from_this();
+  auto ref_by_name = std::make_shared<std::map<std::string, std::string>>();
+  const auto& sel = planned.selection.resolution;
+  for (size_t i = 0; i < sel.hosts.size(); ++i)
+    ref_by_name->emplace(sel.hosts[i].name, sel.refs[i]);
+  engine::start_rollout(
+      ex.api.loop(), {kind, script, t.rollout}, std::move(planned.plan),
+      [self, kind, script, auth, ref_by_name,
+       step](size_t, const std::string& reqid, const std::vector<state::DispatchTarget>& b,
+             std::function<void(engine::BatchOutcome)> done) {
+        hook::Request req = auth;
+        for (const auto& t : b) {
+          auto it = ref_by_name->find(t.name);
+          req.hosts.push_back(it == ref_by_name->end() ? t.name : it->second);
+        }
+        auto refs = req.hosts;
+        self->authorize(std::move(req), [kind, script, reqid, b, refs, step,
+                                         done](Exchange&, const hook::Decision& d) {
+          if (!d.allowed) {
+            engine::BatchOutcome o;
+            o.results = engine::refused_results(kind, script, b, engine::HostState::denied,
+                                                "Denied: " + d.reason);
+            o.refused = "denied: " + d.reason;
+            return done(std::move(o));
+          }
+          step(reqid, b, refs, done);
+        });
+      },
+      nullptr,
+      [self, kind, code](engine::RolloutReport report) {
+        json::Writer w;
+        w.begin_object().member("ok", true);
+        if (kind == engine::RolloutKind::run_async) w.member("async", true);
+        w.key("results").raw(engine::results_json_array(report.results)).key("batches");
+        engine::write_batches(w, report.batches);
+        if (!report.stopped.empty()) w.member("stopped", report.stopped);
+        w.end_object();
+        self->respond(code, w.str());
+      });
+}
+
+// /ping with a tag selector or batches.
+void ping_selected(Exchange& ex, PingInput in) {
+  auto planned = plan_or_fail(ex, in.hosts, in.target);
+  if (!planned) return;
+  hook::Request auth = request_for("ping", {}, in.username, in.token);
+  auth.tags = in.target.tags;
+  engine::Engine* eng = &ex.api.engine(); // owned by the Api, which outlives its exchanges
+  if (in.target.rollout.batched())
+    return roll_out(
+        ex, engine::RolloutKind::ping, "", std::move(auth), std::move(*planned), in.target, 200,
+        [eng](const std::string& reqid, const std::vector<state::DispatchTarget>& b,
+              const std::vector<std::string>&, std::function<void(engine::BatchOutcome)> done) {
+          Status st = eng->ping(b, reqid, false, [done](Results r) { done({std::move(r), ""}); });
+          if (!st.ok()) {
+            engine::BatchOutcome o;
+            o.results = engine::refused_results(engine::RolloutKind::ping, "", b,
+                                                engine::HostState::error, st.message());
+            o.refused = st.message();
+            done(std::move(o));
+          }
+        });
+  auth.hosts = planned->selection.resolution.refs;
+  auto targets = planned->plan.front();
+  ex.authorize(std::move(auth), [targets, eng](Exchange& e, const hook::Decision& d) {
+    if (!d.allowed) return e.deny(d);
+    Status st = eng->ping(targets, new_reqid(), false, e.guard([](Exchange& e2, Results results) {
+      e2.respond(200, "{\"ok\":true,\"results\":" + engine::results_json_array(results) + "}");
+    }));
+    if (!st.ok()) engine_failure(e, st);
+  });
+}
+
 } // namespace
 
 void handle_ping(Exchange& ex) {
@@ -61,6 +178,7 @@ void handle_ping(Exchange& ex) {
   if (!body.ok()) return ex.fail(400, "bad request", body.message());
   auto in = read_ping(*body);
   if (!in.ok()) return ex.fail(400, "bad request", in.message());
+  if (!in->target.plain()) return ping_selected(ex, std::move(*in));
   auto hosts = in->hosts;
   ex.authorize(request_for("ping", in->hosts, in->username, in->token),
                [hosts](Exchange& e, const hook::Decision& d) {
@@ -97,9 +215,9 @@ std::string request_text(const RunInput& in) {
       .member("args", in.args)
       .member("async", in.async)
       .member("hosts", in.hosts)
-      .member("script", in.script)
-      .member("username", in.username)
-      .end_object();
+      .member("script", in.script);
+  if (in.target.tags) w.member("tags", hook::tags_text(*in.target.tags));
+  w.member("username", in.username).end_object();
   return w.str();
 }
 
@@ -305,6 +423,78 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
       });
 }
 
+// A batched /run: each batch is a run of its own, as one /run would be (auth hook, locks, a
+// `submitted` record before any agent is contacted, then the final record).
+void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
+  hook::Request auth = request_for("run", {}, in->username, in->token);
+  auth.script = in->script;
+  auth.args = in->args;
+  auth.tags = in->target.tags;
+  auto kind = in->async ? engine::RolloutKind::run_async : engine::RolloutKind::run_sync;
+  engine::Engine* eng = &ex.api.engine(); // owned by the Api, which outlives its exchanges
+  hook::Submitter submitter{in->username, ex.peer_ip};
+  std::string instance = ex.api.runs().instance();
+  roll_out(
+      ex, kind, in->script, std::move(auth), std::move(planned), in->target, in->async ? 202 : 200,
+      [eng, in, kind, submitter, instance](
+          const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+          const std::vector<std::string>& refs, std::function<void(engine::BatchOutcome)> done) {
+        auto locks = std::make_shared<state::Acquisition>(
+            state::Locks(paths::locks_dir()).acquire(refs, in->script));
+        if (auto refused = engine::lock_refusal(*locks, kind, in->script, batch))
+          return done(std::move(*refused));
+        engine::RunSpec spec;
+        spec.script = in->script;
+        spec.args = in->args;
+        spec.reqid = reqid;
+        spec.username = in->username;
+        spec.token = in->token;
+        spec.async = in->async;
+        std::vector<std::string> names;
+        for (const auto& t : batch)
+          names.push_back(t.name);
+        auto submitted = std::make_shared<const json::Document>(state::make_submitted_record(
+            reqid, spec.script, spec.async, refs, names, unix_now(), submitter, instance));
+        event::queue_work(
+            eng->loop(),
+            [submitted, reqid] {
+              if (Status st = run_store().save(reqid, *submitted); !st.ok())
+                log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", reqid}});
+            },
+            [eng, spec, batch, refs, submitter, locks, kind, done] {
+              Status st =
+                  eng->run(batch, spec, [eng, spec, refs, submitter, locks, done](Results results) {
+                    locks->held.release();
+                    json::Document list = engine::results_document(results);
+                    auto record = std::make_shared<const json::Document>(
+                        spec.async ? state::make_async_record(spec.reqid, spec.script, list,
+                                                              unix_now(), submitter)
+                                   : state::make_sync_record(spec.reqid, spec.script, refs, list,
+                                                             unix_now(), submitter));
+                    auto shared = std::make_shared<Results>(std::move(results));
+                    event::queue_work(
+                        eng->loop(),
+                        [record, reqid = spec.reqid] {
+                          if (Status st = run_store().save(reqid, *record); !st.ok())
+                            log::warning("run-store-fail",
+                                         {{"ERROR", st.message()}, {"REQID", reqid}});
+                        },
+                        [shared, done] {
+                          done({std::move(*shared), ""});
+                        });
+                  });
+              if (st.ok()) return;
+              locks->held.release();
+              (void)::unlink(run_store().record_path(spec.reqid).c_str());
+              engine::BatchOutcome o;
+              o.results = engine::refused_results(kind, spec.script, batch,
+                                                  engine::HostState::error, st.message());
+              o.refused = st.message();
+              done(std::move(o));
+            });
+      });
+}
+
 } // namespace
 
 void handle_run(Exchange& ex) {
@@ -322,9 +512,19 @@ void handle_run(Exchange& ex) {
     keyed->request = request_text(*in);
     keyed->path = state::IdempotencyIndex(paths::runs_dir()).entry_path(keyed->scope, keyed->key);
   }
+  if (!in->target.plain()) {
+    if (keyed && in->target.rollout.batched())
+      return ex.fail(400, "bad request", "an Idempotency-Key cannot be used with batch");
+    auto planned = plan_or_fail(ex, in->hosts, in->target);
+    if (!planned) return;
+    if (in->target.rollout.batched()) return run_batches(ex, in, std::move(*planned));
+    // One run of the selection, exactly as a /run naming those hosts.
+    in->hosts = planned->selection.resolution.refs;
+  }
   hook::Request auth = request_for("run", in->hosts, in->username, in->token);
   auth.script = in->script;
   auth.args = in->args;
+  auth.tags = in->target.tags;
   ex.authorize(std::move(auth), [in, keyed](Exchange& e, const hook::Decision& d) {
     if (!d.allowed) return e.deny(d);
     if (keyed) return run_keyed(e, in, keyed);

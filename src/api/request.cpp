@@ -99,11 +99,72 @@ Result<std::vector<std::string>> string_elements(const json::Value& arr, const c
   return out;
 }
 
-Result<std::vector<std::string>> required_hosts(const json::Value& body) {
+// `hosts`: a non-empty array of at most kMaxHosts strings, as the original; with a tag
+// selector it may be absent or empty, and with batches longer.
+Result<std::vector<std::string>> required_hosts(const json::Value& body, const Targeting& t) {
   const json::Value* h = json::find(body, "hosts");
-  if (!h || !h->IsArray() || h->Empty()) return error("hosts must be a non-empty array");
-  if (h->Size() > kMaxHosts) return error("too many hosts (max " + std::to_string(kMaxHosts) + ")");
+  if (t.tags && (!h || h->IsNull() || (h->IsArray() && h->Empty())))
+    return std::vector<std::string>{};
+  if (!h || !h->IsArray() || h->Empty())
+    return error(t.tags ? "hosts must be an array" : "hosts must be a non-empty array");
+  if (h->Size() > kMaxHosts && !t.rollout.batched())
+    return error("too many hosts (max " + std::to_string(kMaxHosts) + ")");
   return string_elements(*h, "hosts");
+}
+
+// A member that is an integer or a string, as text for the rollout parsers; nullopt when
+// absent or null.
+Result<std::optional<std::string>> count_text(const json::Value& body, std::string_view key) {
+  const json::Value* v = json::find(body, key);
+  if (!v || v->IsNull()) return std::optional<std::string>();
+  if (v->IsString())
+    return std::optional<std::string>(std::string(v->GetString(), v->GetStringLength()));
+  if (v->IsUint64()) return std::optional<std::string>(std::to_string(v->GetUint64()));
+  if (v->IsNumber() && key == "batch_wait") {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", v->GetDouble());
+    return std::optional<std::string>(std::string(buf));
+  }
+  return error(std::string(key) + " must be " +
+               (key == "batch_wait" ? "a number of seconds" : "an integer or a percentage string"));
+}
+
+Result<Targeting> read_targeting(const json::Value& body) {
+  Targeting t;
+  if (const json::Value* tags = json::find(body, "tags"); tags && !tags->IsNull()) {
+    if (!tags->IsObject() || tags->ObjectEmpty())
+      return error("tags must be an object of strings, e.g. {\"role\":\"web\"}");
+    state::TagFilter filter;
+    for (const auto& m : tags->GetObject()) {
+      std::string key(m.name.GetString(), m.name.GetStringLength());
+      if (key.empty() || !m.value.IsString())
+        return error("tags must be an object of strings, e.g. {\"role\":\"web\"}");
+      filter.emplace_back(std::move(key),
+                          std::string(m.value.GetString(), m.value.GetStringLength()));
+    }
+    t.tags = std::move(filter);
+  }
+  CX_ASSIGN_OR_RETURN(auto batch, count_text(body, "batch"));
+  if (batch) {
+    auto b = engine::parse_batch_size(*batch);
+    if (!b.ok()) return error("batch: " + b.message());
+    t.rollout.batch = *b;
+  }
+  CX_ASSIGN_OR_RETURN(auto wait, count_text(body, "batch_wait"));
+  if (wait) {
+    auto w = engine::parse_batch_wait(*wait);
+    if (!w.ok()) return error("batch_wait: " + w.message());
+    t.rollout.wait_s = *w;
+    if (!batch) return error("batch_wait needs batch");
+  }
+  CX_ASSIGN_OR_RETURN(auto failures, count_text(body, "max_failures"));
+  if (failures) {
+    auto f = engine::parse_failure_limit(*failures);
+    if (!f.ok()) return error("max_failures: " + f.message());
+    t.rollout.max_failures = *f;
+  }
+  CX_TRY(engine::check_rollout(t.rollout, "batch", "batch_wait", "max_failures"));
+  return t;
 }
 
 } // namespace
@@ -117,7 +178,8 @@ Result<json::Document> parse_body_object(std::string_view body) {
 
 Result<PingInput> read_ping(const json::Value& body) {
   PingInput in;
-  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body));
+  CX_ASSIGN_OR_RETURN(in.target, read_targeting(body));
+  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body, in.target));
   in.username = json::scalar_or_empty(body, "username");
   in.token = json::scalar_or_empty(body, "token");
   return in;
@@ -125,7 +187,8 @@ Result<PingInput> read_ping(const json::Value& body) {
 
 Result<RunInput> read_run(const json::Value& body) {
   RunInput in;
-  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body));
+  CX_ASSIGN_OR_RETURN(in.target, read_targeting(body));
+  CX_ASSIGN_OR_RETURN(in.hosts, required_hosts(body, in.target));
   const json::Value* s = json::find(body, "script");
   auto script = s ? json::scalar_string(*s) : std::nullopt;
   if (!script || !is_script_name(*script))

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "base/status.hpp"
+#include "engine/rollout.hpp"
 #include "http/message.hpp"
 #include "http/parser.hpp"
+#include "state/registry.hpp"
 #include "json/json.hpp"
 
 namespace cx::api {
@@ -51,20 +53,32 @@ Result<std::optional<std::string>> read_idempotency_key(const http::Request& req
 // is not a JSON object.
 Result<json::Document> parse_body_object(std::string_view body);
 
+// What /run and /ping take beyond the original (ours; docs/COMPATIBILITY.md): `tags`, an
+// object of strings, selects every registered agent whose cached tags match all its members
+// (beside or instead of `hosts`); `batch` (N or "N%"), `batch_wait` (seconds) and
+// `max_failures` (K or "K%") roll the selection out batch by batch (engine/rollout.hpp).
+struct Targeting {
+  std::optional<state::TagFilter> tags;
+  engine::RolloutOptions rollout;
+  bool plain() const { return !tags && !rollout.batched(); }
+};
+
 struct PingInput {
-  std::vector<std::string> hosts;
+  std::vector<std::string> hosts; // may be empty with a tag selector
   std::string username, token;
+  Targeting target;
 };
 Result<PingInput> read_ping(const json::Value& body);
 
 struct RunInput {
-  std::vector<std::string> hosts;
+  std::vector<std::string> hosts; // may be empty with a tag selector
   std::string script;
   std::vector<std::string> args;
   std::string username, token;
   bool async = false;
+  Targeting target;
 };
-// Checked in the original's order: hosts, script, args.
+// Checked in the original's order: hosts, script, args (the fields of ours first).
 Result<RunInput> read_run(const json::Value& body);
 
 struct DiscoveryInput {

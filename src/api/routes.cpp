@@ -57,7 +57,7 @@ constexpr std::string_view kLiveOp = R"json({
 constexpr std::string_view kPingOp = R"json({
  "operationId": "ping",
  "summary": "Ping agents",
- "description": "Checks mutual-TLS reachability of registered agents, all at once. The auth hook is asked with action ping. Per-host failures are reported in the results, never as an HTTP error. The API does not renew agent certificates.",
+ "description": "Checks mutual-TLS reachability of registered agents, all at once. The auth hook is asked with action ping. Per-host failures are reported in the results, never as an HTTP error. The agents that answer are then asked for their capabilities, and their tags cached in the registry. The API does not renew agent certificates. Ours: tags selects agents by their cached tags (the hook then sees the resolved hosts and ENVEXEC_TAGS), and batch, batch_wait and max_failures ping them batch by batch, as for /run (the answer then has batches).",
  "tags": ["agents"],
  "requestBody": {"required": true,
   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PingRequest"}}}},
@@ -72,7 +72,7 @@ constexpr std::string_view kPingOp = R"json({
 constexpr std::string_view kRunOp = R"json({
  "operationId": "run",
  "summary": "Run a script on agents",
- "description": "Runs an allowlisted script on every listed agent at once, with no shell. The auth hook is asked with action run. Each host+script pair is locked for the length of the dispatch; a pair already locked gives 409. The run's record is stored with status submitted before any agent is contacted, and replaced when the dispatch ends; if the API stops in between, the record becomes unknown when an API starts again (GET /status/{reqid}). Synchronous runs answer 200 with every result (even if every host failed); with async true the run is submitted and the answer is 202 with the submission results, to be collected with GET /status/{reqid}. Both kinds are stored for 24 hours. With an Idempotency-Key, a repeat of the request by the same submitter (the same username and token) within those 24 hours runs nothing: it gets the first request's answer again, byte for byte, or, when none was stored, a RunState (202 while the first is still being dispatched). The same key with a different request is 422.",
+ "description": "Runs an allowlisted script on every listed agent at once, with no shell. The auth hook is asked with action run. Each host+script pair is locked for the length of the dispatch; a pair already locked gives 409. The run's record is stored with status submitted before any agent is contacted, and replaced when the dispatch ends; if the API stops in between, the record becomes unknown when an API starts again (GET /status/{reqid}). Synchronous runs answer 200 with every result (even if every host failed); with async true the run is submitted and the answer is 202 with the submission results, to be collected with GET /status/{reqid}. Both kinds are stored for 24 hours. Ours: tags selects every registered agent whose cached tags match (beside or instead of hosts; no match is 404), and the auth hook sees the resolved hosts, with the selector in ENVEXEC_TAGS. With batch (N or \"N%\"), the selection runs batch by batch, batch_wait seconds apart; each batch is a run of its own (its reqid, auth hook call, locks and record), and once more hosts than max_failures have failed, no further batch starts: the rest are reported skipped and the answer has stopped. A selection of more than 500 hosts needs batch. The answer is then a RunRolloutResponse (200) or AsyncRolloutResponse (202). With an Idempotency-Key, a repeat of the request by the same submitter (the same username and token) within those 24 hours runs nothing: it gets the first request's answer again, byte for byte, or, when none was stored, a RunState (202 while the first is still being dispatched). The same key with a different request is 422.",
  "tags": ["agents"],
  "parameters": [
   {"name": "Idempotency-Key", "in": "header", "required": false,
@@ -84,11 +84,13 @@ constexpr std::string_view kRunOp = R"json({
   "200": {"description": "Synchronous: one result per host, in completion order. A repeat whose first request has no stored answer: its RunState (unknown or complete).",
           "content": {"application/json": {"schema": {"oneOf": [
             {"$ref": "#/components/schemas/RunResponse"},
-            {"$ref": "#/components/schemas/RunState"}]}}}},
+            {"$ref": "#/components/schemas/RunState"},
+            {"$ref": "#/components/schemas/RunRolloutResponse"}]}}}},
   "202": {"description": "Asynchronous: submitted. A repeat whose first request is still being dispatched: its RunState (submitted).",
           "content": {"application/json": {"schema": {"oneOf": [
             {"$ref": "#/components/schemas/AsyncSubmitResponse"},
-            {"$ref": "#/components/schemas/RunState"}]}}}},
+            {"$ref": "#/components/schemas/RunState"},
+            {"$ref": "#/components/schemas/AsyncRolloutResponse"}]}}}},
   "400": {"$ref": "#/components/responses/BadRequest"},
   "403": {"$ref": "#/components/responses/Forbidden"},
   "404": {"$ref": "#/components/responses/NotFound"},
@@ -99,7 +101,7 @@ constexpr std::string_view kRunOp = R"json({
 constexpr std::string_view kDiscoveryGetOp = R"json({
  "operationId": "discoveryGet",
  "summary": "Capabilities of every agent",
- "description": "Asks every registered agent for its version, tags and scripts. The auth hook is asked with action ping. The tags are cached in the registry.",
+ "description": "Asks every registered agent for its version, tags and scripts. The auth hook is asked with action ping. The tags are cached in the registry before the answer.",
  "tags": ["agents"],
  "responses": {
   "200": {"$ref": "#/components/responses/DiscoverySuccess"},

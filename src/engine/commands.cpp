@@ -48,6 +48,7 @@ struct Session {
   Session(conf::DispatcherConfig c, const DispatcherArgs& a) : config(std::move(c)) {
     sessions = std::make_shared<FileSessionStore>(paths::tls_session_cache());
     engine = std::make_unique<Engine>(loop, config, sessions, a.port.value_or(0));
+    engine->set_file_work_inline(true);
   }
   ~Session() {
     engine.reset();
@@ -320,26 +321,6 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
   s.loop.run();
   printer.end(report);
   return report;
-}
-
-// A lock conflict or failure of a batch, as a refusal of the whole batch.
-std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
-                                         const std::string& script,
-                                         const std::vector<state::DispatchTarget>& batch) {
-  if (!locks.status.ok()) {
-    BatchOutcome o;
-    o.results = refused_results(kind, script, batch, HostState::error,
-                                "Cannot lock: " + locks.status.message());
-    o.refused = "cannot lock: " + locks.status.message();
-    return o;
-  }
-  if (locks.conflicts.empty()) return std::nullopt;
-  BatchOutcome o;
-  std::string list = join(locks.conflicts, ", ");
-  o.results =
-      refused_results(kind, script, batch, HostState::busy, "Locked: already running: " + list);
-  o.refused = "locked: already running: " + list;
-  return o;
 }
 
 // One run of `targets` as the original runs it: auth hook, locks, resolution (unless the

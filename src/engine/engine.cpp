@@ -609,16 +609,19 @@ void Engine::refresh_tags(const Results& capabilities, std::function<void()> don
     return;
   }
   state::Registry registry = registry_;
+  auto work = [registry, updates]() mutable {
+    auto written = registry.bulk_update_tags(*updates);
+    if (!written.ok()) log::warning("registry-tags-fail", {{"ERROR", written.message()}});
+  };
   auto alive = alive_.watch();
-  event::queue_work(
-      loop_,
-      [registry, updates]() mutable {
-        auto written = registry.bulk_update_tags(*updates);
-        if (!written.ok()) log::warning("registry-tags-fail", {{"ERROR", written.message()}});
-      },
-      [alive, done = std::move(done)] {
-        if (!alive.gone() && done) done();
-      });
+  auto after = [alive, done = std::move(done)] {
+    if (!alive.gone() && done) done();
+  };
+  if (file_work_inline_) {
+    work();
+    return loop_.post(std::move(after));
+  }
+  event::queue_work(loop_, std::move(work), std::move(after));
 }
 
 Status Engine::capabilities(const std::vector<state::DispatchTarget>& targets, ResultsFn done) {

@@ -123,8 +123,13 @@ public:
                 const std::string& action, AgentClient* client, ResultsFn done);
 
   // Replaces the registry's cached tags of the agents whose capabilities results report
-  // other tags (best effort, on the thread pool); `done` (optional) runs after, on the loop.
+  // other tags (best effort); `done` (optional) runs after, on the loop. The files are read
+  // and written on libuv's thread pool, or on the loop itself with file_work_inline.
   void refresh_tags(const Results& capabilities, std::function<void()> done);
+  // A one-shot CLI process waits for its file work anyway: doing it on the loop spares starting
+  // libuv's thread pool (four threads) for a few small files. A server keeps the pool, so that
+  // its loop never waits on the disk.
+  void set_file_work_inline(bool inline_work) { file_work_inline_ = inline_work; }
 
   // Renews the certs of the agents whose ping results say they are due, one after another.
   void renew_due(const Results& pings, std::function<void()> done);
@@ -163,6 +168,7 @@ private:
   std::list<std::shared_ptr<Op>> ops_;
   std::vector<std::unique_ptr<http::ClientCall>> renew_calls_; // the renewal exchange under way
   event::Liveness alive_;
+  bool file_work_inline_ = false;
 };
 
 } // namespace cx::engine

@@ -132,6 +132,25 @@ bool result_failed(RolloutKind kind, const HostResult& r) {
   return true;
 }
 
+std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
+                                         const std::string& script,
+                                         const std::vector<state::DispatchTarget>& batch) {
+  if (!locks.status.ok()) {
+    BatchOutcome o;
+    o.results = refused_results(kind, script, batch, HostState::error,
+                                "Cannot lock: " + locks.status.message());
+    o.refused = "cannot lock: " + locks.status.message();
+    return o;
+  }
+  if (locks.conflicts.empty()) return std::nullopt;
+  BatchOutcome o;
+  std::string list = join(locks.conflicts, ", ");
+  o.results =
+      refused_results(kind, script, batch, HostState::busy, "Locked: already running: " + list);
+  o.refused = "locked: already running: " + list;
+  return o;
+}
+
 void write_batches(json::Writer& w, const std::vector<BatchReport>& batches) {
   w.begin_array();
   for (const auto& b : batches) {

@@ -18,6 +18,7 @@
 #include "base/status.hpp"
 #include "engine/engine.hpp"
 #include "event/loop.hpp"
+#include "state/locks.hpp"
 #include "state/registry.hpp"
 #include "json/writer.hpp"
 
@@ -78,6 +79,13 @@ bool result_failed(RolloutKind kind, const HostResult& r);
 Results refused_results(RolloutKind kind, const std::string& script,
                         const std::vector<state::DispatchTarget>& hosts, HostState state,
                         const std::string& error);
+
+struct BatchOutcome;
+// A batch's lock acquisition that failed (state error) or found runs in progress (busy), as
+// the refusal of the whole batch; nullopt when the locks are held.
+std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
+                                         const std::string& script,
+                                         const std::vector<state::DispatchTarget>& batch);
 
 // How one batch's run ended.
 struct BatchOutcome {

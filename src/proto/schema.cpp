@@ -63,6 +63,12 @@ Schema Schema::integer() {
   return s;
 }
 
+Schema Schema::number() {
+  Schema s;
+  s.type_ = Type::number;
+  return s;
+}
+
 Schema Schema::boolean() {
   Schema s;
   s.type_ = Type::boolean;

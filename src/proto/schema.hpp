@@ -34,6 +34,7 @@ public:
 
   static Schema string();
   static Schema integer();
+  static Schema number();
   static Schema boolean();
   // An object with these members, in document order. Members not listed are allowed.
   // (Two overloads, not a default argument: Member is incomplete here, and clang instantiates

@@ -48,9 +48,39 @@ Member ok_member(bool value) {
 // The hosts of a /ping or /run request.
 Schema requested_hosts() {
   return Schema::array(Schema::string())
-      .min_items(1)
-      .max_items(500)
-      .describe("registry names, each optionally with :<port>");
+      .describe("registry names, each optionally with :<port>: at least one unless tags is "
+                "given, at most 500 unless batch is given");
+}
+
+// The selection and rollout members of /run and /ping (ours).
+std::vector<Member> selection_members() {
+  return {
+      optional("tags", Schema::object()
+                           .values(Schema::string())
+                           .describe("ours: also address every registered agent whose cached "
+                                     "tags (refreshed by ping and discovery) match all these "
+                                     "members; no match is 404")
+                           .example(R"({"role":"web","env":"prod"})")),
+      optional("batch",
+               Schema::one_of({Schema::integer(), Schema::string().pattern(R"(^[0-9]+%?$)")})
+                   .describe("ours: run the selection N hosts (1 to 500), or \"N%\" of "
+                             "it, at a time; each batch is a run of its own (reqid, "
+                             "auth hook, locks, record)")),
+      optional("batch_wait",
+               Schema::number().describe("ours, with batch: seconds between batches (0 to 3600)")),
+      optional("max_failures",
+               Schema::one_of({Schema::integer(), Schema::string().pattern(R"(^[0-9]+%?$)")})
+                   .describe("ours, with batch: once more than K hosts (or \"K%\" of the "
+                             "selection) have failed, no further batch starts and the rest are "
+                             "skipped; 0 stops at the first failure")),
+  };
+}
+
+// `members` followed by the selection members.
+std::vector<Member> with_selection(std::vector<Member> members) {
+  for (auto& m : selection_members())
+    members.push_back(std::move(m));
+  return members;
 }
 
 } // namespace
@@ -161,35 +191,56 @@ struct ApiBodies {
                                     {required("method", text()), required("path", text())}))),
       })};
 
-  Definition ping_request{"PingRequest", Schema::object({
-                                             required("hosts", requested_hosts()),
+  Definition ping_request{"PingRequest", Schema::object(with_selection({
+                                             optional("hosts", requested_hosts()),
                                              optional("username", text("passed to the auth hook")),
                                              optional("token", text("passed to the auth hook")),
-                                         })};
+                                         }))};
 
-  Definition ping_result{"PingResult", Schema::object({
-                                           required("host", text("the registry name")),
-                                           required("status", one_of_texts({"ok", "error"})),
-                                           optional("rtt", Schema::string().example("12ms")),
-                                           optional(agent.ping_reply, "version"),
-                                           optional(agent.ping_reply, "expiry"),
-                                           optional(agent.ping_reply, "staged"),
-                                           optional(agent.ping_reply, "reqid"),
-                                           optional("reported_hostname",
-                                                    text("the agent's own name, when it differs")),
-                                           optional("error", text()),
-                                           state,
-                                       })};
+  Definition ping_result{
+      "PingResult",
+      Schema::object({
+          required("host", text("the registry name")),
+          required("status", one_of_texts({"ok", "error", "skipped"})),
+          optional("rtt", Schema::string().example("12ms")),
+          optional(agent.ping_reply, "version"),
+          optional(agent.ping_reply, "expiry"),
+          optional(agent.ping_reply, "staged"),
+          optional(agent.ping_reply, "reqid"),
+          optional("reported_hostname", text("the agent's own name, when it differs")),
+          optional("error", text()),
+          state,
+      })};
+
+  // One batch of a rollout (ours).
+  Definition batch{
+      "Batch",
+      Schema::object({
+          required("batch", Schema::integer().describe("from 1")),
+          optional("reqid", text("the batch's run; absent when skipped")),
+          required("hosts", list_of_texts("registry names")),
+          required("state", one_of_texts({"done", "refused", "skipped"})
+                                .describe("refused: the auth hook said no, or a host+script "
+                                          "pair was locked; skipped: never started")),
+          required("failed", Schema::integer()),
+          optional("started", text("ISO-8601 UTC with milliseconds")),
+          optional("finished", text("ISO-8601 UTC with milliseconds")),
+      })};
+  Member batches =
+      optional("batches",
+               Schema::array(Schema::ref(batch)).describe("ours: with batch, each batch in order"));
+  Member stopped = optional("stopped", text("ours: why the rollout stopped before its last "
+                                            "batch; the rest are skipped"));
 
   Definition ping_response{
       "PingResponse",
-      Schema::object(
-          {ok_member(true), required("results", Schema::array(Schema::ref(ping_result)))})};
+      Schema::object({ok_member(true), required("results", Schema::array(Schema::ref(ping_result))),
+                      batches, stopped})};
 
   Definition run_request{
       "RunRequest",
-      Schema::object({
-          required("hosts", requested_hosts()),
+      Schema::object(with_selection({
+          optional("hosts", requested_hosts()),
           required("script",
                    Schema::string().pattern(R"(^[\w-]+$)").describe("an allowlisted script name")),
           optional("args", Schema::array(Schema::string())
@@ -199,7 +250,7 @@ struct ApiBodies {
           optional("token", text("passed to the auth hooks and the script")),
           optional("async", Schema::boolean().default_json("false").describe(
                                 "answer 202 once submitted; collect with GET /status/{reqid}")),
-      })};
+      }))};
 
   Definition run_result{
       "RunResult",
@@ -237,7 +288,7 @@ struct ApiBodies {
       Schema::object({
           required("host", text()),
           optional(agent.async_reply, "script"),
-          optional("status", one_of_texts({"accepted", "busy", "error"})
+          optional("status", one_of_texts({"accepted", "busy", "error", "skipped"})
                                  .describe("absent when the agent refused to run asynchronously "
                                            "and answered as a synchronous run would")),
           optional(agent.run_result, "exit")
@@ -256,6 +307,17 @@ struct ApiBodies {
           required("async", Schema::boolean().constant(true)),
           required("results", Schema::array(Schema::ref(async_submit_result))),
       })};
+
+  // A batched run (ours): each batch has its reqid in `batches`.
+  Definition run_rollout_response{
+      "RunRolloutResponse",
+      Schema::object({ok_member(true), required("results", Schema::array(Schema::ref(run_result))),
+                      required("batches", Schema::array(Schema::ref(batch))), stopped})};
+  Definition async_rollout_response{
+      "AsyncRolloutResponse",
+      Schema::object({ok_member(true), required("async", Schema::boolean().constant(true)),
+                      required("results", Schema::array(Schema::ref(async_submit_result))),
+                      required("batches", Schema::array(Schema::ref(batch))), stopped})};
 
   // A run repeated with its Idempotency-Key when no answer was stored for it (ours).
   Definition run_state{
@@ -360,11 +422,12 @@ struct ApiBodies {
       })};
 
   std::vector<const Definition*> all{
-      &host_state,        &health_response,     &index_response,        &ping_request,
-      &ping_result,       &ping_response,       &run_request,           &run_result,
-      &run_response,      &async_submit_result, &async_submit_response, &run_state,
-      &host_status,       &status_response,     &discovery_request,     &agent.script_entry,
-      &host_capabilities, &discovery_response,  &error_response,
+      &host_state,           &health_response,        &index_response,        &ping_request,
+      &ping_result,          &ping_response,          &run_request,           &run_result,
+      &run_response,         &async_submit_result,    &async_submit_response, &run_state,
+      &host_status,          &status_response,        &discovery_request,     &agent.script_entry,
+      &host_capabilities,    &discovery_response,     &error_response,        &batch,
+      &run_rollout_response, &async_rollout_response,
   };
 };
 

@@ -188,6 +188,66 @@ TEST_CASE("run body values", "[api]") {
   }
 }
 
+TEST_CASE("ping and run bodies: tags and batches (ours)", "[api]") {
+  struct Row {
+    std::string body;
+    std::string error; // "" when valid
+  };
+  std::string big = R"({"hosts":[)";
+  for (int i = 0; i < 501; ++i)
+    big += (i ? ",\"h" : "\"h") + std::to_string(i) + "\"";
+  big += R"(],"script":"x","batch":500})";
+  const Row rows[] = {
+      {R"({"tags":{"role":"web"},"script":"x"})", ""},
+      {R"({"tags":{"role":"web"},"hosts":[],"script":"x"})", ""},
+      {R"({"tags":{"role":"web"},"hosts":null,"script":"x"})", ""},
+      {R"({"tags":{"role":"web"},"hosts":"a","script":"x"})", "hosts must be an array"},
+      {R"({"tags":{},"script":"x"})", R"(tags must be an object of strings, e.g. {"role":"web"})"},
+      {R"({"tags":["role=web"],"script":"x"})",
+       R"(tags must be an object of strings, e.g. {"role":"web"})"},
+      {R"({"tags":{"role":1},"script":"x"})",
+       R"(tags must be an object of strings, e.g. {"role":"web"})"},
+      {R"({"tags":null,"hosts":[],"script":"x"})", "hosts must be a non-empty array"},
+      {big, ""},
+      {R"({"hosts":["a"],"script":"x","batch":"10%","batch_wait":1.5,"max_failures":"20%"})", ""},
+      {R"({"hosts":["a"],"script":"x","batch":0})", "batch: '0': a batch is 1 to 500 hosts"},
+      {R"({"hosts":["a"],"script":"x","batch":-1})",
+       "batch must be an integer or a percentage string"},
+      {R"({"hosts":["a"],"script":"x","batch":2.5})",
+       "batch must be an integer or a percentage string"},
+      {R"({"hosts":["a"],"script":"x","batch":"ten"})",
+       "batch: 'ten' is not a count (N) or a percentage (N%)"},
+      {R"({"hosts":["a"],"script":"x","batch_wait":1})", "batch_wait needs batch"},
+      {R"({"hosts":["a"],"script":"x","max_failures":0})", "max_failures needs batch"},
+      {R"({"hosts":["a"],"script":"x","batch":1,"batch_wait":"x"})",
+       "batch_wait: 'x' is not a number of seconds"},
+      {R"({"hosts":["a"],"script":"x","batch":1,"batch_wait":true})",
+       "batch_wait must be a number of seconds"},
+      {R"({"hosts":["a"],"script":"x","batch":1,"batch_wait":7200})",
+       "batch_wait: '7200': the wait is 0 to 3600 seconds"},
+      {R"({"hosts":["a"],"script":"x","batch":1,"max_failures":"101%"})",
+       "max_failures: '101%': a percentage must be 0% to 100%"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.body.substr(0, 100));
+    auto doc = api::parse_body_object(r.body);
+    REQUIRE(doc.ok());
+    auto in = api::read_run(*doc);
+    CHECK((in.ok() ? std::string() : in.message()) == r.error);
+  }
+  auto doc = api::parse_body_object(
+      R"({"tags":{"role":"web","env":"prod"},"batch":"25%","batch_wait":0.5,"max_failures":1})");
+  REQUIRE(doc.ok());
+  auto ping = api::read_ping(*doc);
+  REQUIRE(ping.ok());
+  CHECK(ping->hosts.empty());
+  CHECK(*ping->target.tags == state::TagFilter{{"role", "web"}, {"env", "prod"}});
+  CHECK(ping->target.rollout.batch->value == 25);
+  CHECK(ping->target.rollout.batch->percent);
+  CHECK(ping->target.rollout.wait_s == 0.5);
+  CHECK(ping->target.rollout.max_failures->value == 1);
+}
+
 TEST_CASE("discovery body is optional and lenient", "[api]") {
   struct Row {
     const char* body;

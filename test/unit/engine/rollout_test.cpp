@@ -78,16 +78,15 @@ Outcome roll(size_t n, RolloutOptions o, const std::set<std::string>& failing,
         out.asked.push_back(names);
         BatchOutcome bo;
         if (refused_batches.count(number)) {
-          bo.results = refused_results(RolloutKind::run_sync, "deploy", b, HostState::denied,
-                                       "Denied: no");
+          bo.results =
+              refused_results(RolloutKind::run_sync, "deploy", b, HostState::denied, "Denied: no");
           bo.refused = "denied: no";
         } else {
           for (const auto& t : b)
             bo.results.push_back(exited(t, failing.count(t.name) ? 1 : 0));
         }
-        loop.post([done, bo = std::make_shared<BatchOutcome>(std::move(bo))] {
-          done(std::move(*bo));
-        });
+        loop.post(
+            [done, bo = std::make_shared<BatchOutcome>(std::move(bo))] { done(std::move(*bo)); });
       },
       [&](const BatchReport& b, const Results&) {
         out.printed.push_back(std::to_string(b.number) + " " + b.state);
@@ -190,8 +189,7 @@ TEST_CASE("rollout: batches run in order and stop past the failure limit", "[eng
     for (size_t i = 4; i < 7; ++i) {
       CHECK(r.report.results[i].state == HostState::skipped);
       CHECK(result_failed(RolloutKind::run_sync, r.report.results[i]));
-      CHECK(*string_member(r.report.results[i].doc, "error") ==
-            "skipped: " + r.report.stopped);
+      CHECK(*string_member(r.report.results[i].doc, "error") == "skipped: " + r.report.stopped);
     }
     CHECK(r.report.batches[2].state == "skipped");
     CHECK(r.report.batches[2].hosts == std::vector<std::string>{"h5", "h6"});

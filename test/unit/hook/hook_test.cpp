@@ -1,6 +1,8 @@
 // Tests for src/hook/hook.cpp with real hook scripts.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <vector>
 
 #include <sys/stat.h>
@@ -108,6 +110,18 @@ TEST_CASE("the hook sees the request on stdin and in ENVEXEC_*", "[hook]") {
     CHECK(env.find(line) != std::string::npos);
   }
   log::shutdown();
+}
+
+TEST_CASE("a tag selector reaches the hook as ENVEXEC_TAGS and a tags member", "[hook]") {
+  auto req = sample();
+  CHECK(hook::stdin_json(req, "T").find("\"tags\"") == std::string::npos);
+  auto env = hook::environment(req, "T", nullptr);
+  CHECK(std::find(env.begin(), env.end(), "ENVEXEC_TAGS=") != env.end());
+  req.tags = std::vector<std::pair<std::string, std::string>>{{"role", "web"}, {"env", "prod"}};
+  CHECK(hook::stdin_json(req, "T").find(R"("tags":{"role":"web","env":"prod"},"timestamp":"T")") !=
+        std::string::npos);
+  env = hook::environment(req, "T", nullptr);
+  CHECK(std::find(env.begin(), env.end(), "ENVEXEC_TAGS=role=web,env=prod") != env.end());
 }
 
 TEST_CASE("a hung hook is killed at the timeout and denies", "[hook]") {
