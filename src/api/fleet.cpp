@@ -56,7 +56,9 @@ hook::Request request_for(const char* action, std::vector<std::string> hosts, st
 
 // 404 for a tag selector that matches no registered agent.
 void no_tag_match(Exchange& ex, const state::TagFilter& tags) {
-  ex.fail(404, "unknown agent", engine::no_tag_match_text(tags));
+  std::string text = engine::no_tag_match_text(tags);
+  ex.fail(404, "unknown agent",
+          "no registered agent matches tags: " + text.substr(text.find(": ") + 2));
 }
 
 // The selection of a request with a tag selector or batches, and its batches; answers the

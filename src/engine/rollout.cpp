@@ -42,9 +42,10 @@ Result<BatchSize> parse_batch_size(std::string_view text) {
   if (v->second) {
     if (v->first < 1 || v->first > 100)
       return error("'" + std::string(text) + "': a percentage must be 1% to 100%");
-  } else if (v->first < 1 || v->first > kMaxHosts) {
-    return error("'" + std::string(text) + "': a batch is 1 to " + std::to_string(kMaxHosts) +
-                 " hosts");
+  } else if (v->first < 1) {
+    return error("'" + std::string(text) + "': a batch is at least 1 host");
+  } else if (v->first > kMaxHosts) {
+    return error("'" + std::string(text) + "': " + std::string(kTooManyHosts) + " in one batch");
   }
   return BatchSize{v->first, v->second};
 }

@@ -494,7 +494,6 @@ class TooManyHosts(unittest.TestCase):
         names = self.names
         for args in (["run", "--tags", "bulk=yes", "noop"],
                      ["ping", "--tags", "bulk=yes"],
-                     ["run", *names, "noop"],
                      # 400 named and all 501 by the tag: 501 once duplicates are dropped.
                      ["run", *names[:400], "--tags", "bulk=yes", "noop"],
                      ["run", "--tags", "bulk=yes", "--batch", "501", "noop"]):
@@ -506,6 +505,16 @@ class TooManyHosts(unittest.TestCase):
                 self.assertEqual(r.out, "", what)
                 self.assertEqual(len(tagfleet.log_fields(r.err, "dispatch")), 0, what)
                 self.assertEqual(len(tagfleet.log_fields(r.err, "ping")), 0, what)
+
+    def test_501_named_hosts_without_tags_or_batch_are_the_originals_fatal_error(self):
+        # Without --tags or --batch the command is the original's, in its order (auth hook,
+        # locks, then the engine's cap): fatal, exit 255, before any connection.
+        r = self.ced("run", *self.names, "noop")
+        what = tagfleet.short(r)
+        self.assertEqual(r.rc, 255, what)
+        self.assertIn("too many hosts (max 500)", displib.without_logs(r.err), what)
+        self.assertEqual(r.out, "", what)
+        self.assertEqual(len(tagfleet.log_fields(r.err, "dispatch")), 0, what)
 
     def test_500_is_the_limit_and_batches_take_more(self):
         names = self.names

@@ -210,7 +210,7 @@ TEST_CASE("ping and run bodies: tags and batches (ours)", "[api]") {
       {R"({"tags":null,"hosts":[],"script":"x"})", "hosts must be a non-empty array"},
       {big, ""},
       {R"({"hosts":["a"],"script":"x","batch":"10%","batch_wait":1.5,"max_failures":"20%"})", ""},
-      {R"({"hosts":["a"],"script":"x","batch":0})", "batch: '0': a batch is 1 to 500 hosts"},
+      {R"({"hosts":["a"],"script":"x","batch":0})", "batch: '0': a batch is at least 1 host"},
       {R"({"hosts":["a"],"script":"x","batch":-1})",
        "batch must be an integer or a percentage string"},
       {R"({"hosts":["a"],"script":"x","batch":2.5})",

@@ -104,8 +104,8 @@ TEST_CASE("rollout: option texts", "[engine]") {
   CHECK_FALSE(parse_batch_size("10")->percent);
   CHECK(parse_batch_size("25%")->percent);
   CHECK(parse_batch_size("500").ok());
-  CHECK(parse_batch_size("501").message() == "'501': a batch is 1 to 500 hosts");
-  CHECK(parse_batch_size("0").message() == "'0': a batch is 1 to 500 hosts");
+  CHECK(parse_batch_size("501").message() == "'501': too many hosts (max 500) in one batch");
+  CHECK(parse_batch_size("0").message() == "'0': a batch is at least 1 host");
   CHECK(parse_batch_size("0%").message() == "'0%': a percentage must be 1% to 100%");
   CHECK(parse_batch_size("101%").message() == "'101%': a percentage must be 1% to 100%");
   for (const char* bad : {"", "%", "-1", "+3", "1.5", "ten", "1 0", "99999999999"})
