@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "api/metrics.hpp"
 #include "api/run_book.hpp"
 #include "base/exit_codes.hpp"
 #include "base/status.hpp"
@@ -40,6 +41,9 @@ struct Tuning {
   uint64_t body_timeout_ms = 10000;    // for its body, after the headers
   uint64_t keep_alive_idle_ms = 10000; // idle time between keep-alive requests
   uint64_t shutdown_grace_ms = 10000;  // to finish requests in progress after SIGTERM
+  // api_metrics_open: GET /metrics skips the pre-route auth gate, only while the API is bound
+  // to a loopback address.
+  bool metrics_open = false;
 };
 
 // The tuning a config asks for; bad values keep the default and add a warning.
@@ -61,11 +65,12 @@ public:
   std::string peer_ip;
   std::string bearer; // the Authorization: Bearer token
   std::string param;  // the route's path parameter
+  std::string route;  // for the metrics: "GET /status/{reqid}", or "unmatched"
   // The Idempotency-Key header (POST /run reads it): absent, a key, or why it is unusable.
   Result<std::optional<std::string>> idempotency_key;
 
   // Answers once; later calls do nothing. The Exchange is released afterwards.
-  void respond(int code, std::string_view body);
+  void respond(int code, std::string_view body, std::string_view content_type = "application/json");
   // {"ok":false,"error":E,"detail":D}
   void fail(int code, std::string_view error, std::string_view detail = {});
   bool answered() const { return answered_; }
@@ -129,6 +134,9 @@ public:
   engine::Engine& engine() { return *engine_; }
   // The API's lock in the run store and its keyed runs in flight.
   RunBook& runs() { return runs_; }
+  ApiMetrics& metrics() { return metrics_; }
+  // Whether GET /metrics skips the pre-route gate (api_metrics_open on a loopback bind).
+  bool metrics_open() const { return metrics_open_; }
   bool stopping() const { return stopping_; }
 
   // Requests being handled, and connections open (for tests and figures).
@@ -153,6 +161,8 @@ private:
   std::shared_ptr<tls::Config> tls_;
   std::unique_ptr<engine::Engine> engine_;
   RunBook runs_;
+  ApiMetrics metrics_;
+  bool metrics_open_ = false;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<event::SignalWatcher> sigterm_, sigint_;
   std::unique_ptr<event::Timer> grace_timer_;

@@ -31,6 +31,10 @@ void handle_health(Exchange& ex) {
   ex.respond(200, w.str());
 }
 
+void handle_metrics(Exchange& ex) {
+  ex.respond(200, ex.api.metrics().scrape(ex.api), metrics::kContentType);
+}
+
 void handle_openapi(Exchange& ex) {
   // Built into the binary, so it is always "installed" (the original could answer 404 here).
   ex.respond(200, static_document());

@@ -9,6 +9,7 @@ class Exchange;
 void handle_index(Exchange& ex);
 void handle_health(Exchange& ex);
 void handle_openapi(Exchange& ex);
+void handle_metrics(Exchange& ex);
 // The routes that reach agents, through the engine (fleet.cpp).
 void handle_ping(Exchange& ex);
 void handle_run(Exchange& ex);

@@ -140,6 +140,17 @@ constexpr std::string_view kStatusOp = R"json({
   "500": {"$ref": "#/components/responses/ServerError"},
   "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
 
+constexpr std::string_view kMetricsOp = R"json({
+ "operationId": "metrics",
+ "summary": "Prometheus metrics",
+ "description": "Ours: the server's metrics in the Prometheus text exposition format 0.0.4: requests by route and status, per-host results by operation and state, agent round-trip times, TLS handshakes full and resumed, fan-outs in flight, registry size, run-store records and the build. It passes the pre-route auth gate like every route, unless api_metrics_open is yes and the API is bound to a loopback address.",
+ "tags": ["meta"],
+ "responses": {
+  "200": {"description": "The metrics.",
+          "content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}}},
+  "403": {"$ref": "#/components/responses/Forbidden"},
+  "503": {"$ref": "#/components/responses/ServiceUnavailable"}}})json";
+
 bool is_lower_hex(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
@@ -157,6 +168,7 @@ constexpr std::array kRoutes{
     Route{"GET", "/status/{reqid}", handle_status, true, is_lower_hex, "^[a-f0-9]+$", kStatusOp},
     Route{"GET", "/openapi.json", handle_openapi, true, nullptr, "", kOpenapiOp},
     Route{"GET", "/openapi-live.json", handle_openapi_live, true, nullptr, "", kLiveOp},
+    Route{"GET", "/metrics", handle_metrics, true, nullptr, "", kMetricsOp},
     Route{"GET", "/", handle_index, false, nullptr, "", kIndexOp},
 };
 

@@ -41,6 +41,13 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
   seconds("api_request_body_timeout", t.body_timeout_ms);
   seconds("api_keepalive_timeout", t.keep_alive_idle_ms);
   seconds("api_shutdown_grace", t.shutdown_grace_ms);
+  if (const std::string* v = conf::find_value(config.raw, "api_metrics_open")) {
+    std::string s = to_lower(trim(*v));
+    if (s == "yes" || s == "1" || s == "true" || s == "on")
+      t.metrics_open = true;
+    else if (!(s == "no" || s == "0" || s == "false" || s == "off"))
+      warnings.push_back({"api_metrics_open", "not yes or no: '" + *v + "', using no"});
+  }
   return t;
 }
 
@@ -53,11 +60,12 @@ Exchange::Exchange(Api& a, uint64_t i, std::shared_ptr<http::Connection> conn, h
 
 Exchange::~Exchange() = default;
 
-void Exchange::respond(int code, std::string_view text) {
+void Exchange::respond(int code, std::string_view text, std::string_view content_type) {
   if (answered_) return;
   answered_ = true;
+  api.metrics().answered(route, code);
   // While stopping, a keep-alive client is told to go: the connection closes after this.
-  conn_->respond(code, text, !api.stopping());
+  conn_->respond(code, text, !api.stopping(), content_type);
   api.release(id);
 }
 
@@ -83,6 +91,9 @@ Api::Api(event::Loop& loop, conf::DispatcherConfig config, Tuning tuning)
       drain_timer_(loop) {
   engine_ = std::make_unique<engine::Engine>(loop_, config_,
                                              std::make_shared<engine::MemorySessionStore>());
+  engine_->observe_results([this](std::string_view path, const engine::HostResult& r) {
+    metrics_.host_result(path, r);
+  });
 }
 
 Api::~Api() {
@@ -115,6 +126,17 @@ Result<std::string> bind_address(const std::string& bind) {
   std::string ip = event::SockAddr::from_sockaddr(res->ai_addr, res->ai_addrlen).ip();
   ::freeaddrinfo(res);
   return ip;
+}
+
+bool is_loopback(const std::string& ip) {
+  return ip.rfind("127.", 0) == 0 || ip == "::1" || ip.rfind("::ffff:127.", 0) == 0;
+}
+
+// The route's label in the metrics.
+std::string route_label(std::string_view method, std::string_view path) {
+  auto m = match_route(method, path);
+  if (!m) return "unmatched";
+  return std::string(m->route->method) + " " + std::string(m->route->path);
 }
 
 std::string without_prefix(const std::string& s, const std::string& prefix) {
@@ -160,6 +182,13 @@ Status Api::start() {
     return error(
         std::string(tls_ ? "Cannot start TLS API server on " : "Cannot start API server on ") +
         where + ": " + ip.message());
+
+  metrics_open_ = tuning_.metrics_open && is_loopback(*ip);
+  if (tuning_.metrics_open && !metrics_open_)
+    log::warning("config-warn", {{"KEY", "api_metrics_open"},
+                                 {"MSG", "ignored: api_bind " + *ip +
+                                             " is not a loopback address; "
+                                             "/metrics stays behind the auth gate"}});
 
   http::ServerOptions o;
   o.bind_ip = *ip;
@@ -228,6 +257,7 @@ int Api::port() const {
 void Api::on_bad_request(const std::shared_ptr<http::Connection>& conn,
                          const http::RequestParser& parser) {
   auto [code, text] = framing_error(parser);
+  metrics_.answered("malformed", code);
   conn->respond(code, text, false);
 }
 
@@ -237,6 +267,7 @@ void Api::on_request(const std::shared_ptr<http::Connection>& conn, http::Reques
   size_t others = std::max(server_->busy_connections() - 1, exchanges_.size());
   if (others >= tuning_.max_busy) {
     log::warning("api-overload", {{"LIVE", std::to_string(others)}, {"PEER", conn->peer_ip()}});
+    metrics_.answered(route_label(to_upper(req.method), req.path), 503);
     conn->respond(503, overload_body(), !stopping_);
     return;
   }
@@ -246,12 +277,19 @@ void Api::on_request(const std::shared_ptr<http::Connection>& conn, http::Reques
                             {"METHOD", ex->method},
                             {"PATH", ex->path},
                             {"PEER", ex->peer_ip}});
+  ex->route = route_label(ex->method, ex->path);
   exchanges_[id] = ex;
   conn->on_close([this, id] {
     auto it = exchanges_.find(id);
     if (it != exchanges_.end() && !it->second->survives_disconnect()) release(id);
   });
 
+  // Ours (docs/COMPATIBILITY.md): with api_metrics_open on a loopback bind, the scrape needs
+  // no credentials.
+  if (metrics_open_ && ex->route == "GET /metrics") {
+    route(*ex);
+    return;
+  }
   // The pre-route gate (§6.4): every request, whatever its path, with action "api" and the
   // body's token.
   hook::Request gate;

@@ -457,6 +457,19 @@ Status Engine::init() {
   return {};
 }
 
+AgentClientCounters Engine::client_counters() const {
+  AgentClientCounters sum;
+  auto add = [&sum](const AgentClient& c) {
+    sum.calls += c.counters().calls;
+    sum.full_handshakes += c.counters().full_handshakes;
+    sum.resumed_handshakes += c.counters().resumed_handshakes;
+  };
+  if (client_) add(*client_);
+  for (const auto& c : retired_clients_)
+    add(*c);
+  return sum;
+}
+
 void Engine::reload_credentials() {
   if (client_) retired_clients_.push_back(std::move(client_));
 }
@@ -536,9 +549,10 @@ Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, A
        result = std::move(result)](size_t i, std::function<void(HostResult)> d) {
         const auto& t = targets[i];
         return client->call(loop_, t.target, default_port_, method, path, body,
-                            [t, result, d = std::move(d)](AgentReply reply) {
+                            [this, path, t, result, d = std::move(d)](AgentReply reply) {
                               HostResult r = result(t.name, reply);
                               r.target = t.target;
+                              if (observer_) observer_(path, r);
                               d(std::move(r));
                             });
       },

@@ -131,6 +131,15 @@ public:
   // its loop never waits on the disk.
   void set_file_work_inline(bool inline_work) { file_work_inline_ = inline_work; }
 
+  // Called on the loop with every host's result of every exchange, and the agent path it went
+  // to ("/run", "/ping", "/result/<reqid>", ...): the API's metrics count them.
+  using ResultObserver = std::function<void(std::string_view path, const HostResult& result)>;
+  void observe_results(ResultObserver fn) { observer_ = std::move(fn); }
+  // Fan-outs started and not yet done.
+  size_t fan_outs_in_flight() const { return ops_.size(); }
+  // The TLS handshakes of every client this engine has used (current and retired).
+  AgentClientCounters client_counters() const;
+
   // Renews the certs of the agents whose ping results say they are due, one after another.
   void renew_due(const Results& pings, std::function<void()> done);
 
@@ -169,6 +178,7 @@ private:
   std::vector<std::unique_ptr<http::ClientCall>> renew_calls_; // the renewal exchange under way
   event::Liveness alive_;
   bool file_work_inline_ = false;
+  ResultObserver observer_;
 };
 
 } // namespace cx::engine

@@ -163,11 +163,12 @@ void Connection::on_end(int status) {
   abort();
 }
 
-void Connection::respond(int code, std::string_view body, bool may_keep_alive) {
+void Connection::respond(int code, std::string_view body, bool may_keep_alive,
+                         std::string_view content_type) {
   if (closed_ || ending_ || !transport_) return;
   bool keep = keep_alive_ && may_keep_alive && in_request_;
   if (keep) {
-    transport_->write(format_response(code, body, {{"Connection", "keep-alive"}}));
+    transport_->write(format_response(code, body, {{"Connection", "keep-alive"}}, content_type));
     in_request_ = false;
     keep_alive_ = false;
     set_phase(Phase::waiting);
@@ -180,7 +181,7 @@ void Connection::respond(int code, std::string_view body, bool may_keep_alive) {
     }
     return;
   }
-  transport_->write(format_response(code, body));
+  transport_->write(format_response(code, body, {}, content_type));
   finish();
 }
 

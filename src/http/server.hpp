@@ -46,7 +46,8 @@ public:
   // Answers with the original's framing. The connection then ends, unless the client asked
   // for keep-alive, the server allows it and `may_keep_alive` is true: then the next request
   // is read.
-  void respond(int code, std::string_view body, bool may_keep_alive = true);
+  void respond(int code, std::string_view body, bool may_keep_alive = true,
+               std::string_view content_type = "application/json");
   // Writes raw bytes and keeps the connection open (the pairing listener's first response).
   void send(std::string bytes);
   // Ends the connection cleanly after what is queued.

@@ -62,14 +62,15 @@ std::string_view reason_phrase(int code) {
 }
 
 std::string format_response(int code, std::string_view body,
-                            const std::vector<HeaderField>& extra_headers) {
+                            const std::vector<HeaderField>& extra_headers,
+                            std::string_view content_type) {
   CX_CHECK(code >= 100 && code <= 999);
   std::string length = std::to_string(body.size());
   std::string out;
   out.reserve(96 + body.size());
   out.append("HTTP/1.0 ").append(std::to_string(code)).append(" ");
   out.append(reason_phrase(code)).append("\r\n");
-  append_field(out, "Content-Type", "application/json");
+  append_field(out, "Content-Type", content_type);
   append_field(out, "Content-Length", length);
   for (const HeaderField& h : extra_headers)
     append_field(out, h.name, h.value);

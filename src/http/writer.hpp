@@ -19,10 +19,12 @@ struct HeaderField {
 std::string_view reason_phrase(int code);
 
 // "HTTP/1.0 <code> <phrase>\r\nContent-Type: application/json\r\nContent-Length: <n>\r\n"
-// then each extra header (e.g. Connection: keep-alive), "\r\n", and the body.
+// then each extra header (e.g. Connection: keep-alive), "\r\n", and the body. Only the
+// metrics scrape answers with another Content-Type.
 // `code` must have three digits; names and values must not contain CR, LF or NUL.
 std::string format_response(int code, std::string_view body,
-                            const std::vector<HeaderField>& extra_headers = {});
+                            const std::vector<HeaderField>& extra_headers = {},
+                            std::string_view content_type = "application/json");
 
 // Our HTTP/1.1 client request, one per connection:
 // "<method> <path> HTTP/1.1\r\nHost: <host>\r\nConnection: close\r\n"

@@ -254,6 +254,36 @@ def curl(url, cert=None, key=None, cacert=None, method=None, data=None, headers=
     return status, body, head
 
 
+def parse_metrics(text):
+    """The samples of a Prometheus text exposition: {(name, ((label, value), ...)): float},
+    labels sorted. Comment lines are skipped; label values must not contain '",'."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, rest = series.partition("{")
+        labels = ()
+        if rest:
+            pairs = [p.split("=", 1) for p in rest.rstrip("}").split('",') if p]
+            labels = tuple(sorted((k, v.strip('"')) for k, v in pairs))
+        out[(name, labels)] = float(value)
+    return out
+
+
+def promtool_check_metrics(testcase, text):
+    """Feeds `text` to `promtool check metrics` on stdin and fails the test unless it is clean.
+    Skips the test, saying why, when promtool (Debian's prometheus package) is not installed;
+    call it after the test's other checks."""
+    tool = shutil.which("promtool")
+    if not tool:
+        testcase.skipTest("promtool not found (apt-get install prometheus); the rest passed")
+    p = subprocess.run([tool, "check", "metrics"], input=text.encode(), capture_output=True,
+                       timeout=30)
+    testcase.assertEqual(p.returncode, 0, "promtool check metrics:\n%s%s\n%s"
+                         % (p.stdout.decode(), p.stderr.decode(), text))
+
+
 class TestCase(unittest.TestCase):
     """A unittest.TestCase with a fresh Root per test (self.root) and cleanup."""
 

@@ -150,7 +150,7 @@ class AllowAll(ApiFleet):
         self.assertEqual(st, 200)
         served = {("GET", "/"), ("GET", "/health"), ("POST", "/ping"), ("POST", "/run"),
                   ("GET", "/discovery"), ("POST", "/discovery"), ("GET", "/status/{reqid}"),
-                  ("GET", "/openapi.json"), ("GET", "/openapi-live.json")}
+                  ("GET", "/openapi.json"), ("GET", "/openapi-live.json"), ("GET", "/metrics")}
         for spec in (static, live):
             documented = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
             self.assertEqual(documented, served)
