@@ -71,7 +71,7 @@ void Context::reload_trust() {
 }
 
 void Context::record_failure(const std::string& ip, RateLimiter::Failure kind) {
-  limiter_.record_failure(ip, kind, now_s());
+  if (auto reason = limiter_.record_failure(ip, kind, now_s())) metrics_.rate_blocked(*reason);
 }
 
 bool Context::blocked(const std::string& ip) {
@@ -88,6 +88,7 @@ const std::string* Context::trusted_dispatcher(const Call& call, const std::stri
   log::warning(
       "serial-reject",
       {{"PEER", call.peer.ip}, {"PEER_SERIAL", call.peer.serial}, {"REQID", reqid_for_log}});
+  metrics_.refused("serial-reject");
   record_failure(call.peer.ip, RateLimiter::Failure::refused);
   call.client->respond(403, proto::body::serial_mismatch());
   return nullptr;

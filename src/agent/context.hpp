@@ -14,6 +14,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "agent/metrics.hpp"
 #include "agent/rate_limit.hpp"
 #include "agent/state.hpp"
 #include "event/loop.hpp"
@@ -105,6 +106,9 @@ public:
   void record_failure(const std::string& ip, RateLimiter::Failure kind);
   bool blocked(const std::string& ip);
 
+  // What the agent counts for GET /metrics (metrics_bind).
+  AgentMetrics& metrics() { return metrics_; }
+
   // A slot of a live request: live() counts the slots still held.
   std::shared_ptr<void> take_slot();
   size_t live() const { return *live_; }
@@ -148,6 +152,7 @@ private:
   std::shared_ptr<const State> state_;
   Identity identity_;
   RateLimiter limiter_;
+  AgentMetrics metrics_;
   // Shared with the slots, which may outlive this object.
   std::shared_ptr<size_t> live_ = std::make_shared<size_t>(0);
   std::map<uint64_t, std::shared_ptr<Pending>> pending_;

@@ -33,6 +33,7 @@ void finish(Context& ctx, RunJob& job, int exit, std::string out, std::string er
   r.error = std::move(error);
   r.truncated = truncated;
   r.timed_out = timed_out;
+  ctx.metrics().run_finished(exit, timed_out);
   job.client->respond(200, r.to_json());
   ctx.drop(job.id);
 }
@@ -101,6 +102,7 @@ void handle_run(Context& ctx, Call& call) {
     log::warning("deny", {{"SCRIPT", log_safe(rq.script)},
                           {"PEER", call.peer.ip},
                           {"REQID", reqid_field(rq.reqid)}});
+    ctx.metrics().refused("deny");
     refusal.error = "script not permitted";
     call.client->respond(200, refusal.to_json());
     return;
@@ -119,6 +121,7 @@ void handle_run(Context& ctx, Call& call) {
   hr.token = job->req.token;
   ctx.authorise(job, std::move(hr), [&ctx](RunJob& j, const hook::Decision& d) {
     if (d.allowed) return run_authorised(ctx, j);
+    ctx.metrics().refused("deny");
     log::warning("deny", {{"REASON", d.reason},
                           {"SCRIPT", j.req.script},
                           {"PEER", j.peer.ip},

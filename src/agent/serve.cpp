@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "agent/async_repair.hpp"
+#include "agent/metrics.hpp"
 #include "agent/serve.hpp"
 #include "agent/server.hpp"
 #include "base/exit_codes.hpp"
@@ -98,6 +99,19 @@ int serve(const Paths& paths) {
                  st.message().c_str());
     return kExitFailure;
   }
+  // Ours: GET /metrics over plain HTTP, only when metrics_bind is set.
+  std::unique_ptr<MetricsListener> metrics;
+  if (cfg.metrics_bind_ip) {
+    metrics = std::make_unique<MetricsListener>(loop, *cfg.metrics_bind_ip, cfg.metrics_port,
+                                                [&server] { return server.metrics_text(); });
+    if (Status st = metrics->listen(); !st.ok()) {
+      std::fprintf(stderr, "ctrl-exec-agent: cannot listen for metrics_bind %s port %d: %s\n",
+                   cfg.metrics_bind_ip->c_str(), cfg.metrics_port, st.message().c_str());
+      return kExitFailure;
+    }
+    log::info("metrics-start",
+              {{"BIND", *cfg.metrics_bind_ip}, {"PORT", std::to_string(metrics->port())}});
+  }
   event::SignalWatcher hup(loop), term(loop), intr(loop);
   (void)hup.start(SIGHUP, [&](int) { server.reload(); });
   bool stopping = false;
@@ -107,6 +121,7 @@ int serve(const Paths& paths) {
       return;
     }
     stopping = true;
+    if (metrics) metrics->stop_accepting();
     server.drain([&] { loop.stop(); });
   };
   (void)term.start(SIGTERM, stop);

@@ -13,9 +13,15 @@ namespace {
 // request still running after its client left answers nobody.
 class ConnectionClient final : public Client {
 public:
-  explicit ConnectionClient(const std::shared_ptr<http::Connection>& conn) : conn_(conn) {}
+  ConnectionClient(const std::shared_ptr<http::Connection>& conn, AgentMetrics& metrics)
+      : conn_(conn), metrics_(metrics) {}
+  // The route's label in the metrics, once the request is routed.
+  void set_route(std::string route) { route_ = std::move(route); }
   void respond(int status, std::string_view body) override {
-    if (auto c = conn_.lock()) c->respond(status, body);
+    if (auto c = conn_.lock()) {
+      if (!c->closed()) metrics_.answered(route_, status);
+      c->respond(status, body);
+    }
   }
   void abort() override {
     if (auto c = conn_.lock()) c->abort();
@@ -26,9 +32,26 @@ public:
 
 private:
   std::weak_ptr<http::Connection> conn_;
+  AgentMetrics& metrics_;
+  std::string route_ = "unmatched";
 };
 
-void answer_bad_request(http::Connection& conn, const http::RequestParser& parser) {
+// The answer to a malformed request, counted.
+void answer_bad_request(http::Connection& conn, const http::RequestParser& parser,
+                        AgentMetrics& metrics) {
+  int code = 400;
+  switch (parser.error()) {
+  case http::ParseError::too_many_headers:
+  case http::ParseError::headers_too_large:
+    code = 431;
+    break;
+  case http::ParseError::body_too_large:
+    code = 413;
+    break;
+  default:
+    break;
+  }
+  metrics.answered("malformed", code);
   switch (parser.error()) {
   case http::ParseError::empty:
     conn.respond(400, proto::body::empty_request());
@@ -66,6 +89,7 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
   h.handshake_failed = [this](const event::SockAddr& peer, const std::string& reason) {
     std::string ip = peer.ip();
     log::warning("tls-failure", {{"PEER", ip}, {"REASON", reason}});
+    ctx_.metrics().refused("tls-failure");
     ctx_.record_failure(ip, RateLimiter::Failure::handshake);
   };
   h.ready = [this](const std::shared_ptr<http::Connection>& c) { return ready(c); };
@@ -81,8 +105,8 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
   h.request = [this](const std::shared_ptr<http::Connection>& c, http::Request& r) {
     on_request(c, r);
   };
-  h.bad_request = [](const std::shared_ptr<http::Connection>& c, const http::RequestParser& p) {
-    answer_bad_request(*c, p);
+  h.bad_request = [this](const std::shared_ptr<http::Connection>& c, const http::RequestParser& p) {
+    answer_bad_request(*c, p, ctx_.metrics());
   };
   h.closed = [this](http::Connection& c) { on_closed(c); };
   // One line a second per kind of event, with how many it stands for: conn-refused,
@@ -139,12 +163,14 @@ bool AgentServer::admit(const event::SockAddr& peer) {
   const State& st = *ctx_.state();
   if (!st.allowed_ips.unrestricted() && !st.allowed_ips.allows(ip)) {
     log::warning("ip-block", {{"PEER", ip}});
+    ctx_.metrics().refused("ip-block");
     return false;
   }
   // A blocked address costs no crypto, apart from one connection at a time for a trusted
   // dispatcher behind it; the rest are dropped silently, as the original dropped them.
   if (ctx_.blocked(ip) && http_->from(ip).pending() >= kBlockedAddressConnections) {
     http_->note_crowding("refused", "blocked", ip);
+    ctx_.metrics().refused("rate-limit");
     return false;
   }
   return true;
@@ -162,11 +188,13 @@ bool AgentServer::ready(const std::shared_ptr<http::Connection>& conn) {
   // A blocked IP gets no response, unless the certificate it shows is a trusted
   // dispatcher's: those are never throttled (docs/COMPATIBILITY.md).
   if (!trusted && ctx_.blocked(peer->ip)) {
+    ctx_.metrics().refused("rate-limit");
     conn->abort();
     return false;
   }
   if (revoked) {
     log::warning("revoked-cert", {{"PEER", peer->ip}, {"SERIAL", peer->serial}});
+    ctx_.metrics().refused("revoked-cert");
     ctx_.record_failure(peer->ip, RateLimiter::Failure::refused);
     conn->respond(403, proto::body::revoked());
     return false;
@@ -193,6 +221,7 @@ bool AgentServer::join_untrusted(const std::shared_ptr<http::Connection>& conn, 
   if (!room) {
     log::warning("serial-reject",
                  {{"PEER", peer.ip}, {"PEER_SERIAL", peer.serial}, {"REQID", "(none)"}});
+    ctx_.metrics().refused("serial-reject");
     ctx_.record_failure(peer.ip, RateLimiter::Failure::refused);
     conn->respond(403, proto::body::serial_mismatch());
     return false;
@@ -227,7 +256,7 @@ bool AgentServer::on_head(const std::shared_ptr<http::Connection>& conn, http::R
 }
 
 void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http::Request& req) {
-  auto client = std::make_shared<ConnectionClient>(conn);
+  auto client = std::make_shared<ConnectionClient>(conn, ctx_.metrics());
   auto* peer = static_cast<Peer*>(conn->user.get());
   if (!peer) {
     client->abort();
@@ -239,6 +268,7 @@ void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http
     size_t cap = static_cast<size_t>(ctx_.state()->config.max_children);
     if (ctx_.live() >= cap) {
       log::warning("overload", {{"PEER", peer->ip}, {"LIVE", std::to_string(ctx_.live())}});
+      ctx_.metrics().refused("overload");
       client->abort();
       return;
     }
@@ -249,6 +279,7 @@ void AgentServer::on_request(const std::shared_ptr<http::Connection>& conn, http
     client->respond(404, proto::body::not_found());
     return;
   }
+  client->set_route(std::string(match->route->method) + " " + std::string(match->route->path));
   Call call{std::move(client), *peer, std::move(req.body), std::string(match->param)};
   match->route->handler(ctx_, call);
 }

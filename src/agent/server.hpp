@@ -67,6 +67,8 @@ public:
   size_t live() const { return ctx_.live(); }
   std::shared_ptr<const State> state() const { return ctx_.state(); }
   const http::ServerStats& stats() const { return http_->stats(); }
+  // The metrics text for GET /metrics on the metrics listener.
+  std::string metrics_text() { return ctx_.metrics().scrape(http_->stats(), ctx_.live()); }
 
 private:
   bool admit(const event::SockAddr& peer);

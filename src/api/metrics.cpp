@@ -13,7 +13,7 @@ namespace {
 
 // Seconds, from a LAN round trip with a resumed session to a script that runs for minutes.
 const std::vector<double> kRttBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                         1,     2.5,  5,     10,   30,  60,  300};
+                                         1,     2.5,  5,     10,   30,  60,   300};
 
 // "/run" -> "run", "/result/<reqid>" -> "result".
 std::string_view op_name(std::string_view path) {

@@ -1,6 +1,8 @@
 // The typed agent config and profile validation; see agent.hpp.
 #include "conf/agent.hpp"
 
+#include <arpa/inet.h>
+
 #include "base/files.hpp"
 #include "base/paths.hpp"
 #include "base/strings.hpp"
@@ -72,6 +74,34 @@ void read_rate_limit(const KeyValues& top, const char* key, RateLimit& out,
 }
 
 } // namespace
+
+Result<MetricsBind> parse_metrics_bind(std::string_view value) {
+  std::string_view v = trim(value);
+  auto bad = [&] {
+    return error("Config key 'metrics_bind' must be [address:]port (an IP address and a port "
+                 "1-65535), got '" +
+                 std::string(v) + "'");
+  };
+  MetricsBind b{"127.0.0.1", 0};
+  std::string_view port = v;
+  if (size_t colon = v.rfind(':'); colon != std::string_view::npos) {
+    std::string host(v.substr(0, colon));
+    port = v.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+      in6_addr a6;
+      if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return bad();
+    } else {
+      in_addr a4;
+      if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return bad();
+    }
+    b.ip = host;
+  }
+  auto n = parse_uint(port);
+  if (!n || *n < 1 || *n > 65535) return bad();
+  b.port = static_cast<int>(*n);
+  return b;
+}
 
 Result<Profile> parse_profile(std::string_view name, const KeyValues& fields) {
   Profile p;
@@ -148,6 +178,11 @@ Result<AgentConfigLoad> make_agent_config(const SectionedConfig& ini, const std:
       return error("require_executor in '" + path + "' must be yes or no, not '" + *v + "'");
   }
   read_string(top, "allowed_ips", c.allowed_ips);
+  if (auto v = find_value(top, "metrics_bind")) {
+    CX_ASSIGN_OR_RETURN(MetricsBind b, parse_metrics_bind(*v));
+    c.metrics_bind_ip = b.ip;
+    c.metrics_port = b.port;
+  }
   if (auto v = find_value(top, "script_dirs"))
     for (auto& d : split(*v, ':'))
       if (!d.empty()) c.script_dirs.push_back(std::move(d));

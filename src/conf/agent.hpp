@@ -64,9 +64,21 @@ struct AgentConfig {
   int64_t max_untrusted = 8;            // past the handshake, certificate not in the trusted map
   int64_t request_head_timeout = 10;    // seconds for the request line and headers
   int64_t request_body_timeout = 10;    // seconds for the body, after the headers
+  // Ours: metrics_bind, `[address:]port` of the plain-HTTP GET /metrics listener; unset, no
+  // listener. The address is 127.0.0.1 unless written (an IPv4 or a bracketed IPv6 literal).
+  std::optional<std::string> metrics_bind_ip;
+  int metrics_port = 0;
   std::map<std::string, std::string> tags;
   std::map<std::string, Profile> profiles;
 };
+
+struct MetricsBind {
+  std::string ip;
+  int port;
+};
+// metrics_bind's value: "9443", "127.0.0.1:9443", "[::1]:9443"; a port 1-65535. Errors name
+// the key.
+Result<MetricsBind> parse_metrics_bind(std::string_view value);
 
 struct AgentConfigLoad {
   AgentConfig config;

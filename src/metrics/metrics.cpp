@@ -18,7 +18,8 @@ void Histogram::observe(double v) {
 Family<Counter>& Registry::counter(std::string name, std::string help,
                                    std::vector<std::string> labels) {
   Entry e{Type::counter, nullptr, nullptr, nullptr};
-  e.counter = std::make_unique<Family<Counter>>(std::move(name), std::move(help), std::move(labels));
+  e.counter =
+      std::make_unique<Family<Counter>>(std::move(name), std::move(help), std::move(labels));
   if (e.counter->labels().empty()) e.counter->at({});
   return *families_.emplace_back(std::move(e)).counter;
 }
@@ -101,8 +102,7 @@ std::string label_set(const std::vector<std::string>& names, const std::vector<s
   return out;
 }
 
-template <typename M>
-void head(std::string& out, const Family<M>& f, std::string_view type) {
+template <typename M> void head(std::string& out, const Family<M>& f, std::string_view type) {
   out.append("# HELP ").append(f.name()).append(" ").append(escape_help(f.help())).append("\n");
   out.append("# TYPE ").append(f.name()).append(" ").append(type).append("\n");
 }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "base/paths.hpp"
+#include "base/strings.hpp"
 #include "conf/agent.hpp"
 #include "conf_test_util.hpp"
 
@@ -38,6 +39,7 @@ TEST_CASE("agent defaults", "[conf]") {
   CHECK_FALSE(c.auth_hook);
   CHECK(c.auth_hook_timeout == 10);
   CHECK_FALSE(c.allowed_ips);
+  CHECK_FALSE(c.metrics_bind_ip);
   CHECK_FALSE(c.rate_limit_disable);
   CHECK(c.rate_limit_volume == RateLimit{10, 60, 300});
   CHECK(c.rate_limit_probe == RateLimit{3, 600, 3600});
@@ -337,5 +339,44 @@ TEST_CASE("agent limits against slow and flooding clients", "[conf]") {
     CHECK(c.request_head_timeout == r.head_s);
     CHECK(c.request_body_timeout == r.body_s);
     CHECK(load->warnings == r.warnings);
+  }
+}
+
+TEST_CASE("metrics_bind: [address:]port, loopback unless an address is written", "[conf]") {
+  struct Row {
+    const char* value;
+    const char* ip; // nullptr: a config error naming the key
+    int port;
+  };
+  const Row rows[] = {
+      {"9443", "127.0.0.1", 9443},
+      {"127.0.0.1:9443", "127.0.0.1", 9443},
+      {" 0.0.0.0:1 ", "0.0.0.0", 1},
+      {"192.0.2.7:65535", "192.0.2.7", 65535},
+      {"[::1]:9443", "::1", 9443},
+      {"[::]:9443", "::", 9443},
+      {"", nullptr, 0},
+      {"0", nullptr, 0},
+      {"65536", nullptr, 0},
+      {"127.0.0.1:", nullptr, 0},
+      {"localhost:9443", nullptr, 0},
+      {"::1:9443", nullptr, 0},
+      {"[127.0.0.1]:9443", nullptr, 0},
+      {"1.2.3:9443", nullptr, 0},
+      {"127.0.0.1:94x3", nullptr, 0},
+  };
+  for (const Row& r : rows) {
+    INFO(r.value);
+    auto load = from_text(kRequired + "metrics_bind = " + r.value + "\n");
+    if (!r.ip) {
+      REQUIRE_FALSE(load.ok());
+      CHECK(load.message() == std::string("Config key 'metrics_bind' must be [address:]port (an "
+                                          "IP address and a port 1-65535), got '") +
+                                  std::string(trim(r.value)) + "'");
+      continue;
+    }
+    REQUIRE(load.ok());
+    CHECK(*load->config.metrics_bind_ip == r.ip);
+    CHECK(load->config.metrics_port == r.port);
   }
 }

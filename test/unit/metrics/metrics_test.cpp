@@ -26,10 +26,14 @@ TEST_CASE("label values and help text are escaped as the format says", "[metrics
 
 TEST_CASE("sample values", "[metrics]") {
   const std::pair<double, const char*> rows[] = {
-      {0, "0"},          {3, "3"},
-      {-2, "-2"},        {0.005, "0.005"},
-      {2.5, "2.5"},      {1.0 / 0.0, "+Inf"},
-      {-1.0 / 0.0, "-Inf"}, {0.0 / 0.0, "NaN"},
+      {0, "0"},
+      {3, "3"},
+      {-2, "-2"},
+      {0.005, "0.005"},
+      {2.5, "2.5"},
+      {1.0 / 0.0, "+Inf"},
+      {-1.0 / 0.0, "-Inf"},
+      {0.0 / 0.0, "NaN"},
   };
   for (const auto& [v, text] : rows)
     CHECK(format_value(v) == text);
