@@ -23,8 +23,9 @@ AgentMetrics::AgentMetrics()
                                   {"reason"})),
       rate_blocks_(registry_.counter("ctrl_exec_agent_rate_limit_blocks_total",
                                      "Source addresses blocked by the rate limiter.", {"reason"})),
-      live_(registry_.gauge("ctrl_exec_agent_requests_in_progress",
-                            "Requests being handled, runs whose client left included.")
+      live_(registry_
+                .gauge("ctrl_exec_agent_requests_in_progress",
+                       "Requests being handled, runs whose client left included.")
                 .at({})) {
   registry_.gauge("ctrl_exec_build_info", "The running version.", {"version"})
       .with({version()})

@@ -64,3 +64,27 @@ TEST_CASE("api tuning: limits against slow and flooding clients", "[api]") {
     CHECK(warned == r.warned);
   }
 }
+
+TEST_CASE("api tuning: api_metrics_open", "[api]") {
+  struct Row {
+    const char* value; // nullptr: not set
+    bool open;
+    bool warned;
+  };
+  const Row rows[] = {
+      {nullptr, false, false}, {"yes", true, false},   {"YES", true, false},  {"1", true, false},
+      {"on", true, false},     {"true", true, false},  {"no", false, false},  {"0", false, false},
+      {"off", false, false},   {"maybe", false, true}, {"y es", false, true}, {"", false, true},
+  };
+  for (const Row& r : rows) {
+    INFO((r.value ? r.value : "(unset)"));
+    conf::FlatConfig raw{{"cert", "/c"}, {"key", "/k"}, {"ca", "/a"}};
+    if (r.value) raw["api_metrics_open"] = r.value;
+    auto load = conf::make_dispatcher_config(raw, "vm");
+    std::vector<conf::ConfigWarning> warnings;
+    api::Tuning t = api::tuning_from(load.config, warnings);
+    CHECK(t.metrics_open == r.open);
+    CHECK(warnings.size() == (r.warned ? 1u : 0u));
+    if (r.warned) CHECK(warnings[0].key == "api_metrics_open");
+  }
+}
