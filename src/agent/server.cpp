@@ -36,36 +36,18 @@ private:
   std::string route_ = "unmatched";
 };
 
-// The answer to a malformed request, counted.
-void answer_bad_request(http::Connection& conn, const http::RequestParser& parser,
-                        AgentMetrics& metrics) {
-  int code = 400;
-  switch (parser.error()) {
-  case http::ParseError::too_many_headers:
-  case http::ParseError::headers_too_large:
-    code = 431;
-    break;
-  case http::ParseError::body_too_large:
-    code = 413;
-    break;
-  default:
-    break;
-  }
-  metrics.answered("malformed", code);
+// The status and body for a malformed request.
+std::pair<int, std::string> bad_request_answer(const http::RequestParser& parser) {
   switch (parser.error()) {
   case http::ParseError::empty:
-    conn.respond(400, proto::body::empty_request());
-    return;
+    return {400, proto::body::empty_request()};
   case http::ParseError::too_many_headers:
   case http::ParseError::headers_too_large:
-    conn.respond(431, proto::body::too_many_headers());
-    return;
+    return {431, proto::body::too_many_headers()};
   case http::ParseError::body_too_large:
-    conn.respond(413, proto::body::request_too_large());
-    return;
+    return {413, proto::body::request_too_large()};
   default:
-    conn.respond(400, proto::body::bad_request());
-    return;
+    return {400, proto::body::bad_request()};
   }
 }
 
@@ -106,7 +88,9 @@ AgentServer::AgentServer(event::Loop& loop, Paths paths, std::shared_ptr<State> 
     on_request(c, r);
   };
   h.bad_request = [this](const std::shared_ptr<http::Connection>& c, const http::RequestParser& p) {
-    answer_bad_request(*c, p, ctx_.metrics());
+    auto [code, body] = bad_request_answer(p);
+    ctx_.metrics().answered("malformed", code);
+    c->respond(code, body);
   };
   h.closed = [this](http::Connection& c) { on_closed(c); };
   // One line a second per kind of event, with how many it stands for: conn-refused,

@@ -59,6 +59,8 @@ class Metrics(agentlib.AgentTestCase):
         self.assertEqual(self.agent.run("nope")[1]["exit"], -1)  # not allowlisted: refused
         self.assertEqual(self.agent.get("/nope")[0], 404)
         self.assertEqual(self.agent.post("/ping", {}, who="stranger")[0], 403)  # the map gate
+        raw = self.agent.raw(b"GET /ping HTTP/1.0\r\n" + b"X: y\r\n" * 40 + b"\r\n")
+        self.assertTrue(raw.startswith(b"HTTP/1.0 431"), raw)
 
         text, after = self.scrape()
         requests = "ctrl_exec_agent_requests_total"
@@ -66,6 +68,7 @@ class Metrics(agentlib.AgentTestCase):
         self.assertEqual(sample(after, requests, route="POST /ping", code="403"), 1)
         self.assertEqual(sample(after, requests, route="POST /run", code="200"), 4)
         self.assertEqual(sample(after, requests, route="unmatched", code="404"), 1)
+        self.assertEqual(sample(after, requests, route="malformed", code="431"), 1)
         runs = "ctrl_exec_agent_runs_total"
         self.assertEqual(sample(after, runs, exit="0"), 1)
         self.assertEqual(sample(after, runs, exit="nonzero"), 1)
@@ -74,7 +77,7 @@ class Metrics(agentlib.AgentTestCase):
         refusals = "ctrl_exec_agent_refusals_total"
         self.assertEqual(sample(after, refusals, reason="deny"), 1)
         self.assertEqual(sample(after, refusals, reason="serial-reject"), 1)
-        self.assertEqual(sample(after, "ctrl_exec_agent_connections_accepted_total"), 7)
+        self.assertEqual(sample(after, "ctrl_exec_agent_connections_accepted_total"), 8)
         self.assertEqual(sample(after, "ctrl_exec_agent_requests_in_progress"), 0)
         harness.promtool_check_metrics(self, text)
 
