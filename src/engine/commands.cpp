@@ -19,6 +19,7 @@
 #include "cli/cli.hpp"
 #include "engine/engine.hpp"
 #include "engine/format.hpp"
+#include "engine/progress.hpp"
 #include "engine/rollout.hpp"
 #include "engine/rotation.hpp"
 #include "engine/runs.hpp"
@@ -245,9 +246,11 @@ struct RolloutPrinter {
   RolloutKind kind;
   bool json = false;
   size_t batches = 0;
+  Progress* progress = nullptr;
 
   void batch(const BatchReport& b, const Results& results) const {
     if (json) return;
+    if (progress) progress->erase();
     std::string text = strprintf("=== batch %zu of %zu (%zu host%s) ===\n", b.number, batches,
                                  b.hosts.size(), b.hosts.size() == 1 ? "" : "s");
     if (b.state == "skipped") {
@@ -290,7 +293,12 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
   std::map<std::string, std::string> ref_by_name;
   for (size_t i = 0; i < sel.resolution.hosts.size(); ++i)
     ref_by_name.emplace(sel.resolution.hosts[i].name, sel.resolution.refs[i]);
-  RolloutPrinter printer{kind, a.json, plan.size()};
+  size_t total = 0;
+  for (const auto& b : plan)
+    total += b.size();
+  Progress progress(s.loop, *s.engine, kind == RolloutKind::ping ? "/ping" : "/run", kind, total,
+                    !a.json);
+  RolloutPrinter printer{kind, a.json, plan.size(), &progress};
   std::vector<std::unique_ptr<hook::Check>> checks; // the batches' auth hooks
   hook::Policy policy = s.policy();
   auth.source_ip = "127.0.0.1";
@@ -319,6 +327,7 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
       [&](const BatchReport& b, const Results& r) { printer.batch(b, r); },
       [&](RolloutReport r) { report = std::move(r); });
   s.loop.run();
+  progress.erase();
   printer.end(report);
   return report;
 }
@@ -369,10 +378,15 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
   spec.token = a.token();
   spec.async = a.async;
   Results results;
-  if (Status st = s.engine->run(res.hosts, spec, [&](Results r) { results = std::move(r); });
-      !st.ok())
-    return die(st.message());
-  s.loop.run();
+  {
+    Progress progress(s.loop, *s.engine, "/run",
+                      spec.async ? RolloutKind::run_async : RolloutKind::run_sync, res.hosts.size(),
+                      !a.json);
+    if (Status st = s.engine->run(res.hosts, spec, [&](Results r) { results = std::move(r); });
+        !st.ok())
+      return die(st.message());
+    s.loop.run();
+  }
   locks.held.release();
 
   if (spec.async) {
@@ -522,11 +536,14 @@ int cmd_ping(const DispatcherArgs& a) {
       sel ? sel->resolution : s.engine->registry().resolve_dispatch(a.words);
   if (!res.ok) return unknown_agents(res.unknown);
   Results results;
-  if (Status st =
-          s.engine->ping(res.hosts, new_reqid(), true, [&](Results r) { results = std::move(r); });
-      !st.ok())
-    return die(st.message());
-  s.loop.run();
+  {
+    Progress progress(s.loop, *s.engine, "/ping", RolloutKind::ping, res.hosts.size(), !a.json);
+    if (Status st = s.engine->ping(res.hosts, new_reqid(), true,
+                                   [&](Results r) { results = std::move(r); });
+        !st.ok())
+      return die(st.message());
+    s.loop.run();
+  }
   out(a.json ? results_json(results) : format_ping_results(docs(results)));
   return 0; // whatever the hosts answered (§4.6)
 }

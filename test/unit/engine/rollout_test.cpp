@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/progress.hpp"
 #include "engine/rollout.hpp"
 #include "log/log.hpp"
 
@@ -239,4 +240,10 @@ TEST_CASE("rollout: the wait between batches shows in the log times", "[engine]"
   json::Writer w;
   write_batches(w, r.report.batches);
   CHECK(w.str().rfind(R"([{"batch":1,"reqid":")", 0) == 0);
+}
+
+TEST_CASE("progress: the line's text", "[engine]") {
+  CHECK(progress_text(12, 300, 10, 1, 1, 3249) ==
+        "ced: 12/300 done  ok 10  failed 1  timeout 1  3.2s");
+  CHECK(progress_text(0, 2, 0, 0, 0, 0) == "ced: 0/2 done  ok 0  failed 0  timeout 0  0.0s");
 }
