@@ -36,8 +36,10 @@ struct FdContent {
   bool too_large = false;
   bool ok() const { return err == 0 && !too_large; }
 };
-// Reads `fd` to its end, at most `max_bytes`, retrying on EINTR, and closes it.
-FdContent read_fd(int fd, size_t max_bytes);
+// Reads `fd` to its end, at most `max_bytes`, retrying on EINTR, and closes it. A `size_hint`
+// (the size fstat gave) is read straight into a buffer of that size; more is still read if the
+// file has grown.
+FdContent read_fd(int fd, size_t max_bytes, size_t size_hint = 0);
 
 struct WriteOptions {
   mode_t mode = 0644;

@@ -161,3 +161,34 @@ TEST_CASE("user and group lookup without NSS", "[base]") {
   CHECK(lookup_user("1234")->uid == 1234u);
   CHECK_FALSE(lookup_user("no-such-user-cx"));
 }
+
+TEST_CASE("bounded reads: at, under and over the limit, and a size hint that is wrong", "[base]") {
+  std::string dir = temp_dir();
+  for (size_t size :
+       {size_t(0), size_t(1), size_t(16383), size_t(16384), size_t(16385), size_t(100000)}) {
+    INFO("size " << size);
+    std::string data(size, 'x');
+    for (size_t i = 0; i < size; ++i)
+      data[i] = static_cast<char>('a' + i % 26);
+    const std::string path = dir + "/f";
+    REQUIRE(write_file_atomic(path, data).ok());
+    CHECK(*read_regular_file(path, size) == data); // exactly the limit
+    CHECK(*read_regular_file(path) == data);
+    if (size > 0) {
+      auto over = read_regular_file(path, size - 1);
+      REQUIRE_FALSE(over.ok());
+      CHECK(over.message() ==
+            "cannot read '" + path + "': larger than " + std::to_string(size - 1) + " bytes");
+    }
+    // The file grew or shrank after its size was taken: all of it is read all the same.
+    for (size_t hint : {size / 2 + 1, size + 100}) {
+      INFO("hint " << hint);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      FdContent got = read_fd(fd, size + 1000, hint);
+      CHECK(got.ok());
+      CHECK(got.data == data);
+    }
+  }
+  std::system(("rm -rf " + dir).c_str());
+}
