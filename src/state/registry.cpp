@@ -10,6 +10,7 @@
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
+#include "state/registry_index.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
 
@@ -207,30 +208,29 @@ Status Registry::register_agent(const AgentRecord& rec) {
 std::optional<AgentRecord> Registry::get(std::string_view name) const {
   if (!is_agent_name(name)) return std::nullopt;
   // The directory is group-writable: a symbolic link planted as a record is not followed.
-  auto text = read_regular_file(record_path(name), 1u << 20);
+  auto text = read_regular_file(record_path(name), kMaxRecordBytes);
   if (!text.ok()) return std::nullopt;
   auto rec = parse_agent_record(*text, name);
   if (!rec.ok()) return std::nullopt;
   return std::move(rec).value();
 }
 
-Result<std::vector<AgentRecord>> Registry::list() const {
-  std::vector<AgentRecord> out;
-  if (!path_exists(dir_)) return out;
-  auto names = list_dir(dir_);
-  if (!names.ok()) {
-    if (::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
-      return error("permission denied");
-    return names.status();
-  }
-  for (const std::string& file : *names) {
-    std::string_view name = record_name(file);
-    if (name.empty()) continue;
-    if (auto rec = get(name)) out.push_back(std::move(*rec));
-  }
-  std::stable_sort(out.begin(), out.end(), [](const AgentRecord& a, const AgentRecord& b) {
-    return a.hostname < b.hostname;
-  });
+Result<RegistryScan> Registry::scan(IndexReport* report) const {
+  if (report) *report = IndexReport{};
+  if (!path_exists(dir_)) return RegistryScan();
+  auto files = scan_registry(dir_, report);
+  if (!files.ok() && ::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
+    return error("permission denied");
+  return files;
+}
+
+Result<std::vector<AgentRecord>> Registry::list(IndexReport* report) const {
+  auto files = scan(report);
+  if (!files.ok()) return files.status();
+  std::vector<size_t> order = files->by_hostname();
+  std::vector<AgentRecord> out(order.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    files->read(order[i], out[i]);
   return out;
 }
 

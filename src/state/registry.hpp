@@ -19,6 +19,8 @@
 namespace cx::state {
 
 inline constexpr int kDefaultAgentPort = 7443;
+// A record file larger than this is not read (get() and list() skip it as corrupt).
+inline constexpr size_t kMaxRecordBytes = 1u << 20;
 
 // The serial_status values the original writes; records may hold others, which are kept.
 inline constexpr std::string_view kSerialCurrent = "current";
@@ -112,6 +114,9 @@ bool tags_match(const std::map<std::string, std::string>& tags, const TagFilter&
 // §1.3), parents 0755. An existing directory is left exactly as it is.
 Status make_state_dir(const std::string& path);
 
+struct IndexReport;
+class RegistryScan;
+
 // `dir` is the registry directory: DispatcherConfig::registry_dir, or paths::registry_dir().
 class Registry : public RecordDir {
 public:
@@ -128,8 +133,12 @@ public:
 
   // Every record that parses, sorted by hostname; corrupt files are skipped. A missing
   // directory is an empty registry; an unreadable one fails ("permission denied" when that is
-  // the reason).
-  Result<std::vector<AgentRecord>> list() const;
+  // the reason). Reads through the registry index (registry_index.hpp), which it rewrites when
+  // a file changed and the directory is writable; `report`, when given, says what it did.
+  Result<std::vector<AgentRecord>> list(IndexReport* report = nullptr) const;
+  // What list() is made from, without decoding every record: for callers that go through
+  // 10,000 records once (registry_index.hpp). The same errors as list().
+  Result<RegistryScan> scan(IndexReport* report = nullptr) const;
   // Registry names from the file names alone (no parsing), sorted.
   std::vector<std::string> list_hostnames() const;
 
