@@ -65,6 +65,13 @@ std::string target_of(const AgentRecord& rec, std::optional<int> port_override) 
   return port == kDefaultAgentPort ? addr : addr + ":" + std::to_string(port);
 }
 
+// The one place a registry name and its record become a dispatch target (resolve_dispatch,
+// resolve_tags).
+DispatchTarget dispatch_target(std::string_view name, const AgentRecord& rec,
+                               std::optional<int> port_override) {
+  return DispatchTarget{std::string(name), target_of(rec, port_override)};
+}
+
 void apply_serial(AgentRecord& rec, const SerialUpdate& u) {
   if (u.dispatcher_serial) rec.dispatcher_serial = *u.dispatcher_serial;
   if (u.serial_status) rec.serial_status = *u.serial_status;
@@ -308,6 +315,22 @@ Result<bool> Registry::update_tags(std::string_view name,
   });
 }
 
+Result<size_t> Registry::bulk_update_tags(
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates) {
+  if (updates.empty()) return size_t{0};
+  return locked([&]() -> Result<size_t> {
+    size_t n = 0;
+    for (const auto& [name, tags] : updates) {
+      auto rec = get(name); // nullopt for an invalid name too
+      if (!rec || rec->tags == tags) continue;
+      rec->tags = tags;
+      CX_TRY(write_record(name, *rec));
+      ++n;
+    }
+    return n;
+  });
+}
+
 Status Registry::update_serial(std::string_view name, const SerialUpdate& update) {
   if (!is_agent_name(name))
     return error("invalid hostname '" + std::string(name) +
@@ -353,7 +376,7 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
       res.unknown.push_back(ref);
       continue;
     }
-    DispatchTarget t{std::string(name), target_of(*rec, port)};
+    DispatchTarget t = dispatch_target(name, *rec, port);
     // A host named twice is one host: it runs once, in the place it was first named.
     if (!seen.emplace(t.name, t.target).second) continue;
     res.hosts.push_back(std::move(t));
@@ -363,6 +386,25 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
     res.ok = false;
     res.hosts.clear();
     res.refs.clear();
+  }
+  return res;
+}
+
+DispatchResolution Registry::resolve_tags(const TagFilter& filter) const {
+  DispatchResolution res;
+  auto files = scan();
+  if (!files.ok()) return res;
+  std::vector<size_t> matches;
+  for (size_t i = 0; i < files->size(); ++i)
+    if (files->tags_match(i, filter)) matches.push_back(i);
+  // The scan is in file-name order ("a-b.json" < "a.json"), not name order ("a" < "a-b").
+  std::sort(matches.begin(), matches.end(),
+            [&](size_t a, size_t b) { return files->name(a) < files->name(b); });
+  AgentRecord rec;
+  for (size_t i : matches) {
+    files->read(i, rec);
+    res.hosts.push_back(dispatch_target(files->name(i), rec, std::nullopt));
+    res.refs.emplace_back(files->name(i));
   }
   return res;
 }

@@ -154,6 +154,11 @@ public:
   // false when there is no such agent (nothing is created).
   Result<bool> update_expiry(std::string_view name, std::string_view expiry);
   Result<bool> update_tags(std::string_view name, const std::map<std::string, std::string>& tags);
+  // The same for many agents under one lock: each existing record whose tags differ gets the
+  // new ones (absent or corrupt records are not created; invalid names are skipped). Returns
+  // how many files were written. An empty list returns 0 without touching the directory.
+  Result<size_t> bulk_update_tags(
+      const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates);
 
   // Merge `update` into the record, creating a minimal one ({hostname} plus defaults) when the
   // file is absent or corrupt: rotation marks agents this way (§3.1).
@@ -168,6 +173,11 @@ public:
   DispatchResolution resolve_dispatch(const std::vector<std::string>& refs) const;
   // The same for one reference; an unknown one is returned unchanged.
   std::string resolve_target(std::string_view ref) const;
+  // Every record whose tags match `filter` (tags_match), sorted by registry name, each with
+  // the target resolve_dispatch gives its bare name; `refs` holds the names. Never ok=false:
+  // empty `hosts` means no match (an unreadable directory matches nothing). Reads through the
+  // index, as list() does.
+  DispatchResolution resolve_tags(const TagFilter& filter) const;
 
 private:
   // Runs `fn` holding the registry lock (or unlocked if the lock file cannot be opened, as the
