@@ -27,6 +27,9 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes = kDefau
 // without blocking ("cannot read '<path>': not a regular file").
 Result<std::string> read_regular_file(const std::string& path,
                                       size_t max_bytes = kDefaultMaxReadBytes);
+// As read_regular_file, for `name` in the directory open as `dirfd` (errors name `name`).
+Result<std::string> read_regular_file_at(int dirfd, const std::string& name,
+                                         size_t max_bytes = kDefaultMaxReadBytes);
 
 // What reading a descriptor to its end gave: the bytes, or why it stopped (`err`, an errno
 // value from read(), or `too_large`, before more than max_bytes were kept).
@@ -52,6 +55,10 @@ struct WriteOptions {
 // any failure.
 Status write_file_atomic(const std::string& path, std::string_view data,
                          const WriteOptions& opts = {});
+// The same for `name` in the directory open as `dirfd` (O_PATH will do): the temp file is made
+// and renamed there, whatever that directory's path leads to by then. Errors name `name`.
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            const WriteOptions& opts = {});
 
 // mkdir -p; existing directories are left as they are.
 Status make_dirs(const std::string& path, mode_t mode = 0755);
