@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,17 +26,20 @@ constexpr uint32_t kVersion = 1;
 // Written in host order: an index from a host of the other byte order reads as another value.
 constexpr uint32_t kByteOrderMark = 0x01020304;
 constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8 + 8;
-// The fewest bytes an entry takes: a file name ("a.json", with its length), the stamp, flags.
-constexpr size_t kMinEntryBytes = 1 + 6 + 1 + 1 + 8 + 1 + 1;
+// The fewest bytes a stamp takes, and an entry: a file name ("a.json", with its length), the
+// stamp, flags.
+constexpr size_t kMinStampBytes = 1 + 1 + 8 + 1;
+constexpr size_t kMinEntryBytes = 1 + 6 + kMinStampBytes + 1;
 // An index larger than this is not read (about 300,000 agents' worth).
 constexpr size_t kMaxIndexBytes = 64u << 20;
 
-// From this many files on, a second thread shares the stat calls (on this project's 2-core
-// reference machine they are a third of a 10,000-agent list).
+// From this many files on, a second thread shares the stat calls (on the project's 2-core
+// reference VM, 10,000 of them cost 22 ms of CPU: the largest part of a listing).
 constexpr size_t kParallelStatFiles = 2000;
 
 constexpr uint8_t kSettledFlag = 1;
 constexpr uint8_t kRecordFlag = 2;
+constexpr uint8_t kNameOnlyFlag = 4; // IndexEntry::cached false: no stamp, no record
 
 // A 64-bit hash of the payload, eight bytes at a time: it catches a torn or damaged file, not
 // a forged one (anyone who may write the directory may write records too).
@@ -145,15 +149,30 @@ int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
-void put_head(Writer& w, std::string_view file, const FileStamp& s, bool settled, bool has_record) {
-  w.str(file);
+void put_stamp(Writer& w, const FileStamp& s) {
   w.varint(s.ino);
   w.varint(static_cast<uint64_t>(s.size));
   w.fixed(s.mtime_ns);
   // The change time is the modification time or a little after it.
   w.varint(zigzag(
       static_cast<int64_t>(static_cast<uint64_t>(s.ctime_ns) - static_cast<uint64_t>(s.mtime_ns))));
-  w.fixed(static_cast<uint8_t>((settled ? kSettledFlag : 0) | (has_record ? kRecordFlag : 0)));
+}
+
+FileStamp get_stamp(Reader& in) {
+  FileStamp s;
+  s.ino = in.varint();
+  s.size = static_cast<int64_t>(in.varint());
+  s.mtime_ns = in.fixed<int64_t>();
+  s.ctime_ns = static_cast<int64_t>(static_cast<uint64_t>(s.mtime_ns) +
+                                    static_cast<uint64_t>(unzigzag(in.varint())));
+  return s;
+}
+
+// An entry's head: its file name, stamp and flags (the record follows when it has one).
+void put_head(Writer& w, std::string_view file, const FileStamp& s, uint8_t flags) {
+  w.str(file);
+  put_stamp(w, s);
+  w.fixed(flags);
 }
 
 // The record's members in a fixed order (walk_fields reads it; encoded_tags_match skips to the
@@ -277,12 +296,42 @@ struct RawEntry {
   std::string_view file;
   FileStamp stamp;
   bool settled = false;
-  std::string_view record; // the encoded record, "" when the file did not parse
+  bool name_only = false;
+  std::string_view record; // the encoded record, "" when there is none
 };
 
-// The payload of an index whose header checks out (magic, version, byte order, size, hash),
-// and the number of entries it claims.
-std::optional<std::pair<std::string_view, uint64_t>> index_payload(std::string_view bytes) {
+// An index file read and checked, as views into its bytes.
+struct RawIndex {
+  FileStamp dir;
+  bool dir_settled = false;
+  std::vector<RawEntry> entries;
+};
+
+// Reads one entry, checking it: a file name `<agent name>.json` after `prev_file` (the entries
+// are in file-name order, without duplicates), known flags, and a record walk_record accepts.
+bool read_entry(Reader& in, std::string_view prev_file, RawEntry& e) {
+  e.file = in.str();
+  e.stamp = get_stamp(in);
+  uint8_t flags = in.fixed<uint8_t>();
+  std::string_view name = RecordDir::record_name(e.file);
+  if (!in.ok() || (flags > (kSettledFlag | kRecordFlag) && flags != kNameOnlyFlag) ||
+      !is_agent_name(name) || !(prev_file < e.file))
+    return false;
+  e.settled = flags & kSettledFlag;
+  e.name_only = flags == kNameOnlyFlag;
+  if (e.name_only && e.stamp != FileStamp{}) return false;
+  e.record = {};
+  if (flags & kRecordFlag) {
+    const char* rec = in.pos();
+    if (!walk_record(in, name, nullptr)) return false;
+    e.record = std::string_view(rec, static_cast<size_t>(in.pos() - rec));
+  }
+  return true;
+}
+
+// The index in `bytes`, every part checked (header, directory stamp, entries); nullopt when
+// any check fails.
+std::optional<RawIndex> parse_index(std::string_view bytes) {
   if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     return std::nullopt;
   Reader head(bytes.substr(sizeof kMagic, kHeaderBytes - sizeof kMagic));
@@ -295,32 +344,20 @@ std::optional<std::pair<std::string_view, uint64_t>> index_payload(std::string_v
   if (version != kVersion || order != kByteOrderMark || size != payload.size() ||
       count > payload.size() / kMinEntryBytes || hash != payload_hash(payload))
     return std::nullopt;
-  return std::make_pair(payload, count);
-}
-
-// Reads the next entry, checking it: a file name `<agent name>.json` after `prev_file` (the
-// entries are in file-name order, without duplicates), known flags, and a record walk_record
-// accepts.
-bool read_entry(Reader& in, std::string_view prev_file, RawEntry& e) {
-  e.file = in.str();
-  e.stamp.ino = in.varint();
-  e.stamp.size = static_cast<int64_t>(in.varint());
-  e.stamp.mtime_ns = in.fixed<int64_t>();
-  e.stamp.ctime_ns = static_cast<int64_t>(static_cast<uint64_t>(e.stamp.mtime_ns) +
-                                          static_cast<uint64_t>(unzigzag(in.varint())));
-  uint8_t flags = in.fixed<uint8_t>();
-  std::string_view name = RecordDir::record_name(e.file);
-  if (!in.ok() || flags > (kSettledFlag | kRecordFlag) || !is_agent_name(name) ||
-      !(prev_file < e.file))
-    return false;
-  e.settled = flags & kSettledFlag;
-  e.record = {};
-  if (flags & kRecordFlag) {
-    const char* rec = in.pos();
-    if (!walk_record(in, name, nullptr)) return false;
-    e.record = std::string_view(rec, static_cast<size_t>(in.pos() - rec));
+  RawIndex out;
+  Reader in(payload);
+  out.dir = get_stamp(in);
+  uint8_t dir_flags = in.fixed<uint8_t>();
+  if (!in.ok() || dir_flags > kSettledFlag) return std::nullopt;
+  out.dir_settled = dir_flags & kSettledFlag;
+  out.entries.resize(count);
+  std::string_view prev;
+  for (RawEntry& e : out.entries) {
+    if (!read_entry(in, prev, e)) return std::nullopt;
+    prev = e.file;
   }
-  return true;
+  if (!in.ok() || in.left() != 0) return std::nullopt;
+  return out;
 }
 
 // Fills in the header of `out`, which holds kHeaderBytes of room and then `count` entries.
@@ -392,6 +429,65 @@ struct DirCloser {
   void operator()(DIR* d) const { ::closedir(d); }
 };
 
+class UniqueFd {
+public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+private:
+  int fd_;
+};
+
+// Opens the index's directory (O_PATH), making it first when it is missing and `make` is set,
+// with the registry directory's mode `dir_mode` (2770 when a group shares it: whoever may
+// write records may write the index). A link there is not followed. -1 with errno when it
+// cannot be had. `made`, when given, is set when this call made it.
+int open_index_dir(int dfd, bool make, mode_t dir_mode, bool* made = nullptr) {
+  const std::string name(kRegistryIndexDir);
+  int fd = ::openat(dfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT || !make) return fd;
+  if (::mkdirat(dfd, name.c_str(), 0700) == 0) {
+    if (made) *made = true;
+    int fd_rw = ::openat(dfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd_rw >= 0) {
+      (void)::fchmod(fd_rw, dir_mode & 07777);
+      ::close(fd_rw);
+    }
+  } else if (errno != EEXIST) {
+    return -1;
+  }
+  return ::openat(dfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+// Writes the index into its directory, `idir` as the scan opened it (or -1: made now).
+Status write_index(int dfd, UniqueFd& idir, const std::string& index_dir, mode_t dir_mode,
+                   std::string_view bytes) {
+  if (idir.get() < 0) {
+    idir.reset(open_index_dir(dfd, true, dir_mode));
+    if (idir.get() < 0)
+      return error("cannot open '" + index_dir + "': " +
+                   (errno == ELOOP || errno == ENOTDIR ? "not a directory" : errno_text(errno)));
+  }
+  const std::string file(kRegistryIndexFile);
+  struct stat st;
+  if (::fstatat(idir.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+    // Nothing can be renamed over a directory: say so rather than write a file every time.
+    return error("'" + index_dir + "/" + file + "' is a directory");
+  WriteOptions wo;
+  wo.mode = 0644;
+  wo.fsync = false; // a cache: a torn file after a crash fails its checks and is rebuilt
+  Status st2 = write_file_atomic_at(idir.get(), file, bytes, wo);
+  if (!st2.ok()) return error(st2.message() + " (in '" + index_dir + "')");
+  return {};
+}
+
 } // namespace
 
 FileStamp file_stamp(const struct stat& st) {
@@ -399,34 +495,37 @@ FileStamp file_stamp(const struct stat& st) {
                    to_ns(st.st_mtim), to_ns(st.st_ctim)};
 }
 
-std::string encode_registry_index(const std::vector<IndexEntry>& entries) {
+std::string encode_registry_index(const RegistryIndex& index) {
   std::string out(kHeaderBytes, '\0');
   Writer w(out);
-  for (const IndexEntry& e : entries) {
-    put_head(w, e.file, e.stamp, e.settled, e.record.has_value());
+  put_stamp(w, index.dir);
+  w.fixed(static_cast<uint8_t>(index.dir_settled ? kSettledFlag : 0));
+  for (const IndexEntry& e : index.entries) {
+    if (!e.cached) {
+      put_head(w, e.file, FileStamp{}, kNameOnlyFlag);
+      continue;
+    }
+    put_head(w, e.file, e.stamp,
+             static_cast<uint8_t>((e.settled ? kSettledFlag : 0) | (e.record ? kRecordFlag : 0)));
     if (e.record) encode_record(w, *e.record, RecordDir::record_name(e.file));
   }
-  finish_index(out, entries.size());
+  finish_index(out, index.entries.size());
   return out;
 }
 
-std::optional<std::vector<IndexEntry>> decode_registry_index(std::string_view bytes) {
-  auto payload = index_payload(bytes);
-  if (!payload) return std::nullopt;
-  std::vector<IndexEntry> out;
-  Reader in(payload->first);
-  RawEntry e;
-  for (uint64_t i = 0; i < payload->second; ++i) {
-    if (!read_entry(in, out.empty() ? std::string_view() : std::string_view(out.back().file), e))
-      return std::nullopt;
-    IndexEntry entry{std::string(e.file), e.stamp, e.settled, std::nullopt};
+std::optional<RegistryIndex> decode_registry_index(std::string_view bytes) {
+  auto raw = parse_index(bytes);
+  if (!raw) return std::nullopt;
+  RegistryIndex out{raw->dir, raw->dir_settled, {}};
+  out.entries.reserve(raw->entries.size());
+  for (const RawEntry& e : raw->entries) {
+    IndexEntry entry{std::string(e.file), e.stamp, e.settled, !e.name_only, std::nullopt};
     if (!e.record.empty()) {
       Reader rec(e.record);
-      walk_record(rec, RecordDir::record_name(e.file), &entry.record.emplace());
+      walk_record(rec, RecordDir::record_name(e.file), &entry.record.emplace()); // checked
     }
-    out.push_back(std::move(entry));
+    out.entries.push_back(std::move(entry));
   }
-  if (in.left() != 0) return std::nullopt;
   return out;
 }
 
@@ -475,54 +574,94 @@ Result<RegistryScan> scan_registry(const std::string& dir, IndexReport* report,
                                    const ScanOptions& options) {
   using Span = RegistryScan::Span;
   using Item = RegistryScan::Item;
+  using Kind = RegistryScan::Kind;
   IndexReport local;
   IndexReport& rep = report ? *report : local;
   rep = IndexReport{};
-  // Taken before any file is looked at: a write after it leaves times that have not settled.
+  // Taken before anything is looked at: a change after it leaves times that have not settled.
   const int64_t scan_start = options.now_ns >= 0 ? options.now_ns : coarse_now_ns();
 
-  // The record files' names, sorted (the index's order).
   std::unique_ptr<DIR, DirCloser> d(::opendir(dir.c_str()));
   if (!d) return error("cannot list '" + dir + "': " + errno_text(errno));
+  const int dfd = ::dirfd(d.get());
   RegistryScan scan;
-  std::vector<Item>& items = scan.items_;
-  // A guess from the directory's size (a few dozen bytes an entry on the usual filesystems):
-  // capacity that is never used is never touched, so guessing high costs nothing.
+  const std::string index_dir = dir + "/" + std::string(kRegistryIndexDir);
   struct stat dir_st;
-  if (::fstat(::dirfd(d.get()), &dir_st) == 0 && dir_st.st_size > 0) {
-    const size_t guess = std::min<size_t>(static_cast<size_t>(dir_st.st_size), 64u << 20);
-    items.reserve(guess / 16);
-    scan.files_.reserve(guess);
+  bool dir_known = ::fstat(dfd, &dir_st) == 0;
+  // The index's directory is opened (made, when missing) before the directory's stamp is
+  // taken: making it changes that stamp.
+  bool made = false;
+  UniqueFd idir(open_index_dir(dfd, options.write_index && dir_known, dir_st.st_mode, &made));
+  // The directory's stamp, before its names are read: a name added or removed after this
+  // changes it.
+  if (made) dir_known = ::fstat(dfd, &dir_st) == 0;
+  const FileStamp dir_stamp = dir_known ? file_stamp(dir_st) : FileStamp{};
+  std::optional<RawIndex> old;
+  if (idir.get() >= 0) {
+    auto bytes = read_regular_file_at(idir.get(), std::string(kRegistryIndexFile), kMaxIndexBytes);
+    if (bytes.ok()) {
+      scan.index_ = std::move(bytes).value();
+      old = parse_index(scan.index_);
+    }
   }
+  rep.index_used = old.has_value();
+  // The names of the last scan stand when the directory has not changed since, and had
+  // settled then.
+  const bool names_known = old && dir_known && old->dir_settled && old->dir == dir_stamp;
+
+  // The record files' names, sorted (the index's order).
   std::vector<Span> spans;
-  spans.reserve(items.capacity());
-  while (dirent* de = ::readdir(d.get())) {
-    std::string_view file = de->d_name;
-    std::string_view name = RecordDir::record_name(file);
-    if (name.empty() || !is_agent_name(name)) continue;
-    if (scan.files_.size() + file.size() >= std::numeric_limits<uint32_t>::max())
-      return error("cannot list '" + dir + "': too many files");
+  auto add_name = [&](std::string_view file) {
     spans.push_back(
         Span{static_cast<uint32_t>(scan.files_.size()), static_cast<uint32_t>(file.size())});
     scan.files_.append(file);
-    scan.files_.push_back('\0'); // so each name can be handed to fstatat as it is
+    scan.files_.push_back('\0'); // so each name can be handed to the *at calls as it is
+  };
+  if (names_known) {
+    spans.reserve(old->entries.size());
+    size_t bytes = 0;
+    for (const RawEntry& e : old->entries)
+      bytes += e.file.size() + 1;
+    scan.files_.reserve(bytes);
+    for (const RawEntry& e : old->entries)
+      add_name(e.file);
+  } else {
+    rep.listed = true;
+    // A guess from the directory's size (a few dozen bytes an entry on the usual filesystems):
+    // capacity that is never used is never touched, so guessing high costs nothing.
+    if (dir_known && dir_st.st_size > 0) {
+      const size_t guess = std::min<size_t>(static_cast<size_t>(dir_st.st_size), 64u << 20);
+      spans.reserve(guess / 16);
+      scan.files_.reserve(guess);
+    }
+    while (dirent* de = ::readdir(d.get())) {
+      std::string_view file = de->d_name;
+      std::string_view name = RecordDir::record_name(file);
+      if (name.empty() || !is_agent_name(name)) continue;
+      if (scan.files_.size() + file.size() >= std::numeric_limits<uint32_t>::max())
+        return error("cannot list '" + dir + "': too many files");
+      add_name(file);
+    }
+    sort_names(scan.files_, spans);
   }
-  const std::string_view names = scan.files_;
-  sort_names(names, spans);
+  std::vector<Item>& items = scan.items_;
   items.resize(spans.size());
   for (size_t i = 0; i < spans.size(); ++i)
     items[i].file = spans[i];
   std::vector<Span>().swap(spans);
+  const std::string_view names = scan.files_;
   auto file_of = [names](const Item& it) { return names.substr(it.file.offset, it.file.size); };
 
   // Every file's stat, shared with a second thread in a large directory. A symbolic link is not
   // followed, as Registry::get does not follow one.
-  const int dfd = ::dirfd(d.get());
   auto stat_range = [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       struct stat st;
       Item& it = items[i];
-      if (::fstatat(dfd, file_of(it).data(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (::fstatat(dfd, file_of(it).data(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        it.stat_error = errno;
+        continue;
+      }
       it.stamp = file_stamp(st);
       it.regular = S_ISREG(st.st_mode);
       it.others_read = (st.st_mode & S_IROTH) != 0;
@@ -542,116 +681,88 @@ Result<RegistryScan> scan_registry(const std::string& dir, IndexReport* report,
     if (helper.joinable()) helper.join();
   }
 
-  const std::string index_path = dir + "/" + std::string(kRegistryIndexFile);
-  if (auto bytes = read_regular_file(index_path, kMaxIndexBytes); bytes.ok())
-    scan.index_ = std::move(bytes).value();
-  const auto payload = index_payload(scan.index_);
-
-  // Walks the files beside the index's entries (both in file-name order): a file whose stamp
-  // the index holds, settled, is a hit; any other is read. Returns false, having changed
-  // nothing that counts, when an entry of the index does not check out: the caller then walks
-  // again without the index.
-  std::string path = dir + "/";
-  const size_t dir_len = path.size();
-  bool changed = false;
-  auto walk = [&](bool with_index) {
-    Reader old(with_index ? payload->first : std::string_view());
-    uint64_t left = with_index ? payload->second : 0;
-    RawEntry prev;
-    bool have_prev = false;
-    auto next_old = [&]() {
-      std::string_view after = have_prev ? prev.file : std::string_view();
-      have_prev = left > 0 && read_entry(old, after, prev);
-      if (!have_prev && left > 0) return false;
-      if (have_prev) --left;
-      return true;
-    };
-    rep = IndexReport{};
-    rep.index_used = with_index;
-    scan.parsed_.clear();
-    changed = false;
-    if (!next_old()) return false;
-    for (Item& it : items) {
-      const std::string_view file = file_of(it);
-      bool known = false;
-      while (have_prev && prev.file <= file) {
-        if (prev.file == file) {
-          known = true;
-          break;
-        }
-        changed = true; // an entry for a file that has gone
-        if (!next_old()) return false;
-      }
-      it.encoded = Span{};
-      it.parsed = -1;
-      if (!it.regular) {
-        changed |= known;
-      } else if (known && it.others_read && prev.settled && prev.stamp == it.stamp) {
-        ++rep.hits;
-        it.settled = true;
-        it.encoded = Span{static_cast<uint32_t>(prev.record.data() - scan.index_.data()),
-                          static_cast<uint32_t>(prev.record.size())};
-      } else {
-        ++rep.reads;
-        path.resize(dir_len);
-        path.append(file);
-        // Too large is "does not parse" for get() too, and is remembered without reading it.
-        const bool too_large = it.stamp.size > static_cast<int64_t>(kMaxRecordBytes);
-        auto text = too_large ? Result<std::string>(std::string())
-                              : read_regular_file(path, kMaxRecordBytes);
-        if (!text.ok()) {
-          it.regular = false; // gone, or not ours to read: nothing to remember about it
-          changed |= known;
-        } else {
-          it.settled = settled_at(it.stamp, scan_start);
-          auto rec = too_large ? Result<AgentRecord>(error("too large"))
-                               : parse_agent_record(*text, RecordDir::record_name(file));
-          if (rec.ok()) {
-            it.parsed = static_cast<int32_t>(scan.parsed_.size());
-            scan.parsed_.push_back(std::move(rec).value());
-          }
-          if (!it.others_read) {
-            changed |= known;
-          } else if (!known || prev.stamp != it.stamp || prev.settled != it.settled ||
-                     prev.record.empty() != (it.parsed < 0)) {
-            changed = true;
-          } else if (it.parsed >= 0) { // read again only because it had not settled
-            AgentRecord before;
-            Reader in(prev.record);
-            walk_record(in, RecordDir::record_name(file), &before);
-            changed |= !(before == scan.parsed_.back());
-          }
-        }
-      }
-      if (known && !next_old()) return false;
+  // Each file beside the index's entry for it (both in file-name order): a file the index has,
+  // with the same stamp, settled, is a hit; any other regular file is read.
+  bool changed = !old;
+  const std::vector<RawEntry> none;
+  const std::vector<RawEntry>& entries = old ? old->entries : none;
+  auto prev_it = entries.begin();
+  for (Item& it : items) {
+    const std::string_view file = file_of(it);
+    while (prev_it != entries.end() && prev_it->file < file) {
+      changed = true; // an entry for a name that has gone
+      ++prev_it;
     }
-    while (have_prev) { // entries after the last file
+    const RawEntry* prev =
+        (prev_it != entries.end() && prev_it->file == file) ? &*prev_it++ : nullptr;
+    if (it.stat_error == ENOENT) { // gone since the directory was read
+      it.kind = Kind::gone;
       changed = true;
-      if (!next_old()) return false;
+      continue;
     }
-    return old.left() == 0;
-  };
-  if (!payload || !walk(true)) walk(false);
+    // Only regular files anyone may read are cached (the index is 0644); other names are kept
+    // by name and looked at every time.
+    it.kind = it.stat_error == 0 && it.regular && it.others_read ? Kind::cached : Kind::name_only;
+    if (it.kind == Kind::cached && prev && !prev->name_only && prev->settled &&
+        prev->stamp == it.stamp) {
+      ++rep.hits;
+      it.settled = true;
+      it.encoded = Span{static_cast<uint32_t>(prev->record.data() - scan.index_.data()),
+                        static_cast<uint32_t>(prev->record.size())};
+      continue;
+    }
+    if (it.stat_error == 0 && it.regular) {
+      ++rep.reads;
+      // Too large is "does not parse" for get() too, and is remembered without reading it.
+      const bool too_large = it.stamp.size > static_cast<int64_t>(kMaxRecordBytes);
+      auto text = too_large ? Result<std::string>(std::string())
+                            : read_regular_file_at(dfd, std::string(file), kMaxRecordBytes);
+      if (!text.ok()) {
+        it.kind = Kind::name_only; // not ours to read, or gone: nothing to remember of it
+      } else {
+        it.settled = settled_at(it.stamp, scan_start);
+        auto rec = too_large ? Result<AgentRecord>(error("too large"))
+                             : parse_agent_record(*text, RecordDir::record_name(file));
+        if (rec.ok()) {
+          it.parsed = static_cast<int32_t>(scan.parsed_.size());
+          scan.parsed_.push_back(std::move(rec).value());
+        }
+      }
+    }
+    if (it.kind == Kind::name_only) {
+      changed |= !prev || !prev->name_only;
+    } else if (!prev || prev->name_only || prev->stamp != it.stamp || prev->settled != it.settled ||
+               prev->record.empty() != (it.parsed < 0)) {
+      changed = true;
+    } else if (it.parsed >= 0) { // read again only because it had not settled
+      AgentRecord before;
+      Reader in(prev->record);
+      walk_record(in, RecordDir::record_name(file), &before);
+      changed |= !(before == scan.parsed_.back());
+    }
+  }
+  changed |= prev_it != entries.end();
+  const bool dir_settled = names_known || (dir_known && settled_at(dir_stamp, scan_start));
+  if (old && (old->dir != dir_stamp || old->dir_settled != dir_settled)) changed = true;
 
-  struct stat index_st;
-  const bool index_exists = ::lstat(index_path.c_str(), &index_st) == 0;
-  if (!rep.index_used) // nothing to replace and nothing to remember: no index
-    changed = index_exists || std::any_of(items.begin(), items.end(), [](const Item& it) {
-                return it.regular && it.others_read;
-              });
-  if (changed && index_exists && S_ISDIR(index_st.st_mode)) {
-    // Nothing can be renamed over a directory: say so rather than write a file every time.
-    rep.write_error = "'" + index_path + "' is a directory";
-  } else if (changed && options.write_index) {
+  if (changed && options.write_index) {
     std::string out(kHeaderBytes, '\0');
     out.reserve(std::max(scan.index_.size(), items.size() * 256) + 4096);
     Writer w(out);
+    put_stamp(w, dir_stamp);
+    w.fixed(static_cast<uint8_t>(dir_settled ? kSettledFlag : 0));
     uint64_t count = 0;
     for (const Item& it : items) {
-      if (!it.regular || !it.others_read) continue;
+      if (it.kind == Kind::gone) continue;
       ++count;
+      if (it.kind == Kind::name_only) {
+        put_head(w, file_of(it), FileStamp{}, kNameOnlyFlag);
+        continue;
+      }
       const bool has_record = it.encoded.size > 0 || it.parsed >= 0;
-      put_head(w, file_of(it), it.stamp, it.settled, has_record);
+      put_head(
+          w, file_of(it), it.stamp,
+          static_cast<uint8_t>((it.settled ? kSettledFlag : 0) | (has_record ? kRecordFlag : 0)));
       if (it.encoded.size > 0)
         out.append(scan.index_, it.encoded.offset, it.encoded.size);
       else if (it.parsed >= 0)
@@ -659,10 +770,7 @@ Result<RegistryScan> scan_registry(const std::string& dir, IndexReport* report,
                       RecordDir::record_name(file_of(it)));
     }
     finish_index(out, count);
-    WriteOptions wo;
-    wo.mode = 0644;
-    wo.fsync = false; // a cache: a torn file after a crash fails its checks and is rebuilt
-    Status st = write_file_atomic(index_path, out, wo);
+    Status st = write_index(dfd, idir, index_dir, dir_st.st_mode, out);
     rep.written = st.ok();
     if (!st.ok()) rep.write_error = st.message();
   }

@@ -414,10 +414,10 @@ inline std::vector<std::string> dir_names(const std::string& dir) {
   return names.ok() ? *names : std::vector<std::string>();
 }
 
-// The names in a registry directory, less the index: a cache list() writes beside the records.
+// The names in a registry directory, less the index's: a cache list() writes beside the records.
 inline std::vector<std::string> record_dir_names(const std::string& dir) {
   std::vector<std::string> names = dir_names(dir);
-  std::erase(names, std::string(state::kRegistryIndexFile));
+  std::erase(names, std::string(state::kRegistryIndexDir));
   return names;
 }
 
@@ -483,7 +483,11 @@ inline std::string check_planted_record(const std::string& root, std::string_vie
 // the same entries.
 inline std::string check_planted_index(const std::string& root, std::string_view text) {
   std::string dir = root + "/agents";
-  if (!plant(dir, std::string(state::kRegistryIndexFile), text)) return "";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!plant(dir + "/" + std::string(state::kRegistryIndexDir),
+             std::string(state::kRegistryIndexFile), text))
+    return "";
   state::AgentRecord rec;
   rec.hostname = kRecordName;
   rec.ip = "10.0.0.1";
@@ -494,11 +498,11 @@ inline std::string check_planted_index(const std::string& root, std::string_view
   if (!all.ok() || all->size() != 2) return "index: list failed or miscounted";
   if ((*all)[0] != rec || (*all)[1].hostname != "other" || (*all)[1].ip != "10.0.0.2")
     return "index: a planted index changed what list() returns";
-  auto entries = state::decode_registry_index(text);
-  if (!entries) return "";
-  auto again = state::decode_registry_index(state::encode_registry_index(*entries));
-  if (!again || *again != *entries) return "index: decoded entries do not encode back";
-  for (const auto& e : *entries) {
+  auto index = state::decode_registry_index(text);
+  if (!index) return "";
+  auto again = state::decode_registry_index(state::encode_registry_index(*index));
+  if (!again || *again != *index) return "index: decoded entries do not encode back";
+  for (const auto& e : index->entries) {
     if (!e.record) continue;
     std::string_view name = state::RecordDir::record_name(e.file);
     auto read_back = state::parse_agent_record(state::agent_record_json(*e.record), name);

@@ -47,7 +47,8 @@ AgentRecord make_record(const std::string& name, const std::string& ip = "10.0.0
 struct Fixture {
   test::TempDir tmp;
   Registry reg{tmp / "agents"};
-  std::string index_path() const { return reg.dir() + "/" + std::string(kRegistryIndexFile); }
+  std::string index_dir() const { return reg.dir() + "/" + std::string(kRegistryIndexDir); }
+  std::string index_path() const { return index_dir() + "/" + std::string(kRegistryIndexFile); }
   void put(const std::string& file, const std::string& text) const {
     REQUIRE(make_dirs(reg.dir()).ok());
     REQUIRE(write_file_atomic(reg.dir() + "/" + file, text).ok());
@@ -66,12 +67,23 @@ struct Fixture {
     }
     return out;
   }
-  std::vector<IndexEntry> index() const {
+  RegistryIndex index_file() const {
     auto bytes = read_file(index_path());
     REQUIRE(bytes.ok());
-    auto entries = decode_registry_index(*bytes);
-    REQUIRE(entries);
-    return *entries;
+    auto index = decode_registry_index(*bytes);
+    REQUIRE(index);
+    return *index;
+  }
+  std::vector<IndexEntry> index() const { return index_file().entries; }
+  void put_index(const std::string& bytes) const {
+    REQUIRE(make_dirs(index_dir()).ok());
+    REQUIRE(write_file_atomic(index_path(), bytes).ok());
+  }
+  // Replaces the index's entries, keeping what it says of the directory.
+  void plant(std::vector<IndexEntry> entries) const {
+    RegistryIndex index = path_exists(index_path()) ? index_file() : RegistryIndex{};
+    index.entries = std::move(entries);
+    put_index(encode_registry_index(index));
   }
 };
 
@@ -137,15 +149,15 @@ std::string as_reader_only(const std::string& dir, const std::function<std::stri
 TEST_CASE("registry index: its file name is not a record's, for the original or for us",
           "[state]") {
   // The original reads every /^(.+)\.json$/ in the directory as a record.
-  CHECK_FALSE(std::string(kRegistryIndexFile).ends_with(".json"));
-  CHECK(RecordDir::record_name(kRegistryIndexFile).empty());
-  // Its temporary twin, from write_file_atomic: "." + name + ".tmpXXXXXX".
-  CHECK(RecordDir::record_name("." + std::string(kRegistryIndexFile) + ".tmpAbC123").empty());
+  CHECK_FALSE(std::string(kRegistryIndexDir).ends_with(".json"));
+  CHECK(RecordDir::record_name(kRegistryIndexDir).empty());
   Fixture f;
   REQUIRE(f.reg.register_agent(make_record("web")).ok());
   REQUIRE(f.reg.list().ok());
   REQUIRE(path_exists(f.index_path()));
   CHECK(f.reg.list_hostnames() == std::vector<std::string>{"web"});
+  CHECK(*list_dir(f.reg.dir()) ==
+        std::vector<std::string>{".registry.index.d", ".registry.lock", "web.json"});
 }
 
 TEST_CASE("registry index: encode and decode round-trip", "[state]") {
@@ -156,33 +168,39 @@ TEST_CASE("registry index: encode and decode round-trip", "[state]") {
   other.extra = {{"note", R"({"x":[1,2]})"}, {"z", "null"}};
   AgentRecord odd = make_record("zz", std::string("a\0b\xc3\xa9", 5)); // any UTF-8
   odd.serial_broadcast = "2027-01-01T00:00:00Z";
-  const std::vector<IndexEntry> entries = {
-      {"a-b.json", {1, 2, 3, 4}, true, make_record("a-b")},
-      {"a.json", {5, 0, -7, -7}, false, std::nullopt}, // did not parse
-      {"web-01.json", {UINT64_MAX, INT64_MAX, INT64_MIN, INT64_MAX}, true, other},
-      {"zz.json", {9, 10, 11, 12}, false, odd},
-  };
-  auto back = decode_registry_index(encode_registry_index(entries));
+  const RegistryIndex index = {
+      {7, 4096, 1'700'000'000'000'000'000, 1'700'000'000'000'000'001},
+      true,
+      {
+          {"a-b.json", {1, 2, 3, 4}, true, true, make_record("a-b")},
+          {"a.json", {5, 0, -7, -7}, false, true, std::nullopt}, // did not parse
+          {"b.json", {}, false, false, std::nullopt},            // a name only
+          {"web-01.json", {UINT64_MAX, INT64_MAX, INT64_MIN, INT64_MAX}, true, true, other},
+          {"zz.json", {9, 10, 11, 12}, false, true, odd},
+      }};
+  auto back = decode_registry_index(encode_registry_index(index));
   REQUIRE(back);
-  CHECK(*back == entries);
+  CHECK(*back == index);
   auto none = decode_registry_index(encode_registry_index({}));
   REQUIRE(none);
-  CHECK(none->empty());
+  CHECK(*none == RegistryIndex{});
 }
 
 TEST_CASE("registry index: decode refuses what this version would not write", "[state]") {
-  const IndexEntry good{"web.json", {1, 2, 3, 4}, true, make_record("web")};
-  const std::string valid = encode_registry_index({good});
+  const IndexEntry good{"web.json", {1, 2, 3, 4}, true, true, make_record("web")};
+  const std::string valid = encode_registry_index({{}, false, {good}});
   REQUIRE(decode_registry_index(valid));
   struct Row {
     const char* what;
     std::string bytes;
   };
-  auto with_entries = [](std::vector<IndexEntry> e) { return encode_registry_index(e); };
+  auto with_entries = [](std::vector<IndexEntry> e) {
+    return encode_registry_index({{}, false, std::move(e)});
+  };
   auto with_record = [&](const std::function<void(AgentRecord&)>& change) {
     IndexEntry e = good;
     change(*e.record);
-    return encode_registry_index({e});
+    return encode_registry_index({{}, false, {e}});
   };
   std::string flipped = valid;
   flipped[flipped.size() - 3] ^= 0x20;
@@ -200,14 +218,14 @@ TEST_CASE("registry index: decode refuses what this version would not write", "[
       {"another version", other_version},
       {"another byte order", other_order},
       {"another magic", "X" + valid.substr(1)},
-      {"entries out of order",
-       with_entries({{"b.json", {}, true, std::nullopt}, {"a.json", {}, true, std::nullopt}})},
-      {"a duplicate entry",
-       with_entries({{"a.json", {}, true, std::nullopt}, {"a.json", {}, true, std::nullopt}})},
+      {"entries out of order", with_entries({{"b.json", {}, true, true, std::nullopt},
+                                             {"a.json", {}, true, true, std::nullopt}})},
+      {"a duplicate entry", with_entries({{"a.json", {}, true, true, std::nullopt},
+                                          {"a.json", {}, true, true, std::nullopt}})},
       {"a file name that is not <agent name>.json",
-       with_entries({{"../x.json", {}, true, std::nullopt}})},
-      {"a file name without .json", with_entries({{"web", {}, true, std::nullopt}})},
-      {"a hidden file name", with_entries({{".web.json", {}, true, std::nullopt}})},
+       with_entries({{"../x.json", {}, true, true, std::nullopt}})},
+      {"a file name without .json", with_entries({{"web", {}, true, true, std::nullopt}})},
+      {"a hidden file name", with_entries({{".web.json", {}, true, true, std::nullopt}})},
       {"a string that is not UTF-8", with_record([](AgentRecord& r) { r.paired = "\xff"; })},
       {"a tag that is not UTF-8", with_record([](AgentRecord& r) {
          r.tags = {{"env", "pr\xc3"}};
@@ -256,12 +274,12 @@ TEST_CASE("registry index: a second list is served from the index", "[state]") {
   auto entries = f.index();
   REQUIRE(entries[3].file == "web.json");
   entries[3].record->ip = "10.9.9.9";
-  REQUIRE(write_file_atomic(f.index_path(), encode_registry_index(entries)).ok());
+  f.plant(entries);
   CHECK(f.scan(rep)[2] == "web=10.9.9.9");
   CHECK(rep.hits == 4);
   // ... unless the entry has not settled: then the file is read, and the index mended.
   entries[3].settled = false;
-  REQUIRE(write_file_atomic(f.index_path(), encode_registry_index(entries)).ok());
+  f.plant(entries);
   CHECK(f.scan(rep) == want);
   CHECK(rep.reads == 1);
   CHECK(rep.written);
@@ -306,13 +324,13 @@ TEST_CASE("registry index: racy entries, changed within the clock's granularity"
   REQUIRE(rep.written);
   REQUIRE(f.index().size() == 1);
   CHECK_FALSE(f.index()[0].settled);
+  CHECK_FALSE(f.index_file().dir_settled); // the directory changed a moment ago too
 
   // The worst case: the file changes and its stamp does not (two writes within one tick of
   // the filesystem's clock). Made here by planting an index whose entry has the file's current
   // stamp but the old content.
   auto plant_stale = [&](bool settled) {
-    IndexEntry e{"web.json", stamp_of(path), settled, make_record("web", "10.0.0.1")};
-    REQUIRE(write_file_atomic(f.index_path(), encode_registry_index({e})).ok());
+    f.plant({{"web.json", stamp_of(path), settled, true, make_record("web", "10.0.0.1")}});
   };
   REQUIRE(write_file_atomic(path, agent_record_json(make_record("web", "10.0.0.7")) + "\n").ok());
   plant_stale(false);
@@ -375,7 +393,8 @@ TEST_CASE("registry index: files added, removed and renamed are seen at once", "
   REQUIRE(f.reg.remove("a-b").ok());
   CHECK(f.scan(rep).empty());
   CHECK(rep.written);
-  CHECK(f.index().empty());
+  // The link is still there, by name.
+  CHECK(f.index() == std::vector<IndexEntry>{{"b2.json", {}, false, false, std::nullopt}});
 }
 
 TEST_CASE("registry index: a corrupt or foreign index is ignored and rebuilt", "[state]") {
@@ -386,7 +405,7 @@ TEST_CASE("registry index: a corrupt or foreign index is ignored and rebuilt", "
     INFO("index of " << bytes.size() << " bytes");
     Fixture f;
     REQUIRE(f.reg.register_agent(make_record("web")).ok());
-    f.put(std::string(kRegistryIndexFile), bytes);
+    f.put_index(bytes);
     IndexReport rep;
     CHECK(f.scan(rep) == std::vector<std::string>{"web=10.0.0.1"});
     CHECK_FALSE(rep.index_used);
@@ -402,7 +421,7 @@ TEST_CASE("registry index: a corrupt or foreign index is ignored and rebuilt", "
   IndexReport rep;
   REQUIRE(f.scan(rep).size() == 2);
   std::string bytes = test::slurp(f.index_path());
-  f.put(std::string(kRegistryIndexFile), bytes.substr(0, bytes.size() / 2));
+  f.put_index(bytes.substr(0, bytes.size() / 2));
   CHECK(f.scan(rep).size() == 2);
   CHECK_FALSE(rep.index_used);
   CHECK(rep.written);
@@ -460,8 +479,10 @@ TEST_CASE("registry index: files others may not read are listed but never cached
   IndexReport rep;
   const std::vector<std::string> want = {"secret=10.6.6.6", "web=10.0.0.1"};
   CHECK(f.scan(rep) == want);
-  REQUIRE(f.index().size() == 1); // the index is 0644: it must not hold what the file hides
-  CHECK(f.index()[0].file == "web.json");
+  // The index is 0644: it must not hold what the file hides, only its name.
+  REQUIRE(f.index().size() == 2);
+  CHECK(f.index()[0] == IndexEntry{"secret.json", {}, false, false, std::nullopt});
+  CHECK(f.index()[1].file == "web.json");
   CHECK((stamp_of(f.index_path()).size > 0));
   struct stat st;
   REQUIRE(::stat(f.index_path().c_str(), &st) == 0);
@@ -630,4 +651,81 @@ TEST_CASE("registry index: scan order, and tag matching without decoding", "[sta
       }
     }
   }
+}
+
+TEST_CASE("registry index: names come from the index while the directory is unchanged", "[state]") {
+  Fixture f;
+  for (const char* n : {"a", "b"})
+    REQUIRE(f.reg.register_agent(make_record(n)).ok());
+  REQUIRE(::symlink("a.json", f.reg.record_path("link").c_str()) == 0); // a name, not a record
+  IndexReport rep;
+  REQUIRE(f.scan(rep).size() == 2);
+  CHECK(rep.listed);
+  REQUIRE(f.index_file().dir_settled); // kLater: everything has settled
+  CHECK(f.index().size() == 3);
+  CHECK_FALSE(f.index()[2].cached); // link.json, by name only
+  CHECK(f.scan(rep) == std::vector<std::string>{"a=10.0.0.1", "b=10.0.0.1"});
+  CHECK_FALSE(rep.listed);
+  CHECK(rep.hits == 2);
+  CHECK_FALSE(rep.written);
+  // Adding, removing or renaming a file changes the directory: it is read again.
+  REQUIRE(f.reg.register_agent(make_record("c", "10.0.0.3")).ok());
+  CHECK(f.scan(rep).size() == 3);
+  CHECK(rep.listed);
+  CHECK(rep.written);
+  CHECK(f.scan(rep).size() == 3);
+  CHECK_FALSE(rep.listed);
+  REQUIRE(::unlink(f.reg.record_path("a").c_str()) == 0);
+  CHECK(f.scan(rep) == std::vector<std::string>{"b=10.0.0.1", "c=10.0.0.3"});
+  CHECK(rep.listed);
+
+  // A directory stamp that has not settled is no proof: a name added within the same tick of
+  // the clock leaves the same times. Made here by planting an index that has the directory's
+  // current stamp but not one of its names.
+  REQUIRE(f.reg.register_agent(make_record("d", "10.0.0.4")).ok());
+  struct stat st;
+  REQUIRE(::stat(f.reg.dir().c_str(), &st) == 0);
+  auto without_d = [&](bool settled) {
+    RegistryIndex index = f.index_file();
+    index.dir = file_stamp(st);
+    index.dir_settled = settled;
+    std::erase_if(index.entries, [](const IndexEntry& e) { return e.file == "d.json"; });
+    f.put_index(encode_registry_index(index));
+  };
+  without_d(false);
+  CHECK(f.scan(rep).size() == 3); // b, c, d
+  CHECK(rep.listed);
+  // The same index marked settled is believed: settling is what protects.
+  without_d(true);
+  CHECK(f.scan(rep).size() == 2);
+  CHECK_FALSE(rep.listed);
+}
+
+TEST_CASE("registry index: its directory is never followed as a link", "[state]") {
+  Fixture f;
+  test::TempDir elsewhere;
+  REQUIRE(f.reg.register_agent(make_record("web")).ok());
+  REQUIRE(::symlink(elsewhere.path().c_str(), f.index_dir().c_str()) == 0);
+  IndexReport rep;
+  CHECK(f.scan(rep) == std::vector<std::string>{"web=10.0.0.1"});
+  CHECK_FALSE(rep.written);
+  CHECK(rep.write_error.find("not a directory") != std::string::npos);
+  CHECK(list_dir(elsewhere.path())->empty()); // nothing written through the link
+  // Nor read through it.
+  REQUIRE(::unlink(f.index_dir().c_str()) == 0);
+  REQUIRE(f.scan(rep).size() == 1);
+  REQUIRE(rep.written);
+  REQUIRE(::rename(f.index_path().c_str(), (elsewhere / "index").c_str()) == 0);
+  REQUIRE(::rmdir(f.index_dir().c_str()) == 0);
+  REQUIRE(::symlink(elsewhere.path().c_str(), f.index_dir().c_str()) == 0);
+  CHECK(f.scan(rep).size() == 1);
+  CHECK_FALSE(rep.index_used);
+  // Made when missing, with the registry directory's mode.
+  REQUIRE(::unlink(f.index_dir().c_str()) == 0);
+  REQUIRE(::chmod(f.reg.dir().c_str(), 02750) == 0);
+  CHECK(f.scan(rep).size() == 1);
+  CHECK(rep.written);
+  struct stat st;
+  REQUIRE(::stat(f.index_dir().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02750);
 }
