@@ -707,8 +707,9 @@ Result<RegistryScan> scan_registry(const std::string& dir, IndexReport* report,
         prev->stamp == it.stamp) {
       ++rep.hits;
       it.settled = true;
-      it.encoded = Span{static_cast<uint32_t>(prev->record.data() - scan.index_.data()),
-                        static_cast<uint32_t>(prev->record.size())};
+      if (!prev->record.empty()) // else a file known not to parse
+        it.encoded = Span{static_cast<uint32_t>(prev->record.data() - scan.index_.data()),
+                          static_cast<uint32_t>(prev->record.size())};
       continue;
     }
     if (it.stat_error == 0 && it.regular) {
