@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/random.hpp"
 #include "base/strings.hpp"
 
 namespace cx {
@@ -21,8 +22,29 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-FdContent read_fd(int fd, size_t max_bytes) {
+FdContent read_fd(int fd, size_t max_bytes, size_t size_hint) {
   FdContent out;
+  if (size_hint > 0 && size_hint <= max_bytes) {
+    // Straight into a buffer of the expected size: no copies as it grows, each page touched
+    // once (page faults are a large part of reading a big file in a VM).
+    out.data.resize(size_hint);
+    size_t got = 0;
+    while (got < size_hint) {
+      ssize_t n = ::read(fd, out.data.data() + got, size_hint - got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        out.err = errno;
+        break;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    out.data.resize(got);
+    if (out.err != 0 || got < size_hint) {
+      ::close(fd);
+      return out;
+    }
+  }
   char buf[16384];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -45,8 +67,9 @@ FdContent read_fd(int fd, size_t max_bytes) {
 namespace {
 
 // Reads `fd` to its end and closes it.
-Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes) {
-  FdContent content = read_fd(fd, max_bytes);
+Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes,
+                             size_t size_hint = 0) {
+  FdContent content = read_fd(fd, max_bytes, size_hint);
   if (content.too_large)
     return error("cannot read '" + path + "': larger than " + std::to_string(max_bytes) + " bytes");
   if (content.err != 0) return error("cannot read '" + path + "': " + errno_text(content.err));
@@ -57,9 +80,12 @@ Result<std::string> read_all(int fd, const std::string& path, size_t max_bytes) 
 // is a symbolic link (O_NOFOLLOW), and opening a FIFO or device does not block (O_NONBLOCK,
 // cleared again once the file is known to be regular) nor make it our terminal (O_NOCTTY).
 // Returns the descriptor, or -1 with `err` (an errno value) and `why` set; anything but a
-// regular file is "not a regular file".
-int open_regular(const std::string& path, int flags, mode_t mode, int& err, std::string& why) {
-  int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
+// regular file is "not a regular file". `size`, when given, receives the file's size. A relative
+// `path` is taken from the directory open as `dirfd` (AT_FDCWD: the working directory).
+int open_regular(int dirfd, const std::string& path, int flags, mode_t mode, int& err,
+                 std::string& why, off_t* size = nullptr) {
+  int fd =
+      ::openat(dirfd, path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
   if (fd < 0) {
     err = errno;
     // ELOOP is O_NOFOLLOW meeting a symbolic link; EISDIR and ENXIO (a socket) are the other
@@ -77,6 +103,7 @@ int open_regular(const std::string& path, int flags, mode_t mode, int& err, std:
   }
   int fl = ::fcntl(fd, F_GETFL);
   if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  if (size) *size = st.st_size;
   return fd;
 }
 
@@ -91,9 +118,19 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
 Result<std::string> read_regular_file(const std::string& path, size_t max_bytes) {
   int err = 0;
   std::string why;
-  int fd = open_regular(path, O_RDONLY, 0, err, why);
+  off_t size = 0;
+  int fd = open_regular(AT_FDCWD, path, O_RDONLY, 0, err, why, &size);
   if (fd < 0) return error("cannot read '" + path + "': " + why);
-  return read_all(fd, path, max_bytes);
+  return read_all(fd, path, max_bytes, static_cast<size_t>(size));
+}
+
+Result<std::string> read_regular_file_at(int dirfd, const std::string& name, size_t max_bytes) {
+  int err = 0;
+  std::string why;
+  off_t size = 0;
+  int fd = open_regular(dirfd, name, O_RDONLY, 0, err, why, &size);
+  if (fd < 0) return error("cannot read '" + name + "': " + why);
+  return read_all(fd, name, max_bytes, static_cast<size_t>(size));
 }
 
 std::string dirname(std::string_view path) {
@@ -108,19 +145,19 @@ std::string basename(std::string_view path) {
   return std::string(pos == std::string_view::npos ? path : path.substr(pos + 1));
 }
 
-Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts) {
-  std::string dir = dirname(path);
-  std::string tmpl = dir + "/." + basename(path) + ".tmpXXXXXX";
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) return error("cannot write '" + path + "': " + errno_text(errno));
-  std::string tmp(name.data());
+namespace {
+
+// The rest of an atomic write, once the temp file `tmp` is open as `fd`: the data, fsync, mode
+// and owner, then `tmp` renamed over `target` (both in the directory `dirfd`, or paths with
+// AT_FDCWD). The temp file is removed on any failure; messages name `shown`.
+Status finish_atomic_write(int fd, int dirfd, const std::string& tmp, const std::string& target,
+                           const std::string& shown, std::string_view data,
+                           const WriteOptions& opts) {
   auto fail = [&](const char* what) {
     int e = errno;
     ::close(fd);
-    ::unlink(tmp.c_str());
-    return error("cannot write '" + path + "': " + what + ": " + errno_text(e));
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return error("cannot write '" + shown + "': " + what + ": " + errno_text(e));
   };
   size_t off = 0;
   while (off < data.size()) {
@@ -138,15 +175,42 @@ Status write_file_atomic(const std::string& path, std::string_view data, const W
     return fail("chown");
   if (::close(fd) != 0) {
     int e = errno;
-    ::unlink(tmp.c_str());
-    return error("cannot write '" + path + "': close: " + errno_text(e));
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return error("cannot write '" + shown + "': close: " + errno_text(e));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::renameat(dirfd, tmp.c_str(), dirfd, target.c_str()) != 0) {
     int e = errno;
-    ::unlink(tmp.c_str());
-    return error("cannot write '" + path + "': rename: " + errno_text(e));
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return error("cannot write '" + shown + "': rename: " + errno_text(e));
   }
   return {};
+}
+
+} // namespace
+
+Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts) {
+  std::string dir = dirname(path);
+  std::string tmpl = dir + "/." + basename(path) + ".tmpXXXXXX";
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return error("cannot write '" + path + "': " + errno_text(errno));
+  return finish_atomic_write(fd, AT_FDCWD, name.data(), path, path, data, opts);
+}
+
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            const WriteOptions& opts) {
+  // mkostemp has no *at form: the same shape of name, `.<name>.tmp` and six random characters,
+  // created exclusively and never through a link.
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    tmp = "." + name + ".tmp" + random_hex(3);
+    fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) return error("cannot write '" + name + "': " + errno_text(errno));
+  return finish_atomic_write(fd, dirfd, tmp, name, name, data, opts);
 }
 
 Status make_dirs(const std::string& path, mode_t mode) {
@@ -249,16 +313,16 @@ Status FileLock::lock_file(const std::string& path, bool wait, std::optional<mod
   std::string why;
   bool created = false;
   if (!create_mode) {
-    fd = open_regular(path, kFlags, 0, err, why);
+    fd = open_regular(AT_FDCWD, path, kFlags, 0, err, why);
   } else {
     // O_EXCL tells whether we made the file, and never creates through a symbolic link. A
     // file removed between the two opens is simply created on the next round.
     for (int attempt = 0; attempt < 3 && fd < 0; ++attempt) {
-      fd = open_regular(path, kFlags | O_CREAT | O_EXCL, *create_mode, err, why);
+      fd = open_regular(AT_FDCWD, path, kFlags | O_CREAT | O_EXCL, *create_mode, err, why);
       if (fd >= 0) {
         created = true;
       } else if (err == EEXIST) {
-        fd = open_regular(path, kFlags, 0, err, why);
+        fd = open_regular(AT_FDCWD, path, kFlags, 0, err, why);
         if (fd < 0 && err != ENOENT) break;
       } else {
         break;

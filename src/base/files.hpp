@@ -27,6 +27,9 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes = kDefau
 // without blocking ("cannot read '<path>': not a regular file").
 Result<std::string> read_regular_file(const std::string& path,
                                       size_t max_bytes = kDefaultMaxReadBytes);
+// As read_regular_file, for `name` in the directory open as `dirfd` (errors name `name`).
+Result<std::string> read_regular_file_at(int dirfd, const std::string& name,
+                                         size_t max_bytes = kDefaultMaxReadBytes);
 
 // What reading a descriptor to its end gave: the bytes, or why it stopped (`err`, an errno
 // value from read(), or `too_large`, before more than max_bytes were kept).
@@ -36,8 +39,10 @@ struct FdContent {
   bool too_large = false;
   bool ok() const { return err == 0 && !too_large; }
 };
-// Reads `fd` to its end, at most `max_bytes`, retrying on EINTR, and closes it.
-FdContent read_fd(int fd, size_t max_bytes);
+// Reads `fd` to its end, at most `max_bytes`, retrying on EINTR, and closes it. A `size_hint`
+// (the size fstat gave) is read straight into a buffer of that size; more is still read if the
+// file has grown.
+FdContent read_fd(int fd, size_t max_bytes, size_t size_hint = 0);
 
 struct WriteOptions {
   mode_t mode = 0644;
@@ -50,6 +55,10 @@ struct WriteOptions {
 // any failure.
 Status write_file_atomic(const std::string& path, std::string_view data,
                          const WriteOptions& opts = {});
+// The same for `name` in the directory open as `dirfd` (O_PATH will do): the temp file is made
+// and renamed there, whatever that directory's path leads to by then. Errors name `name`.
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            const WriteOptions& opts = {});
 
 // mkdir -p; existing directories are left as they are.
 Status make_dirs(const std::string& path, mode_t mode = 0755);

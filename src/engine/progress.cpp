@@ -24,7 +24,8 @@ Progress::Progress(event::Loop& loop, Engine& engine, std::string path, RolloutK
     if (path == path_) on_result(r);
   });
   tick_ = std::make_unique<event::Timer>(loop);
-  tick_->start(1000, [this] { draw(); }, 1000);
+  tick_->start(
+      1000, [this] { draw(); }, 1000);
   tick_->unref(); // the line never keeps the command running
 }
 
@@ -49,8 +50,8 @@ void Progress::on_result(const HostResult& r) {
 
 void Progress::draw() {
   drawn_ms_ = monotonic_ms();
-  std::string line = "\r\033[K" + progress_text(done_, total_, ok_, failed_, timeout_,
-                                                 drawn_ms_ - started_ms_);
+  std::string line =
+      "\r\033[K" + progress_text(done_, total_, ok_, failed_, timeout_, drawn_ms_ - started_ms_);
   (void)!::write(fd_, line.data(), line.size());
   shown_ = true;
 }

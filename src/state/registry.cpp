@@ -10,6 +10,7 @@
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
+#include "state/registry_index.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
 
@@ -62,6 +63,13 @@ std::string target_of(const AgentRecord& rec, std::optional<int> port_override) 
   std::string addr = (rec.lookup_by == "ip" && !rec.ip.empty()) ? rec.ip : rec.hostname;
   int port = port_override.value_or(rec.port);
   return port == kDefaultAgentPort ? addr : addr + ":" + std::to_string(port);
+}
+
+// The one place a registry name and its record become a dispatch target (resolve_dispatch,
+// resolve_tags).
+DispatchTarget dispatch_target(std::string_view name, const AgentRecord& rec,
+                               std::optional<int> port_override) {
+  return DispatchTarget{std::string(name), target_of(rec, port_override)};
 }
 
 void apply_serial(AgentRecord& rec, const SerialUpdate& u) {
@@ -207,30 +215,29 @@ Status Registry::register_agent(const AgentRecord& rec) {
 std::optional<AgentRecord> Registry::get(std::string_view name) const {
   if (!is_agent_name(name)) return std::nullopt;
   // The directory is group-writable: a symbolic link planted as a record is not followed.
-  auto text = read_regular_file(record_path(name), 1u << 20);
+  auto text = read_regular_file(record_path(name), kMaxRecordBytes);
   if (!text.ok()) return std::nullopt;
   auto rec = parse_agent_record(*text, name);
   if (!rec.ok()) return std::nullopt;
   return std::move(rec).value();
 }
 
-Result<std::vector<AgentRecord>> Registry::list() const {
-  std::vector<AgentRecord> out;
-  if (!path_exists(dir_)) return out;
-  auto names = list_dir(dir_);
-  if (!names.ok()) {
-    if (::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
-      return error("permission denied");
-    return names.status();
-  }
-  for (const std::string& file : *names) {
-    std::string_view name = record_name(file);
-    if (name.empty()) continue;
-    if (auto rec = get(name)) out.push_back(std::move(*rec));
-  }
-  std::stable_sort(out.begin(), out.end(), [](const AgentRecord& a, const AgentRecord& b) {
-    return a.hostname < b.hostname;
-  });
+Result<RegistryScan> Registry::scan(IndexReport* report) const {
+  if (report) *report = IndexReport{};
+  if (!path_exists(dir_)) return RegistryScan();
+  auto files = scan_registry(dir_, report);
+  if (!files.ok() && ::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
+    return error("permission denied");
+  return files;
+}
+
+Result<std::vector<AgentRecord>> Registry::list(IndexReport* report) const {
+  auto files = scan(report);
+  if (!files.ok()) return files.status();
+  std::vector<size_t> order = files->by_hostname();
+  std::vector<AgentRecord> out(order.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    files->read(order[i], out[i]);
   return out;
 }
 
@@ -308,6 +315,22 @@ Result<bool> Registry::update_tags(std::string_view name,
   });
 }
 
+Result<size_t> Registry::bulk_update_tags(
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates) {
+  if (updates.empty()) return size_t{0};
+  return locked([&]() -> Result<size_t> {
+    size_t n = 0;
+    for (const auto& [name, tags] : updates) {
+      auto rec = get(name); // nullopt for an invalid name too
+      if (!rec || rec->tags == tags) continue;
+      rec->tags = tags;
+      CX_TRY(write_record(name, *rec));
+      ++n;
+    }
+    return n;
+  });
+}
+
 Status Registry::update_serial(std::string_view name, const SerialUpdate& update) {
   if (!is_agent_name(name))
     return error("invalid hostname '" + std::string(name) +
@@ -353,7 +376,7 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
       res.unknown.push_back(ref);
       continue;
     }
-    DispatchTarget t{std::string(name), target_of(*rec, port)};
+    DispatchTarget t = dispatch_target(name, *rec, port);
     // A host named twice is one host: it runs once, in the place it was first named.
     if (!seen.emplace(t.name, t.target).second) continue;
     res.hosts.push_back(std::move(t));
@@ -369,30 +392,21 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
 
 DispatchResolution Registry::resolve_tags(const TagFilter& filter) const {
   DispatchResolution res;
-  auto all = list();
-  if (!all.ok()) return res;
-  for (const auto& rec : *all) {
-    if (!tags_match(rec.tags, filter)) continue;
-    res.hosts.push_back({rec.hostname, target_of(rec, std::nullopt)});
-    res.refs.push_back(rec.hostname);
+  auto files = scan();
+  if (!files.ok()) return res;
+  std::vector<size_t> matches;
+  for (size_t i = 0; i < files->size(); ++i)
+    if (files->tags_match(i, filter)) matches.push_back(i);
+  // The scan is in file-name order ("a-b.json" < "a.json"), not name order ("a" < "a-b").
+  std::sort(matches.begin(), matches.end(),
+            [&](size_t a, size_t b) { return files->name(a) < files->name(b); });
+  AgentRecord rec;
+  for (size_t i : matches) {
+    files->read(i, rec);
+    res.hosts.push_back(dispatch_target(files->name(i), rec, std::nullopt));
+    res.refs.emplace_back(files->name(i));
   }
   return res;
-}
-
-Result<size_t> Registry::bulk_update_tags(
-    const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates) {
-  if (updates.empty()) return size_t{0};
-  return locked([&]() -> Result<size_t> {
-    size_t n = 0;
-    for (const auto& [name, tags] : updates) {
-      auto rec = get(name);
-      if (!rec || rec->tags == tags) continue;
-      rec->tags = tags;
-      CX_TRY(write_record(name, *rec));
-      ++n;
-    }
-    return n;
-  });
 }
 
 std::string Registry::resolve_target(std::string_view ref) const {

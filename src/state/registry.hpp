@@ -19,6 +19,8 @@
 namespace cx::state {
 
 inline constexpr int kDefaultAgentPort = 7443;
+// A record file larger than this is not read (get() and list() skip it as corrupt).
+inline constexpr size_t kMaxRecordBytes = 1u << 20;
 
 // The serial_status values the original writes; records may hold others, which are kept.
 inline constexpr std::string_view kSerialCurrent = "current";
@@ -112,6 +114,9 @@ bool tags_match(const std::map<std::string, std::string>& tags, const TagFilter&
 // §1.3), parents 0755. An existing directory is left exactly as it is.
 Status make_state_dir(const std::string& path);
 
+struct IndexReport;
+class RegistryScan;
+
 // `dir` is the registry directory: DispatcherConfig::registry_dir, or paths::registry_dir().
 class Registry : public RecordDir {
 public:
@@ -128,8 +133,12 @@ public:
 
   // Every record that parses, sorted by hostname; corrupt files are skipped. A missing
   // directory is an empty registry; an unreadable one fails ("permission denied" when that is
-  // the reason).
-  Result<std::vector<AgentRecord>> list() const;
+  // the reason). Reads through the registry index (registry_index.hpp), which it rewrites when
+  // a file changed and the directory is writable; `report`, when given, says what it did.
+  Result<std::vector<AgentRecord>> list(IndexReport* report = nullptr) const;
+  // What list() is made from, without decoding every record: for callers that go through
+  // 10,000 records once (registry_index.hpp). The same errors as list().
+  Result<RegistryScan> scan(IndexReport* report = nullptr) const;
   // Registry names from the file names alone (no parsing), sorted.
   std::vector<std::string> list_hostnames() const;
 
@@ -145,6 +154,11 @@ public:
   // false when there is no such agent (nothing is created).
   Result<bool> update_expiry(std::string_view name, std::string_view expiry);
   Result<bool> update_tags(std::string_view name, const std::map<std::string, std::string>& tags);
+  // The same for many agents under one lock: each existing record whose tags differ gets the
+  // new ones (absent or corrupt records are not created; invalid names are skipped). Returns
+  // how many files were written. An empty list returns 0 without touching the directory.
+  Result<size_t> bulk_update_tags(
+      const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates);
 
   // Merge `update` into the record, creating a minimal one ({hostname} plus defaults) when the
   // file is absent or corrupt: rotation marks agents this way (§3.1).
@@ -157,16 +171,13 @@ public:
   // §3.1 resolution for a batch of `name` / `name:<digits>` references. Names are never
   // resolved through DNS: any reference without a registry record makes the batch fail.
   DispatchResolution resolve_dispatch(const std::vector<std::string>& refs) const;
-  // Every agent whose cached tags match all pairs of `filter`, sorted by name, each with the
-  // target a bare reference to it resolves to (refs are the names). Never !ok: no match is an
-  // empty `hosts`; a registry that cannot be read matches nothing.
-  DispatchResolution resolve_tags(const TagFilter& filter) const;
-  // Replaces the cached tags of each named agent whose tags differ, under one lock; agents
-  // without a record are not created. Returns how many records were written.
-  Result<size_t> bulk_update_tags(
-      const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates);
   // The same for one reference; an unknown one is returned unchanged.
   std::string resolve_target(std::string_view ref) const;
+  // Every record whose tags match `filter` (tags_match), sorted by registry name, each with
+  // the target resolve_dispatch gives its bare name; `refs` holds the names. Never ok=false:
+  // empty `hosts` means no match (an unreadable directory matches nothing). Reads through the
+  // index, as list() does.
+  DispatchResolution resolve_tags(const TagFilter& filter) const;
 
 private:
   // Runs `fn` holding the registry lock (or unlocked if the lock file cannot be opened, as the

@@ -1,8 +1,8 @@
 // Invariants for the state files that someone with write access to a state directory could
 // plant and that privileged code reads: the agent's trusted-dispatcher map and revocation list,
-// and the dispatcher's registry records, pairing queue files, run-store records, rotation state
-// and TLS session cache. Shared by the libFuzzer targets and by the corpus replay in the unit
-// tests.
+// and the dispatcher's registry records and registry index, pairing queue files, run-store
+// records, rotation state and TLS session cache. Shared by the libFuzzer targets and by the corpus
+// replay in the unit tests.
 #pragma once
 
 #include <stdlib.h>
@@ -27,6 +27,7 @@
 #include "pki/serial.hpp"
 #include "state/pairing_queue.hpp"
 #include "state/registry.hpp"
+#include "state/registry_index.hpp"
 #include "state/rotation.hpp"
 #include "state/run_store.hpp"
 #include "state/session_cache.hpp"
@@ -413,6 +414,13 @@ inline std::vector<std::string> dir_names(const std::string& dir) {
   return names.ok() ? *names : std::vector<std::string>();
 }
 
+// The names in a registry directory, less the index's: a cache list() writes beside the records.
+inline std::vector<std::string> record_dir_names(const std::string& dir) {
+  std::vector<std::string> names = dir_names(dir);
+  std::erase(names, std::string(state::kRegistryIndexDir));
+  return names;
+}
+
 // The agent's loaders read the file as the parsers read the text.
 inline std::string check_planted_agent_files(const std::string& root, std::string_view text) {
   std::string dir = root + "/agent";
@@ -448,7 +456,7 @@ inline std::string check_planted_record(const std::string& root, std::string_vie
   if (!updated.ok()) return "registry: update_expiry failed: " + updated.message();
   if (*updated != parsed.ok()) return "registry: update_expiry of a record that does not parse";
   if (*updated) {
-    if (dir_names(dir) != expect) return "registry: update_expiry wrote another file";
+    if (record_dir_names(dir) != expect) return "registry: update_expiry wrote another file";
     auto after = reg.get(kRecordName);
     if (!after) return "registry: the updated record does not read back";
     // Compared after one write and read of its own: unknown members are a fixed point only
@@ -463,13 +471,47 @@ inline std::string check_planted_record(const std::string& root, std::string_vie
   update.serial_status = "pending";
   Status st = reg.update_serial(kRecordName, update);
   if (!st.ok()) return "registry: update_serial failed: " + st.message();
-  if (dir_names(dir) != expect) return "registry: update_serial wrote another file";
+  if (record_dir_names(dir) != expect) return "registry: update_serial wrote another file";
   auto after = reg.get(kRecordName);
   if (!after || after->serial_status != "pending") return "registry: update_serial lost";
   return "";
 }
 
 // A queued request is known by its file name, whatever id the file claims.
+// A planted registry index never changes what list() returns (a fuzzer cannot guess the
+// records' stamps), and whatever decodes is a record a file could hold, and encodes again to
+// the same entries.
+inline std::string check_planted_index(const std::string& root, std::string_view text) {
+  std::string dir = root + "/agents";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!plant(dir + "/" + std::string(state::kRegistryIndexDir),
+             std::string(state::kRegistryIndexFile), text))
+    return "";
+  state::AgentRecord rec;
+  rec.hostname = kRecordName;
+  rec.ip = "10.0.0.1";
+  rec.tags = {{"env", "prod"}};
+  std::ofstream(dir + "/" + kRecordName + ".json") << state::agent_record_json(rec);
+  std::ofstream(dir + "/other.json") << "{\"ip\":\"10.0.0.2\"}";
+  auto all = state::Registry(dir).list();
+  if (!all.ok() || all->size() != 2) return "index: list failed or miscounted";
+  if ((*all)[0] != rec || (*all)[1].hostname != "other" || (*all)[1].ip != "10.0.0.2")
+    return "index: a planted index changed what list() returns";
+  auto index = state::decode_registry_index(text);
+  if (!index) return "";
+  auto again = state::decode_registry_index(state::encode_registry_index(*index));
+  if (!again || *again != *index) return "index: decoded entries do not encode back";
+  for (const auto& e : index->entries) {
+    if (!e.record) continue;
+    std::string_view name = state::RecordDir::record_name(e.file);
+    auto read_back = state::parse_agent_record(state::agent_record_json(*e.record), name);
+    if (!read_back.ok() || *read_back != *e.record)
+      return "index: a decoded record is not one a record file could hold";
+  }
+  return "";
+}
+
 inline std::string check_planted_queue(const std::string& root, std::string_view text) {
   std::string dir = root + "/pairing";
   if (!plant(dir, std::string(kQueueId) + ".json", text)) return "";
@@ -581,8 +623,9 @@ inline std::string check_state_files(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   const std::string& root = ScratchDir::path();
   if (root.empty()) return "no scratch directory";
-  for (auto check : {check_planted_agent_files, check_planted_record, check_planted_queue,
-                     check_planted_run_and_rotation, check_planted_session_cache}) {
+  for (auto check :
+       {check_planted_agent_files, check_planted_record, check_planted_index, check_planted_queue,
+        check_planted_run_and_rotation, check_planted_session_cache}) {
     std::string broken = check(root, text);
     if (!broken.empty()) return broken;
   }

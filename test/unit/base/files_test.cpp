@@ -161,3 +161,71 @@ TEST_CASE("user and group lookup without NSS", "[base]") {
   CHECK(lookup_user("1234")->uid == 1234u);
   CHECK_FALSE(lookup_user("no-such-user-cx"));
 }
+
+TEST_CASE("bounded reads: at, under and over the limit, and a size hint that is wrong", "[base]") {
+  std::string dir = temp_dir();
+  for (size_t size :
+       {size_t(0), size_t(1), size_t(16383), size_t(16384), size_t(16385), size_t(100000)}) {
+    INFO("size " << size);
+    std::string data(size, 'x');
+    for (size_t i = 0; i < size; ++i)
+      data[i] = static_cast<char>('a' + i % 26);
+    const std::string path = dir + "/f";
+    REQUIRE(write_file_atomic(path, data).ok());
+    CHECK(*read_regular_file(path, size) == data); // exactly the limit
+    CHECK(*read_regular_file(path) == data);
+    if (size > 0) {
+      auto over = read_regular_file(path, size - 1);
+      REQUIRE_FALSE(over.ok());
+      CHECK(over.message() ==
+            "cannot read '" + path + "': larger than " + std::to_string(size - 1) + " bytes");
+    }
+    // The file grew or shrank after its size was taken: all of it is read all the same.
+    for (size_t hint : {size / 2 + 1, size + 100}) {
+      INFO("hint " << hint);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      FdContent got = read_fd(fd, size + 1000, hint);
+      CHECK(got.ok());
+      CHECK(got.data == data);
+    }
+  }
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("atomic writes and regular-file reads relative to a directory descriptor", "[base]") {
+  std::string dir = temp_dir();
+  REQUIRE(::mkdir((dir + "/d").c_str(), 0755) == 0);
+  int dfd = ::open((dir + "/d").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(dfd >= 0);
+  WriteOptions opts;
+  opts.mode = 0640;
+  REQUIRE(write_file_atomic_at(dfd, "f", "one", opts).ok());
+  REQUIRE(write_file_atomic_at(dfd, "f", "two", opts).ok());
+  CHECK(*read_regular_file_at(dfd, "f") == "two");
+  CHECK(*read_file(dir + "/d/f") == "two");
+  struct stat st;
+  REQUIRE(::stat((dir + "/d/f").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  // The descriptor, not the path: the directory renamed away is still the one written.
+  REQUIRE(::rename((dir + "/d").c_str(), (dir + "/moved").c_str()) == 0);
+  REQUIRE(::symlink("/nonexistent", (dir + "/d").c_str()) == 0);
+  REQUIRE(write_file_atomic_at(dfd, "g", "three").ok());
+  CHECK(*read_file(dir + "/moved/g") == "three");
+  // A failed rename (over a directory) leaves no temp file; errors name the file.
+  REQUIRE(::mkdir((dir + "/moved/sub").c_str(), 0755) == 0);
+  Status failed = write_file_atomic_at(dfd, "sub", "x");
+  CHECK(failed.message().rfind("cannot write 'sub': rename: ", 0) == 0);
+  CHECK(*list_dir(dir + "/moved") == std::vector<std::string>{"f", "g", "sub"});
+  auto link = read_regular_file_at(dfd, "sub");
+  CHECK(link.message() == "cannot read 'sub': not a regular file");
+  ::close(dfd);
+  // The path form, in a directory that may be written but not listed.
+  REQUIRE(::mkdir((dir + "/wx").c_str(), 0300) == 0);
+  CHECK(write_file_atomic(dir + "/wx/h", "four").ok());
+  ::chmod((dir + "/wx").c_str(), 0700);
+  CHECK(*read_file(dir + "/wx/h") == "four");
+  CHECK(write_file_atomic(dir + "/missing/h", "x").message() ==
+        "cannot write '" + dir + "/missing/h': No such file or directory");
+  std::system(("rm -rf " + dir).c_str());
+}

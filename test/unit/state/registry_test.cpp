@@ -512,3 +512,110 @@ TEST_CASE("registry: tag filter parsing and matching", "[state]") {
     CHECK(tags_match(tags, m.filter) == m.match);
   }
 }
+
+TEST_CASE("registry: resolve_tags matches, orders by name, and targets as resolve_dispatch",
+          "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  CHECK(reg.resolve_tags({{"env", "prod"}}).hosts.empty()); // no directory: no match
+  auto tagged = [](AgentRecord r, std::map<std::string, std::string> tags) {
+    r.tags = std::move(tags);
+    return r;
+  };
+  const std::map<std::string, std::string> web_prod{{"env", "prod"}, {"role", "web"}};
+  // "a-b.json" sorts before "a.json", but "a" before "a-b".
+  REQUIRE(reg.register_agent(tagged(make_record("a", "10.0.0.1", "ip"), web_prod)).ok());
+  REQUIRE(reg.register_agent(tagged(make_record("a-b", "10.0.0.2", "ip", 7450), web_prod)).ok());
+  REQUIRE(reg.register_agent(tagged(make_record("b", "", "ip"), web_prod)).ok()); // no ip
+  REQUIRE(reg.register_agent(tagged(make_record("c", "10.0.0.4"), {{"env", "prod"}})).ok());
+  REQUIRE(reg.register_agent(tagged(make_record("d"), {{"env", "staging"}, {"role", "web"}})).ok());
+  // The record's hostname member is where it is reached; the file name is its registry name.
+  AgentRecord moved = tagged(make_record("e", "10.0.0.5"), web_prod);
+  moved.hostname = "e.example.com";
+  put_file(tmp, "e.json", agent_record_json(moved));
+  put_file(tmp, "f.json", "{not json"); // corrupt: never matches
+
+  struct Row {
+    TagFilter filter;
+    std::vector<DispatchTarget> hosts;
+  };
+  const Row rows[] = {
+      {{{"role", "web"}, {"env", "prod"}},
+       {{"a", "10.0.0.1"}, {"a-b", "10.0.0.2:7450"}, {"b", "b"}, {"e", "e.example.com"}}},
+      {{{"env", "prod"}},
+       {{"a", "10.0.0.1"},
+        {"a-b", "10.0.0.2:7450"},
+        {"b", "b"},
+        {"c", "c"},
+        {"e", "e.example.com"}}},
+      {{{"env", "staging"}}, {{"d", "d"}}},
+      {{{"env", "prod"}, {"role", "db"}}, {}},
+      {{{"nope", ""}}, {}},
+  };
+  for (int pass = 0; pass < 2; ++pass) { // without an index, then through one
+    for (const auto& row : rows) {
+      INFO("pass " << pass << ", filter of " << row.filter.size() << ", first "
+                   << row.filter[0].first);
+      auto res = reg.resolve_tags(row.filter);
+      CHECK(res.ok);
+      CHECK(res.unknown.empty());
+      CHECK(res.hosts == row.hosts);
+      REQUIRE(res.refs.size() == res.hosts.size());
+      for (size_t i = 0; i < res.hosts.size(); ++i) {
+        CHECK(res.refs[i] == res.hosts[i].name);
+        // The one computation: a bare name resolves to the same target either way.
+        auto one = reg.resolve_dispatch({res.hosts[i].name});
+        REQUIRE(one.ok);
+        CHECK(one.hosts[0] == res.hosts[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("registry: bulk_update_tags writes only existing records whose tags differ", "[state]") {
+  test::TempDir tmp;
+  Registry reg(tmp / "agents");
+  AgentRecord web = make_record("web", "10.0.0.5");
+  web.tags = {{"env", "staging"}};
+  AgentRecord db = make_record("db", "10.0.0.6");
+  db.tags = {{"env", "prod"}, {"role", "db"}};
+  REQUIRE(reg.register_agent(web).ok());
+  REQUIRE(reg.register_agent(db).ok());
+  put_file(tmp, "junk.json", "{not json");
+  struct stat db_before;
+  REQUIRE(::stat(reg.record_path("db").c_str(), &db_before) == 0);
+
+  auto n = reg.bulk_update_tags({{"web", {{"env", "prod"}, {"role", "web"}}},
+                                 {"db", {{"env", "prod"}, {"role", "db"}}}, // as they are
+                                 {"ghost", {{"env", "prod"}}},              // not registered
+                                 {"junk", {{"env", "prod"}}},               // does not parse
+                                 {"../x", {{"env", "prod"}}}});             // not a name
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  AgentRecord want = web;
+  want.tags = {{"env", "prod"}, {"role", "web"}};
+  CHECK(*reg.get("web") == want); // every other field kept
+  struct stat db_after;
+  REQUIRE(::stat(reg.record_path("db").c_str(), &db_after) == 0);
+  CHECK(db_after.st_ino == db_before.st_ino); // not rewritten
+  CHECK_FALSE(path_exists(reg.record_path("ghost")));
+  CHECK(test::slurp(reg.record_path("junk")) == "{not json");
+  CHECK(*list_dir(tmp.path()) == std::vector<std::string>{"agents"});
+
+  // Emptied tags are a difference too; the same update again writes nothing.
+  n = reg.bulk_update_tags({{"web", {}}});
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  CHECK(reg.get("web")->tags.empty());
+  n = reg.bulk_update_tags({{"web", {}}, {"db", db.tags}});
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+
+  // An empty list touches nothing, not even the lock file.
+  test::TempDir other;
+  Registry empty(other / "agents");
+  auto zero = empty.bulk_update_tags({});
+  REQUIRE(zero.ok());
+  CHECK(*zero == 0);
+  CHECK_FALSE(path_exists(empty.dir()));
+}
