@@ -16,6 +16,7 @@
 #include "base/time.hpp"
 #include "engine/result.hpp"
 #include "engine/runs.hpp"
+#include "hook/hook.hpp"
 #include "log/log.hpp"
 #include "state/idempotency.hpp"
 #include "state/locks.hpp"
@@ -56,9 +57,7 @@ hook::Request request_for(const char* action, std::vector<std::string> hosts, st
 
 // 404 for a tag selector that matches no registered agent.
 void no_tag_match(Exchange& ex, const state::TagFilter& tags) {
-  std::string text = engine::no_tag_match_text(tags);
-  ex.fail(404, "unknown agent",
-          "no registered agent matches tags: " + text.substr(text.find(": ") + 2));
+  ex.fail(404, "unknown agent", "no registered agent matches tags: " + hook::tags_text(tags));
 }
 
 // The selection of a request with a tag selector or batches, and its batches; answers the
@@ -101,30 +100,21 @@ void roll_out(Exchange& ex, engine::RolloutKind kind, const std::string& script,
               Planned planned, const Targeting& t, int code, BatchStep step) {
   ex.survive_disconnect();
   auto self = ex.shared_from_this();
-  auto ref_by_name = std::make_shared<std::map<std::string, std::string>>();
-  const auto& sel = planned.selection.resolution;
-  for (size_t i = 0; i < sel.hosts.size(); ++i)
-    ref_by_name->emplace(sel.hosts[i].name, sel.refs[i]);
+  auto refs_by_selected =
+      std::make_shared<engine::RefsByName>(engine::refs_by_name(planned.selection.resolution));
   engine::start_rollout(
       ex.api.loop(), {kind, script, t.rollout}, std::move(planned.plan),
-      [self, kind, script, auth, ref_by_name,
+      [self, kind, script, auth, refs_by_selected,
        step](size_t, const std::string& reqid, const std::vector<state::DispatchTarget>& b,
              std::function<void(engine::BatchOutcome)> done) {
         hook::Request req = auth;
-        for (const auto& t : b) {
-          auto it = ref_by_name->find(t.name);
-          req.hosts.push_back(it == ref_by_name->end() ? t.name : it->second);
-        }
+        req.hosts = engine::refs_of(b, *refs_by_selected);
         auto refs = req.hosts;
         self->authorize(std::move(req), [kind, script, reqid, b, refs, step,
                                          done](Exchange&, const hook::Decision& d) {
-          if (!d.allowed) {
-            engine::BatchOutcome o;
-            o.results = engine::refused_results(kind, script, b, engine::HostState::denied,
-                                                "Denied: " + d.reason);
-            o.refused = "denied: " + d.reason;
-            return done(std::move(o));
-          }
+          if (!d.allowed)
+            return done(engine::refused_batch(kind, script, b, engine::HostState::denied,
+                                              "Denied: " + d.reason, "denied: " + d.reason));
           step(reqid, b, refs, done);
         });
       },
@@ -154,13 +144,9 @@ void ping_selected(Exchange& ex, PingInput in) {
         [eng](const std::string& reqid, const std::vector<state::DispatchTarget>& b,
               const std::vector<std::string>&, std::function<void(engine::BatchOutcome)> done) {
           Status st = eng->ping(b, reqid, false, [done](Results r) { done({std::move(r), ""}); });
-          if (!st.ok()) {
-            engine::BatchOutcome o;
-            o.results = engine::refused_results(engine::RolloutKind::ping, "", b,
-                                                engine::HostState::error, st.message());
-            o.refused = st.message();
-            done(std::move(o));
-          }
+          if (!st.ok())
+            done(engine::refused_batch(engine::RolloutKind::ping, "", b, engine::HostState::error,
+                                       st.message(), st.message()));
         });
   auth.hosts = planned->selection.resolution.refs;
   auto targets = planned->plan.front();
@@ -488,11 +474,8 @@ void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
               if (st.ok()) return;
               locks->held.release();
               (void)::unlink(run_store().record_path(spec.reqid).c_str());
-              engine::BatchOutcome o;
-              o.results = engine::refused_results(kind, spec.script, batch,
-                                                  engine::HostState::error, st.message());
-              o.refused = st.message();
-              done(std::move(o));
+              done(engine::refused_batch(kind, spec.script, batch, engine::HostState::error,
+                                         st.message(), st.message()));
             });
       });
 }

@@ -203,13 +203,12 @@ std::optional<Targeting> read_targeting(const DispatcherArgs& a, int& exit_code)
 }
 
 int no_tag_match(const state::TagFilter& tags) {
-  std::string text = no_tag_match_text(tags);
-  std::string selector = text.substr(text.find(": ") + 2);
+  std::string selector = hook::tags_text(tags);
   std::fprintf(stderr,
-               "Error: %s\n"
+               "Error: no agent matches tags: %s\n"
                "Only registered agents can be addressed - run 'ctrl-exec-dispatcher "
                "list-agents --tags %s' to see them.\n",
-               text.c_str(), selector.c_str());
+               selector.c_str(), selector.c_str());
   return kExitUnknownAgent;
 }
 
@@ -228,17 +227,6 @@ std::optional<Selection> select_or_fail(Session& s, const std::vector<std::strin
     return std::nullopt;
   }
   return sel;
-}
-
-// The refs behind each selected name, for the auth hook and the locks of a batch.
-std::vector<std::string> refs_of(const std::vector<state::DispatchTarget>& batch,
-                                 const std::map<std::string, std::string>& ref_by_name) {
-  std::vector<std::string> refs;
-  for (const auto& t : batch) {
-    auto it = ref_by_name.find(t.name);
-    refs.push_back(it == ref_by_name.end() ? t.name : it->second);
-  }
-  return refs;
 }
 
 // The batches of a rollout, printed as each ends (human output), then the whole report.
@@ -290,9 +278,7 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
                           const std::string& script, hook::Request auth, const Selection& sel,
                           std::vector<std::vector<state::DispatchTarget>> plan, const Targeting& t,
                           BatchStepFn step) {
-  std::map<std::string, std::string> ref_by_name;
-  for (size_t i = 0; i < sel.resolution.hosts.size(); ++i)
-    ref_by_name.emplace(sel.resolution.hosts[i].name, sel.resolution.refs[i]);
+  RefsByName refs_by_selected = refs_by_name(sel.resolution);
   size_t total = 0;
   for (const auto& b : plan)
     total += b.size();
@@ -309,18 +295,14 @@ RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
       [&](size_t, const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
           std::function<void(BatchOutcome)> done) {
         hook::Request req = auth;
-        req.hosts = refs_of(batch, ref_by_name);
+        req.hosts = refs_of(batch, refs_by_selected);
         auto refs = req.hosts;
         checks.push_back(hook::Check::start(
             s.loop, policy, std::move(req),
             [&, kind, script, reqid, batch, refs, done](hook::Decision d) {
-              if (!d.allowed) {
-                BatchOutcome o;
-                o.results =
-                    refused_results(kind, script, batch, HostState::denied, "Denied: " + d.reason);
-                o.refused = "denied: " + d.reason;
-                return done(std::move(o));
-              }
+              if (!d.allowed)
+                return done(refused_batch(kind, script, batch, HostState::denied,
+                                          "Denied: " + d.reason, "denied: " + d.reason));
               step(reqid, batch, refs, done);
             }));
       },
@@ -469,10 +451,8 @@ int cmd_run(const DispatcherArgs& a) {
         });
         if (!st.ok()) {
           locks->held.release();
-          BatchOutcome o;
-          o.results = refused_results(kind, base.script, batch, HostState::error, st.message());
-          o.refused = st.message();
-          done(std::move(o));
+          done(refused_batch(kind, base.script, batch, HostState::error, st.message(),
+                             st.message()));
         }
       });
   if (!report.stopped.empty()) return kExitFailure;
@@ -520,13 +500,9 @@ int cmd_ping(const DispatcherArgs& a) {
                       Status st = s.engine->ping(batch, reqid, true, [done](Results r) {
                         done({std::move(r), ""});
                       });
-                      if (!st.ok()) {
-                        BatchOutcome o;
-                        o.results = refused_results(RolloutKind::ping, "", batch, HostState::error,
-                                                    st.message());
-                        o.refused = st.message();
-                        done(std::move(o));
-                      }
+                      if (!st.ok())
+                        done(refused_batch(RolloutKind::ping, "", batch, HostState::error,
+                                           st.message(), st.message()));
                     });
     return report.stopped.empty() ? 0 : kExitFailure;
   }

@@ -364,13 +364,6 @@ Selection select_hosts(const state::Registry& registry, const std::vector<std::s
   return s;
 }
 
-std::string no_tag_match_text(const state::TagFilter& tags) {
-  std::string text;
-  for (const auto& [k, v] : tags)
-    text += (text.empty() ? "" : ",") + k + "=" + v;
-  return "no agent matches tags: " + text;
-}
-
 std::optional<std::map<std::string, std::string>> reported_tags(const HostResult& caps) {
   if (string_member(caps.doc, "status") != proto::kStatusOk) return std::nullopt;
   const json::Value* tags = json::find(caps.doc, "tags");

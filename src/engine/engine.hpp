@@ -74,8 +74,6 @@ struct Selection {
 };
 Selection select_hosts(const state::Registry& registry, const std::vector<std::string>& refs,
                        const std::optional<state::TagFilter>& tags);
-// "no agent matches tags: role=web,env=prod"
-std::string no_tag_match_text(const state::TagFilter& tags);
 
 // The tags an agent reported in a GET /capabilities result: its `tags` object's scalar
 // members, when it answered `ok` with one; nullopt otherwise.

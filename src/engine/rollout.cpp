@@ -136,20 +136,31 @@ bool result_failed(RolloutKind kind, const HostResult& r) {
 std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,
                                          const std::string& script,
                                          const std::vector<state::DispatchTarget>& batch) {
-  if (!locks.status.ok()) {
-    BatchOutcome o;
-    o.results = refused_results(kind, script, batch, HostState::error,
-                                "Cannot lock: " + locks.status.message());
-    o.refused = "cannot lock: " + locks.status.message();
-    return o;
-  }
+  if (!locks.status.ok())
+    return refused_batch(kind, script, batch, HostState::error,
+                         "Cannot lock: " + locks.status.message(),
+                         "cannot lock: " + locks.status.message());
   if (locks.conflicts.empty()) return std::nullopt;
-  BatchOutcome o;
   std::string list = join(locks.conflicts, ", ");
-  o.results =
-      refused_results(kind, script, batch, HostState::busy, "Locked: already running: " + list);
-  o.refused = "locked: already running: " + list;
-  return o;
+  return refused_batch(kind, script, batch, HostState::busy, "Locked: already running: " + list,
+                       "locked: already running: " + list);
+}
+
+RefsByName refs_by_name(const state::DispatchResolution& selection) {
+  RefsByName refs;
+  for (size_t i = 0; i < selection.hosts.size(); ++i)
+    refs.emplace(selection.hosts[i].name, selection.refs[i]);
+  return refs;
+}
+
+std::vector<std::string> refs_of(const std::vector<state::DispatchTarget>& batch,
+                                 const RefsByName& refs) {
+  std::vector<std::string> out;
+  for (const auto& t : batch) {
+    auto it = refs.find(t.name);
+    out.push_back(it == refs.end() ? t.name : it->second);
+  }
+  return out;
 }
 
 void write_batches(json::Writer& w, const std::vector<BatchReport>& batches) {
@@ -295,13 +306,14 @@ struct Run : std::enable_shared_from_this<Run> {
 
 } // namespace
 
-Results refused_results(RolloutKind kind, const std::string& script,
-                        const std::vector<state::DispatchTarget>& hosts, HostState state,
-                        const std::string& error) {
-  Results out;
+BatchOutcome refused_batch(RolloutKind kind, const std::string& script,
+                           const std::vector<state::DispatchTarget>& hosts, HostState state,
+                           const std::string& error, const std::string& reason) {
+  BatchOutcome o;
   for (const auto& t : hosts)
-    out.push_back(uncontacted_result(kind, script, t, state, proto::kStatusError, error));
-  return out;
+    o.results.push_back(uncontacted_result(kind, script, t, state, proto::kStatusError, error));
+  o.refused = reason;
+  return o;
 }
 
 void start_rollout(event::Loop& loop, RolloutSpec spec,

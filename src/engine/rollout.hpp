@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,13 +75,20 @@ enum class RolloutKind { run_sync, run_async, ping };
 // an async submission that was not accepted, a ping that was not answered ok.
 bool result_failed(RolloutKind kind, const HostResult& r);
 
-// The results of a batch refused as a whole (`state` denied or busy), one per host, each with
-// `error`, in the shape of `kind`'s results.
-Results refused_results(RolloutKind kind, const std::string& script,
-                        const std::vector<state::DispatchTarget>& hosts, HostState state,
-                        const std::string& error);
-
 struct BatchOutcome;
+// A batch refused as a whole, for `reason` (the auth hook said no, a lock was held, the
+// dispatch could not start): one result per host with `state` and `error`, in the shape of
+// `kind`'s results.
+BatchOutcome refused_batch(RolloutKind kind, const std::string& script,
+                           const std::vector<state::DispatchTarget>& hosts, HostState state,
+                           const std::string& error, const std::string& reason);
+
+// The reference each selected name was given by (the auth hook and the locks of a batch see
+// those, as a run naming them would), and the references of one batch.
+using RefsByName = std::map<std::string, std::string>;
+RefsByName refs_by_name(const state::DispatchResolution& selection);
+std::vector<std::string> refs_of(const std::vector<state::DispatchTarget>& batch,
+                                 const RefsByName& refs);
 // A batch's lock acquisition that failed (state error) or found runs in progress (busy), as
 // the refusal of the whole batch; nullopt when the locks are held.
 std::optional<BatchOutcome> lock_refusal(const state::Acquisition& locks, RolloutKind kind,

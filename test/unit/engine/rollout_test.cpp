@@ -79,9 +79,8 @@ Outcome roll(size_t n, RolloutOptions o, const std::set<std::string>& failing,
         out.asked.push_back(names);
         BatchOutcome bo;
         if (refused_batches.count(number)) {
-          bo.results =
-              refused_results(RolloutKind::run_sync, "deploy", b, HostState::denied, "Denied: no");
-          bo.refused = "denied: no";
+          bo = refused_batch(RolloutKind::run_sync, "deploy", b, HostState::denied, "Denied: no",
+                             "denied: no");
         } else {
           for (const auto& t : b)
             bo.results.push_back(exited(t, failing.count(t.name) ? 1 : 0));
