@@ -80,7 +80,8 @@ class Progress(harness.TestCase):
                 plain = f.ced(*args[1:])
 
                 def norm(text):
-                    return sorted(re.sub(r"\d+ms|req:[0-9a-f]+", "", text).splitlines())
+                    text = re.sub(r"\d+ms|req:[0-9a-f]+", "", text)
+                    return sorted(re.sub(r" +", " ", line) for line in text.splitlines())
                 self.assertEqual(norm(out), norm(plain.out))
 
     def test_never_without_a_terminal_nor_with_json_nor_for_one_host(self):
