@@ -96,6 +96,17 @@ class PackagesTest(unittest.TestCase):
         self.assertEqual(conffiles["ctrl-exec-dispatcher"],
                          ["/etc/ctrl-exec/auth-hook", "/etc/ctrl-exec/ctrl-exec.conf"])
 
+    def test_scripts_are_shellcheck_clean(self):
+        if not shutil.which("shellcheck"):
+            self.skipTest("shellcheck is not installed (.ci/install-deps installs it)")
+        deb_dir = os.path.dirname(deblib.BUILD_SCRIPT)
+        for name in sorted(os.listdir(deb_dir)):
+            if name.split(".")[-1] in ("preinst", "postinst", "prerm", "postrm") or name == "build":
+                shell = "bash" if name == "build" else "sh"
+                p = subprocess.run(["shellcheck", "--shell=" + shell, os.path.join(deb_dir, name)],
+                                   capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stdout)
+
     def test_lintian_clean(self):
         p = subprocess.run(["lintian", "--fail-on", "error,warning", "--info", "--display-info"]
                            + sorted(self.debs.values()), capture_output=True, text=True,
