@@ -5,8 +5,11 @@ symlinks in <root>/bin (made by `ctrl-exec --install`). Logs go to stderr (CTRL_
 so tests can check log lines. Processes started through a Root are stopped by PID at cleanup.
 Nothing here touches /etc or a fixed port.
 """
+import ctypes
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import random
@@ -60,6 +63,84 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWUTS = 0x04000000
+
+
+def in_uts(hostname):
+    """A preexec_fn: a new UTS namespace whose host name is `hostname` (an agent names itself
+    after its host at pairing and at renewal)."""
+    name = hostname.encode()
+
+    def fn():
+        if _libc.unshare(_CLONE_NEWUTS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUTS)")
+        if _libc.sethostname(name, len(name)) != 0:
+            raise OSError(ctypes.get_errno(), "sethostname")
+    return fn
+
+
+def run_with_pty(root, args, on_pty="stderr", env=None, timeout=60):
+    """Runs an applet with `on_pty` ("stdout" or "stderr") on a pty and the other stream on a
+    pipe; returns (rc, stdout, stderr) as text."""
+    master, slave = pty.openpty()
+    e = dict(root.env)
+    e.update(env or {})
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, on_pty: slave}
+    try:
+        p = subprocess.Popen([os.path.join(root.bin, args[0])] + list(args[1:]),
+                             stdin=subprocess.DEVNULL, env=e, cwd=root.dir, **streams)
+        os.close(slave)
+        slave = -1
+        got = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], timeout)
+            if not ready:
+                p.kill()
+                raise AssertionError("no end of output within %ss" % timeout)
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the pty has gone
+                break
+            if not chunk:
+                break
+            got += chunk
+        piped = p.stdout if on_pty == "stderr" else p.stderr
+        other = piped.read().decode(errors="replace")
+        piped.close()
+        rc = p.wait(timeout)
+        text = got.decode(errors="replace")
+        return (rc, other, text) if on_pty == "stderr" else (rc, text, other)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def read_ndjson(stream, on_event=None, timeout=60):
+    """Reads JSON lines from a pipe as they come, until EOF; `on_event` sees each one as it
+    arrives. Returns them all."""
+    events, buf = [], b""
+    fd = stream.fileno()
+    while True:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError("no output within %ss; so far %r" % (timeout, events))
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            ev = json.loads(line)
+            events.append(ev)
+            if on_event:
+                on_event(ev)
+    if buf.strip():
+        events.append(json.loads(buf))
+    return events
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):

@@ -67,18 +67,11 @@ class Curl:
 
 
 def ndjson(curl, on_event=None):
-    events, buf = [], b""
-    for data in curl.chunks():
-        buf += data
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            ev = json.loads(line)
-            events.append(ev)
-            if on_event:
-                on_event(ev)
-    if buf.strip():
-        events.append(json.loads(buf))
-    return events
+    try:
+        return harness.read_ndjson(curl.p.stdout, on_event)
+    except AssertionError:
+        curl.p.kill()
+        raise
 
 
 def sse(curl, on_event=None):

@@ -35,7 +35,6 @@ DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWUTS = 0x04000000
 _CLONE_NEWNS = 0x00020000
 _private_mounts = False
 
@@ -92,17 +91,7 @@ def compare_versions(a, op, b):
     return subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
 
 
-def in_uts(hostname):
-    """A preexec_fn: a new UTS namespace whose host name is `hostname` (the agent names itself
-    after its host at pairing)."""
-    name = hostname.encode()
-
-    def fn():
-        if _libc.unshare(_CLONE_NEWUTS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUTS)")
-        if _libc.sethostname(name, len(name)) != 0:
-            raise OSError(ctypes.get_errno(), "sethostname")
-    return fn
+in_uts = harness.in_uts
 
 
 # --- the host's dpkg database --------------------------------------------------------------

@@ -5,7 +5,6 @@ registry name (aN.fleet.test), because the agent names itself after its host at 
 renewal. Pairing goes through `ced pairing-mode`, `ctrl-exec-agent request-pairing --background`
 and `ced approve`, as an operator would do it.
 """
-import ctypes
 import fcntl
 import json
 import os
@@ -19,8 +18,6 @@ import agentlib  # noqa: E402
 import harness  # noqa: E402
 import pairlib  # noqa: E402
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWUTS = 0x04000000
 
 SCRIPTS = {
     "noop": "#!/bin/sh\necho ok\n",
@@ -31,16 +28,7 @@ SCRIPTS = {
 }
 
 
-def in_uts(hostname):
-    """A preexec_fn: a new UTS namespace whose host name is `hostname`."""
-    name = hostname.encode()
-
-    def fn():
-        if _libc.unshare(_CLONE_NEWUTS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUTS)")
-        if _libc.sethostname(name, len(name)) != 0:
-            raise OSError(ctypes.get_errno(), "sethostname")
-    return fn
+in_uts = harness.in_uts
 
 
 class AgentHost:

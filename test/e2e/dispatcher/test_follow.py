@@ -8,7 +8,6 @@ up. The one-second case is judged by the events' own timestamps."""
 import json
 import os
 import re
-import select
 import socket
 import ssl
 import subprocess
@@ -34,29 +33,13 @@ CAP = 65536
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def read_events(proc, on_event=None, timeout=60):
-    """Reads ced's NDJSON stdout line by line as it comes; returns the parsed lines."""
-    events = []
-    buf = b""
-    fd = proc.stdout.fileno()
-    while True:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            proc.kill()
-            raise AssertionError("no output within %ss; so far %r" % (timeout, events))
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            ev = json.loads(line)
-            events.append(ev)
-            if on_event:
-                on_event(ev)
-    if buf.strip():
-        events.append(json.loads(buf))
-    return events
+def read_events(proc, on_event=None):
+    """ced's NDJSON stdout, line by line as it comes."""
+    try:
+        return harness.read_ndjson(proc.stdout, on_event)
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 class Follow(harness.TestCase):
@@ -284,39 +267,11 @@ class OriginalStyleAgent:
         self.thread.join(5)
 
 
-def run_with_pty_stdout(root, args, env, timeout=60):
-    """Runs an applet with stdout on a pty (stderr to a pipe); returns what the pty got."""
-    import pty
-    master, slave = pty.openpty()
-    e = dict(root.env)
-    e.pop("NO_COLOR", None)
+def run_with_pty_stdout(root, args, env):
+    """Runs an applet with stdout on a pty (NO_COLOR from `env` only); returns what it got."""
+    e = {"NO_COLOR": ""}
     e.update(env)
-    try:
-        p = subprocess.Popen([os.path.join(root.bin, args[0])] + list(args[1:]), stdout=slave,
-                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=e, cwd=root.dir)
-        os.close(slave)
-        slave = -1
-        out = b""
-        while True:
-            ready, _, _ = select.select([master], [], [], timeout)
-            if not ready:
-                p.kill()
-                raise AssertionError("no end of output within %ss" % timeout)
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        p.stderr.read()
-        p.stderr.close()
-        p.wait(timeout)
-        return out.decode(errors="replace")
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
+    return harness.run_with_pty(root, args, on_pty="stdout", env=e)[1]
 
 
 if __name__ == "__main__":

@@ -2,10 +2,7 @@
 a terminal (a pty here), erased before the results, and never otherwise, so that output a
 script reads is byte for byte what it was."""
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -16,35 +13,9 @@ LINE = re.compile(r"\r\x1b\[Kced: (\d+)/(\d+) done  ok (\d+)  failed (\d+)  time
                   r"[0-9.]+s")
 
 
-def run_with_pty_stderr(root, args, timeout=60):
+def run_with_pty_stderr(root, args):
     """Runs an applet with stdout on a pipe and stderr on a pty; returns (rc, out, err)."""
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen([os.path.join(root.bin, args[0])] + list(args[1:]),
-                             stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
-                             env=root.env, cwd=root.dir)
-        os.close(slave)
-        slave = -1
-        err = b""
-        while True:
-            ready, _, _ = select.select([master], [], [], timeout)
-            if not ready:
-                p.kill()
-                raise AssertionError("no end of output within %ss" % timeout)
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer of the pty has gone
-                break
-            if not chunk:
-                break
-            err += chunk
-        out = p.stdout.read().decode()
-        p.stdout.close()
-        return p.wait(timeout), out, err.decode(errors="replace")
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
+    return harness.run_with_pty(root, args, on_pty="stderr")
 
 
 class Progress(harness.TestCase):
