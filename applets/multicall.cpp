@@ -192,7 +192,9 @@ int multiplexer(int argc, char** argv) {
     auto opt = std::find_if(std::begin(kTopOptions), std::end(kTopOptions),
                             [&](const TopOption& o) { return o.name == arg; });
     if (opt == std::end(kTopOptions))
-      return top_usage_error("unknown option '" + std::string(arg) + "'");
+      return top_usage_error(
+          (arg.empty() || arg[0] != '-' ? "unexpected argument '" : "unknown option '") +
+          std::string(arg) + "'");
     std::optional<std::string> value;
     if (opt->value) {
       if (i + 1 >= argc) return top_usage_error(std::string(arg) + " needs " + opt->value);

@@ -168,7 +168,8 @@ TEST_CASE("man: every applet's options and modes, both ways", "[man]") {
     for (const AppletOption& o : applet.options)
       (o.hidden ? hidden : visible).insert(o.name);
     check_same(page + " OPTIONS", visible, documented_options(sections["OPTIONS"]));
-    check_same(page + " INTERNAL OPTIONS", hidden, documented_options(sections["INTERNAL OPTIONS"]));
+    check_same(page + " INTERNAL OPTIONS", hidden,
+               documented_options(sections["INTERNAL OPTIONS"]));
     if (applet.modes.empty()) continue; // modes that are not in a table (ctrl-exec-pairing's)
     Names documented = documented_modes(sections["MODES"]);
     Names internal = documented_modes(sections["INTERNAL MODES"]);
@@ -190,8 +191,7 @@ TEST_CASE("man: every applet name has a page", "[man]") {
   }
 }
 
-TEST_CASE("man: ctrl-exec.conf(5) documents every key the dispatcher and the API read",
-          "[man]") {
+TEST_CASE("man: ctrl-exec.conf(5) documents every key the dispatcher and the API read", "[man]") {
   Names read;
   {
     cx::conf::KeyLog log;
