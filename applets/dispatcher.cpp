@@ -57,7 +57,8 @@ const Mode kModes[] = {
     {"unpair", cx::pairing::cmd_unpair, "unpair <hostname>"},
     {"run", cx::engine::cmd_run,
      "run [<host>[:<port>]...] <script> [--tags k=v[,k=v...]] [--batch N|N%]\n"
-     "      [--batch-wait <s>] [--max-failures K|K%] [--async] [--json] [-- <arg>...]"},
+     "      [--batch-wait <s>] [--max-failures K|K%] [--async] [--follow] [--json]\n"
+     "      [-- <arg>...]"},
     {"ping", cx::engine::cmd_ping,
      "ping [<host>[:<port>]...] [--tags k=v[,k=v...]] [--batch N|N%] [--batch-wait <s>]\n"
      "      [--max-failures K|K%] [--json]"},
@@ -93,6 +94,9 @@ std::string usage() {
        "  --batch-wait <s>    seconds between batches (needs --batch)\n"
        "  --max-failures K|K% stop before the next batch once more than K hosts (or K%)\n"
        "                      failed; the rest are skipped, exit 1 (needs --batch)\n"
+       "  --follow            run: print each output line as it arrives, prefixed with\n"
+       "                      its host, then one summary line per host; with --json,\n"
+       "                      NDJSON events, then the usual JSON (not with --async)\n"
        "  --version           print the version\n"
        "  --help              print this help\n";
   return u;
@@ -112,6 +116,7 @@ void declare_options(CLI::App& app, Command& c) {
   app.add_option("--config", args.config_path);
   app.add_flag("--json", args.json);
   app.add_flag("--async", args.async);
+  app.add_flag("--follow", args.follow);
   app.add_flag("--force", args.force);
   app.add_flag("--version", c.version);
   app.add_flag("--help", c.help);

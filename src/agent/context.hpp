@@ -37,6 +37,11 @@ public:
   virtual ~Client() = default;
   // Answers the request; the connection then ends (one request per connection).
   virtual void respond(int status, std::string_view body) = 0;
+  // A streamed answer (ours: live run output): the head with `content_type` and no length,
+  // then the body in pieces, ended by end_stream() (the connection then ends).
+  virtual void begin_stream(int status, std::string_view content_type) = 0;
+  virtual void send(std::string bytes) = 0;
+  virtual void end_stream() = 0;
   // Drops the connection with no answer.
   virtual void abort() = 0;
   // Runs once when the client has gone, whether after an answer or before one.

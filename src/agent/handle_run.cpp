@@ -34,7 +34,13 @@ void finish(Context& ctx, RunJob& job, int exit, std::string out, std::string er
   r.truncated = truncated;
   r.timed_out = timed_out;
   ctx.metrics().run_finished(exit, timed_out);
-  job.client->respond(200, r.to_json());
+  if (job.stream) {
+    job.stream->flush();
+    job.client->send(r.to_json() + "\n");
+    job.client->end_stream();
+  } else {
+    job.client->respond(200, r.to_json());
+  }
   ctx.drop(job.id);
 }
 
@@ -61,6 +67,17 @@ void run_authorised(Context& ctx, RunJob& job) {
     return;
   }
   RunSpec spec;
+  if (job.req.stream) {
+    // Live output (ours): the answer becomes NDJSON from here; every refusal before this
+    // point was the usual JSON object. The executor's frame carries the output only at the
+    // end, so a run through it answers as the original does (docs/COMPATIBILITY.md).
+    job.client->begin_stream(200, proto::kNdjsonType);
+    job.stream = std::make_unique<OutputStream>(
+        ctx.loop(), [client = job.client](std::string line) { client->send(std::move(line)); });
+    spec.on_output = [stream = job.stream.get()](bool is_out, std::string_view kept) {
+      stream->output(is_out, kept);
+    };
+  }
   spec.path = job.path;
   spec.args = job.req.args;
   spec.stdin_data = std::move(context);

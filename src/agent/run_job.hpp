@@ -7,6 +7,7 @@
 
 #include "agent/context.hpp"
 #include "agent/executor_client.hpp"
+#include "agent/run_stream.hpp"
 #include "event/process.hpp"
 #include "proto/agent_wire.hpp"
 
@@ -18,6 +19,9 @@ struct RunJob : Pending {
   proto::RunRequest req;
   std::string path;      // the allowlisted path of req.script
   std::string timestamp; // ISO-8601 UTC, when the request was accepted
+  // Live output (ours), when the request asked for it; declared before `process`, which
+  // feeds it, so that the process goes first.
+  std::unique_ptr<OutputStream> stream;
   std::unique_ptr<event::Process> process;
   std::unique_ptr<ExecutorCall> exec;
 };

@@ -88,6 +88,7 @@ std::unique_ptr<event::Process> start_script(event::Loop& loop, const RunSpec& s
   o.on_stdin_timeout = spec.on_stdin_timeout;
   o.output_limit = spec.output_limit;
   o.timeout_ms = spec.timeout_ms;
+  o.on_output = spec.on_output;
   return event::Process::start(loop, std::move(o),
                                [spec, done = std::move(done)](event::ProcessResult r) {
                                  done(outcome_from(std::move(r), spec));

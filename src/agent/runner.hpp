@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "event/loop.hpp"
@@ -45,6 +46,8 @@ struct RunSpec {
   std::function<void(size_t unwritten)> on_stdin_timeout;
   uint64_t timeout_ms = 0; // script_timeout; 0 = none (the original's behaviour)
   size_t output_limit = 0; // script_output_limit per stream; 0 = unlimited
+  // Each piece of output as it is read, within the cap (event::ProcessOptions::on_output).
+  std::function<void(bool is_out, std::string_view kept)> on_output;
 };
 
 struct RunOutcome {

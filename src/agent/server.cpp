@@ -23,6 +23,18 @@ public:
       c->respond(status, body);
     }
   }
+  void begin_stream(int status, std::string_view content_type) override {
+    if (auto c = conn_.lock()) {
+      if (!c->closed()) metrics_.answered(route_, status);
+      c->begin_stream(status, content_type);
+    }
+  }
+  void send(std::string bytes) override {
+    if (auto c = conn_.lock()) c->send(std::move(bytes));
+  }
+  void end_stream() override {
+    if (auto c = conn_.lock()) c->finish();
+  }
   void abort() override {
     if (auto c = conn_.lock()) c->abort();
   }

@@ -21,6 +21,7 @@ struct DispatcherArgs {
   std::string config_path = paths::dispatcher_config();
   bool json = false;
   bool async = false;
+  bool follow = false;           // run: live output (ours)
   bool force = false;            // setup-ca: replace an existing CA
   std::optional<int> port;       // run/ping/status/wait/maintain default agent port;
                                  // pairing-mode listen port

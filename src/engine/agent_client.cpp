@@ -5,6 +5,7 @@
 
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "engine/live.hpp"
 #include "engine/result.hpp"
 #include "http/writer.hpp"
 
@@ -91,10 +92,11 @@ AgentClient::create(const std::string& cert_path, const std::string& key_path,
   return c;
 }
 
-std::unique_ptr<http::ClientCall> AgentClient::call(event::Loop& loop, std::string_view target,
-                                                    int default_port, std::string_view method,
-                                                    std::string_view path, std::string_view body,
-                                                    std::function<void(AgentReply)> done) {
+std::unique_ptr<http::ClientCall>
+AgentClient::call(event::Loop& loop, std::string_view target, int default_port,
+                  std::string_view method, std::string_view path, std::string_view body,
+                  std::function<void(AgentReply)> done,
+                  std::function<void(const proto::RunChunk&)> on_chunk) {
   HostPort hp = parse_host(target, default_port);
   std::string where = hp.host + ":" + std::to_string(hp.port);
   std::string key = identity_ + "@" + where;
@@ -113,37 +115,50 @@ std::unique_ptr<http::ClientCall> AgentClient::call(event::Loop& loop, std::stri
   std::string request = http::format_request(method, path, host_header, body);
   ++counters_.calls;
   uint64_t started = uv_hrtime();
-  return http::ClientCall::start(
-      loop, std::move(o), std::move(request),
-      [this, hp, key, started, done = std::move(done)](http::ClientResult r) {
-        AgentReply reply;
-        reply.host = hp.host;
-        reply.port = hp.port;
-        reply.rtt_us = (uv_hrtime() - started) / 1000;
-        reply.resumed = r.tls_resumed;
-        if (!r.peer_serial.empty()) { // the handshake completed
-          if (r.tls_resumed)
-            ++counters_.resumed_handshakes;
-          else
-            ++counters_.full_handshakes;
-        }
-        // A session the agent no longer accepts costs nothing: mbedTLS falls back to a full
-        // handshake by itself. So the store only ever learns newer sessions.
-        if (sessions_ && r.session) {
-          if (r.tls_resumed)
-            sessions_->renew(key, *r.session);
-          else
-            sessions_->put(key, *r.session);
-        }
-        if (const http::Response* resp = r.response()) {
-          reply.status = resp->status;
-          reply.reason = resp->reason;
-          reply.body = resp->body;
-        } else {
-          reply.error = r.status.ok() ? error("no response") : r.status;
-        }
-        done(std::move(reply));
-      });
+  auto reader = std::make_shared<NdjsonReader>();
+  if (on_chunk)
+    o.on_body = [reader, on_chunk](const http::Response& partial) {
+      if (is_ndjson(partial.header("content-type"))) reader->feed(partial.body, false, on_chunk);
+    };
+  return http::ClientCall::start(loop, std::move(o), std::move(request),
+                                 [this, hp, key, started, reader, on_chunk = std::move(on_chunk),
+                                  done = std::move(done)](http::ClientResult r) {
+                                   AgentReply reply;
+                                   reply.host = hp.host;
+                                   reply.port = hp.port;
+                                   reply.rtt_us = (uv_hrtime() - started) / 1000;
+                                   reply.resumed = r.tls_resumed;
+                                   if (!r.peer_serial.empty()) { // the handshake completed
+                                     if (r.tls_resumed)
+                                       ++counters_.resumed_handshakes;
+                                     else
+                                       ++counters_.full_handshakes;
+                                   }
+                                   // A session the agent no longer accepts costs nothing: mbedTLS
+                                   // falls back to a full handshake by itself. So the store only
+                                   // ever learns newer sessions.
+                                   if (sessions_ && r.session) {
+                                     if (r.tls_resumed)
+                                       sessions_->renew(key, *r.session);
+                                     else
+                                       sessions_->put(key, *r.session);
+                                   }
+                                   if (const http::Response* resp = r.response()) {
+                                     reply.status = resp->status;
+                                     reply.reason = resp->reason;
+                                     if (is_ndjson(resp->header("content-type"))) {
+                                       reader->feed(resp->body, true, on_chunk);
+                                       reply.streamed = true;
+                                       reply.chunks = reader->chunks();
+                                       reply.body = reader->result().value_or("");
+                                     } else {
+                                       reply.body = resp->body;
+                                     }
+                                   } else {
+                                     reply.error = r.status.ok() ? error("no response") : r.status;
+                                   }
+                                   done(std::move(reply));
+                                 });
 }
 
 } // namespace cx::engine

@@ -16,6 +16,7 @@
 #include "base/status.hpp"
 #include "event/loop.hpp"
 #include "http/client.hpp"
+#include "proto/agent_wire.hpp"
 #include "state/session_cache.hpp"
 #include "tls/tls.hpp"
 
@@ -80,6 +81,10 @@ struct AgentReply {
   Status error;
   uint64_t rtt_us = 0;
   bool resumed = false; // the TLS handshake resumed a session
+  // Ours: the answer was a live-output stream (NDJSON); `body` is then its result line, ""
+  // when the stream ended without one, and `chunks` counts the output lines before it.
+  bool streamed = false;
+  size_t chunks = 0;
 
   bool is_2xx() const { return status >= 200 && status < 300; }
   // The original's error for a non-2xx answer: the status line, "<code> <phrase>".
@@ -106,10 +111,12 @@ public:
 
   // One request to `target` ("host" or "host:port"; `default_port` applies to a bare host).
   // `done` runs once, from the loop. Destroying the returned call cancels it silently.
-  std::unique_ptr<http::ClientCall> call(event::Loop& loop, std::string_view target,
-                                         int default_port, std::string_view method,
-                                         std::string_view path, std::string_view body,
-                                         std::function<void(AgentReply)> done);
+  // An NDJSON answer (a streamed /run, engine/live.hpp) is read as it arrives: each output
+  // chunk goes to `on_chunk` (optional) before `done` gets the result line as the body.
+  std::unique_ptr<http::ClientCall>
+  call(event::Loop& loop, std::string_view target, int default_port, std::string_view method,
+       std::string_view path, std::string_view body, std::function<void(AgentReply)> done,
+       std::function<void(const proto::RunChunk&)> on_chunk = nullptr);
 
   uint64_t timeout_ms() const { return timeout_ms_; }
   // Our certificate's serial (lowercase hex): sessions are stored per identity as well as per

@@ -18,6 +18,7 @@
 #include "base/time.hpp"
 #include "cli/cli.hpp"
 #include "engine/engine.hpp"
+#include "engine/follow.hpp"
 #include "engine/format.hpp"
 #include "engine/progress.hpp"
 #include "engine/rollout.hpp"
@@ -229,14 +230,24 @@ std::optional<Selection> select_or_fail(Session& s, const std::vector<std::strin
   return sel;
 }
 
+std::vector<std::string> names_of(const std::vector<state::DispatchTarget>& targets) {
+  std::vector<std::string> names;
+  names.reserve(targets.size());
+  for (const auto& t : targets)
+    names.push_back(t.name);
+  return names;
+}
+
 // The batches of a rollout, printed as each ends (human output), then the whole report.
 struct RolloutPrinter {
   RolloutKind kind;
   bool json = false;
   size_t batches = 0;
   Progress* progress = nullptr;
+  FollowPrinter* follow = nullptr; // --follow: output was shown as it came
 
   void batch(const BatchReport& b, const Results& results) const {
+    if (follow) follow->batch(b);
     if (json) return;
     if (progress) progress->erase();
     std::string text = strprintf("=== batch %zu of %zu (%zu host%s) ===\n", b.number, batches,
@@ -249,7 +260,7 @@ struct RolloutPrinter {
     } else if (kind == RolloutKind::run_async) {
       text += format_async_submit(b.reqid, docs(results));
     } else {
-      text += format_run_results(docs(results));
+      text += format_run_results(docs(results), follow == nullptr);
     }
     out(text);
   }
@@ -277,14 +288,14 @@ using BatchStepFn = std::function<void(
 RolloutReport run_rollout(Session& s, const DispatcherArgs& a, RolloutKind kind,
                           const std::string& script, hook::Request auth, const Selection& sel,
                           std::vector<std::vector<state::DispatchTarget>> plan, const Targeting& t,
-                          BatchStepFn step) {
+                          BatchStepFn step, FollowPrinter* follow = nullptr) {
   RefsByName refs_by_selected = refs_by_name(sel.resolution);
   size_t total = 0;
   for (const auto& b : plan)
     total += b.size();
   Progress progress(s.loop, *s.engine, kind == RolloutKind::ping ? "/ping" : "/run", kind, total,
-                    !a.json);
-  RolloutPrinter printer{kind, a.json, plan.size(), &progress};
+                    !a.json && !follow);
+  RolloutPrinter printer{kind, a.json, plan.size(), &progress, follow};
   std::vector<std::unique_ptr<hook::Check>> checks; // the batches' auth hooks
   hook::Policy policy = s.policy();
   auth.source_ip = "127.0.0.1";
@@ -360,11 +371,15 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
   spec.token = a.token();
   spec.async = a.async;
   Results results;
+  std::optional<FollowPrinter> follow;
+  if (a.follow) follow.emplace(names_of(res.hosts), a.json, follow_colour());
   {
     Progress progress(s.loop, *s.engine, "/run",
                       spec.async ? RolloutKind::run_async : RolloutKind::run_sync, res.hosts.size(),
-                      !a.json);
-    if (Status st = s.engine->run(res.hosts, spec, [&](Results r) { results = std::move(r); });
+                      !a.json && !follow);
+    if (Status st = s.engine->run(
+            res.hosts, spec, [&](Results r) { results = std::move(r); },
+            follow ? follow->live() : LiveFns{});
         !st.ok())
       return die(st.message());
     s.loop.run();
@@ -382,7 +397,7 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
       if (string_member(r.doc, "status") == "accepted") return 0;
     return kExitFailure;
   }
-  out(a.json ? results_json(results) : format_run_results(docs(results)));
+  out(a.json ? results_json(results) : format_run_results(docs(results), !follow));
   for (const auto& r : results)
     if (int_member(r.doc, "exit", -1) != 0) return kExitFailure;
   return 0;
@@ -391,6 +406,9 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
 } // namespace
 
 int cmd_run(const DispatcherArgs& a) {
+  if (a.follow && a.async)
+    return die("Error: --follow shows a sync run's output; it cannot be used with --async",
+               kExitUsage);
   int exit_code = 0;
   auto t = read_targeting(a, exit_code);
   if (!t) return exit_code;
@@ -427,34 +445,41 @@ int cmd_run(const DispatcherArgs& a) {
   base.username = a.username();
   base.token = a.token();
   base.async = a.async;
+  std::optional<FollowPrinter> follow;
+  if (a.follow) follow.emplace(names_of(sel->resolution.hosts), a.json, follow_colour());
+  LiveFns live = follow ? follow->live() : LiveFns{};
   RolloutReport report = run_rollout(
       s, a, kind, script, auth, *sel, std::move(*plan), *t,
-      [&s, kind, base](const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
-                       const std::vector<std::string>& refs,
-                       std::function<void(BatchOutcome)> done) {
+      [&s, kind, base,
+       live](const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+             const std::vector<std::string>& refs, std::function<void(BatchOutcome)> done) {
         auto locks = std::make_shared<state::Acquisition>(
             state::Locks(paths::locks_dir()).acquire(refs, base.script));
         if (auto refused = lock_refusal(*locks, kind, base.script, batch))
           return done(std::move(*refused));
         RunSpec spec = base;
         spec.reqid = reqid;
-        Status st = s.engine->run(batch, spec, [&s, spec, locks, done](Results results) {
-          locks->held.release();
-          if (!spec.async) return done({std::move(results), ""});
-          auto record = std::make_shared<const json::Document>(state::make_async_record(
-              spec.reqid, spec.script, results_document(results), unix_now(), std::nullopt));
-          auto shared = std::make_shared<Results>(std::move(results));
-          store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record,
-                       [shared, done] {
-                         done({std::move(*shared), ""});
-                       });
-        });
+        Status st = s.engine->run(
+            batch, spec,
+            [&s, spec, locks, done](Results results) {
+              locks->held.release();
+              if (!spec.async) return done({std::move(results), ""});
+              auto record = std::make_shared<const json::Document>(state::make_async_record(
+                  spec.reqid, spec.script, results_document(results), unix_now(), std::nullopt));
+              auto shared = std::make_shared<Results>(std::move(results));
+              store_record(s.loop, state::RunStore(paths::runs_dir()), spec.reqid, record,
+                           [shared, done] {
+                             done({std::move(*shared), ""});
+                           });
+            },
+            live);
         if (!st.ok()) {
           locks->held.release();
           done(refused_batch(kind, base.script, batch, HostState::error, st.message(),
                              st.message()));
         }
-      });
+      },
+      follow ? &*follow : nullptr);
   if (!report.stopped.empty()) return kExitFailure;
   if (kind == RolloutKind::run_async) {
     for (const auto& r : report.results)

@@ -225,7 +225,9 @@ HostResult run_result(const std::string& name, const AgentReply& reply, const Ru
       run = read_reply<proto::RunResult>(*body);
       r.doc = std::move(*body);
     } else {
-      run.error = "invalid JSON response";
+      // Ours: an NDJSON stream that closed before its result line (the agent died mid-run).
+      run.error = reply.streamed && reply.body.empty() ? "live output ended without a result"
+                                                       : "invalid JSON response";
       set_member(r.doc, "exit", run.exit);
       set_member(r.doc, "error", *run.error);
     }
@@ -527,7 +529,7 @@ void Engine::fan_out(size_t count, StartFn start, ResultsFn done) {
 
 Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, AgentClient* client,
                             std::string method, std::string path, std::string body, ResultFn result,
-                            ResultsFn done) {
+                            ResultsFn done, LiveFns live) {
   if (targets.size() > kMaxHosts) return error(kTooManyHosts);
   if (!client) {
     CX_TRY(init());
@@ -538,23 +540,33 @@ Status Engine::exchange_all(const std::vector<state::DispatchTarget>& targets, A
   fan_out(
       targets.size(),
       [this, targets, client, method = std::move(method), path = std::move(path),
-       body = std::move(body),
-       result = std::move(result)](size_t i, std::function<void(HostResult)> d) {
+       body = std::move(body), result = std::move(result),
+       live = std::move(live)](size_t i, std::function<void(HostResult)> d) {
         const auto& t = targets[i];
-        return client->call(loop_, t.target, default_port_, method, path, body,
-                            [this, path, t, result, d = std::move(d)](AgentReply reply) {
-                              HostResult r = result(t.name, reply);
-                              r.target = t.target;
-                              if (observer_) observer_(path, r);
-                              d(std::move(r));
-                            });
+        std::function<void(const proto::RunChunk&)> on_chunk;
+        if (live.output)
+          on_chunk = [output = live.output, name = t.name](const proto::RunChunk& c) {
+            output(name, c);
+          };
+        return client->call(
+            loop_, t.target, default_port_, method, path, body,
+            [this, path, t, result, host_done = live.host_done,
+             d = std::move(d)](AgentReply reply) {
+              HostResult r = result(t.name, reply);
+              r.target = t.target;
+              r.streamed = reply.streamed;
+              if (observer_) observer_(path, r);
+              if (host_done) host_done(r);
+              d(std::move(r));
+            },
+            std::move(on_chunk));
       },
       std::move(done));
   return {};
 }
 
 Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
-                   ResultsFn done) {
+                   ResultsFn done, LiveFns live) {
   if (targets.size() > kMaxHosts) return error(kTooManyHosts);
   CX_TRY(init());
   std::vector<std::string> names;
@@ -565,13 +577,15 @@ Status Engine::run(const std::vector<state::DispatchTarget>& targets, const RunS
                          {"REQID", spec.reqid},
                          {"SCRIPT", spec.script}});
   proto::RunRequest req{spec.script, spec.args, spec.reqid, spec.username, spec.token, spec.async};
+  req.stream = live.output && !spec.async;
+  if (!req.stream) live.output = nullptr;
   int64_t rt = config_.read_timeout;
   return exchange_all(
       targets, nullptr, "POST", "/run", req.to_json(),
       [spec, rt](const std::string& name, const AgentReply& reply) {
         return run_result(name, reply, spec, rt);
       },
-      std::move(done));
+      std::move(done), std::move(live));
 }
 
 Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std::string& reqid,

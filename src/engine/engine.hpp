@@ -35,6 +35,12 @@ struct RunSpec {
 
 using Results = std::vector<HostResult>;
 using ResultsFn = std::function<void(Results)>;
+// Live output (ours; engine/live.hpp): what a run reports while it goes on. `output` gets each
+// piece of a host's output as its agent sends it, `host_done` each host's result as it ends.
+struct LiveFns {
+  std::function<void(const std::string& host, const proto::RunChunk& chunk)> output;
+  std::function<void(const HostResult& result)> host_done;
+};
 
 // The results as one JSON array (copies of each result object), e.g. for a run-store record.
 json::Document results_document(const Results& results);
@@ -100,9 +106,13 @@ public:
   // empty list gives [] (from the loop). `done` runs once, from the loop, unless the Engine is
   // destroyed first.
 
-  // POST /run to every target (sync or async as spec.async), logging `dispatch` first.
-  Status run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec,
-             ResultsFn done);
+  // POST /run to every target (sync or async as spec.async), logging `dispatch` first. With
+  // `live.output` (sync only), the agents are asked for live output ("stream": true), and
+  // each piece a host sends goes there as it arrives; an agent that answers the original's
+  // way (the original's, or ours through the executor) sends none, and its result has the
+  // output. `live.host_done` gets each result as it comes.
+  Status run(const std::vector<state::DispatchTarget>& targets, const RunSpec& spec, ResultsFn done,
+             LiveFns live = {});
   // POST /ping with one reqid for the batch. The agents that answered are then asked for
   // their capabilities, and the registry's cached tags of those whose tags changed are
   // replaced (ours: the original refreshed tags only on discovery). With `renew`, agent certs
@@ -157,7 +167,7 @@ private:
   // turned into a result by `result`.
   Status exchange_all(const std::vector<state::DispatchTarget>& targets, AgentClient* client,
                       std::string method, std::string path, std::string body, ResultFn result,
-                      ResultsFn done);
+                      ResultsFn done, LiveFns live = {});
   // Runs `count` exchanges with at most max_parallel at once; results in completion order.
   void fan_out(size_t count, StartFn start, ResultsFn done);
   void renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> queue,

@@ -51,7 +51,7 @@ std::string scalar(const json::Value& r, std::string_view key, std::string_view 
 
 } // namespace
 
-std::string format_run_results(const std::vector<const json::Value*>& results) {
+std::string format_run_results(const std::vector<const json::Value*>& results, bool with_output) {
   std::string out;
   for (const json::Value* r : results) {
     int64_t exit = int_member(*r, "exit", -1);
@@ -59,7 +59,7 @@ std::string format_run_results(const std::vector<const json::Value*>& results) {
                      exit == 0 ? "OK" : "FAIL", static_cast<long long>(exit),
                      scalar(*r, "rtt", "").c_str(), scalar(*r, "reqid", "").c_str());
     if (auto e = string_member(*r, "error"); truthy_string(e)) out += "    ERROR: " + *e + "\n";
-    append_output(out, *r, true);
+    if (with_output) append_output(out, *r, true);
   }
   return out;
 }

@@ -10,8 +10,10 @@
 
 namespace cx::engine {
 
-// `==> host[ (reported)]  [OK|FAIL  exit:N  rtt  req:R]` blocks, in the order given.
-std::string format_run_results(const std::vector<const json::Value*>& results);
+// `==> host[ (reported)]  [OK|FAIL  exit:N  rtt  req:R]` blocks, in the order given, each
+// with its ERROR line and its output; without_output for --follow, which showed it already.
+std::string format_run_results(const std::vector<const json::Value*>& results,
+                               bool with_output = true);
 // The ping table: header, 85 dashes, one row per result.
 std::string format_ping_results(const std::vector<const json::Value*>& results);
 // "Submitted async run  req:R", one line per host, and the status hint.

@@ -33,6 +33,7 @@ struct HostResult {
   HostState state = HostState::error;
   json::Document doc; // the result object; always an object
   uint64_t rtt_us = 0;
+  bool streamed = false; // the agent sent its output live (AgentReply::streamed)
 
   HostResult() { doc.SetObject(); }
   HostResult(HostResult&&) noexcept = default;

@@ -66,6 +66,7 @@ struct Process::Impl {
       truncated = true;
     }
     buf.append(data.substr(0, keep));
+    if (keep && opts.on_output) opts.on_output(is_out, data.substr(0, keep));
   }
 
   void on_eof(bool is_out) {
@@ -295,6 +296,7 @@ Process::~Process() {
   if (!impl_ || impl_->finished) return;
   impl_->finished = true;
   impl_->done = nullptr;
+  impl_->opts.on_output = nullptr;
   bool running = impl_->proc && !impl_->exited;
   if (running && !impl_->opts.detached) uv_kill(-impl_->pid, SIGKILL);
   // A process handle already closing was closed by the loop's destruction: the loop is gone

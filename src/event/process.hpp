@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "event/loop.hpp"
@@ -27,7 +28,10 @@ struct ProcessOptions {
   std::function<void(size_t unwritten)> on_stdin_timeout;
   bool capture_output = true; // false sends stdout and stderr to /dev/null
   size_t output_limit = 0;    // bytes kept per stream; the rest is drained (0 = no limit)
-  uint64_t timeout_ms = 0;    // SIGKILL the process group after this (0 = no limit)
+  // Called from the loop with each piece of output as it is read, after the cap (only the
+  // bytes that are kept; nothing once a stream is full): true for stdout, false for stderr.
+  std::function<void(bool is_out, std::string_view kept)> on_output;
+  uint64_t timeout_ms = 0; // SIGKILL the process group after this (0 = no limit)
   // The child keeps running if we exit, and does not keep our loop alive.
   bool detached = false;
   std::optional<uid_t> uid;

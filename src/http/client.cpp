@@ -97,7 +97,13 @@ struct ClientCall::State : std::enable_shared_from_this<ClientCall::State> {
     std::weak_ptr<State> weak = weak_from_this();
     while (!data.empty()) {
       Progress p = parser.feed(data);
-      if (p.status == ParseStatus::need_more) return;
+      if (p.status == ParseStatus::need_more) {
+        if (opts.on_body && parser.head_complete() && !parser.response().body.empty()) {
+          auto fn = opts.on_body;
+          fn(parser.response());
+        }
+        return;
+      }
       if (p.status == ParseStatus::error) {
         finish(error(ErrorKind::protocol, std::string(parser.error_message())));
         return;

@@ -30,6 +30,10 @@ struct ClientOptions {
   uint64_t total_timeout_ms = 0;
   // How many responses to read from the connection (the pairing exchange sends two).
   int responses = 1;
+  // Called from the loop each time body bytes of a response arrive, with the response so far
+  // (its head complete, its body growing), before the response completes (ours: live run
+  // output read as it comes).
+  std::function<void(const Response& partial)> on_body;
   ResponseLimits limits;
 };
 

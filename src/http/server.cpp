@@ -185,9 +185,20 @@ void Connection::respond(int code, std::string_view body, bool may_keep_alive,
   finish();
 }
 
+void Connection::begin_stream(int code, std::string_view content_type,
+                              const std::vector<HeaderField>& extra_headers) {
+  if (closed_ || ending_ || !transport_) return;
+  keep_alive_ = false;
+  transport_->write(format_stream_head(code, content_type, extra_headers));
+}
+
 void Connection::send(std::string bytes) {
   if (closed_ || ending_ || !transport_) return;
   transport_->write(std::move(bytes));
+}
+
+size_t Connection::queued_bytes() const {
+  return transport_ ? transport_->write_queue_bytes() : 0;
 }
 
 void Connection::finish() {

@@ -48,8 +48,15 @@ public:
   // is read.
   void respond(int code, std::string_view body, bool may_keep_alive = true,
                std::string_view content_type = "application/json");
-  // Writes raw bytes and keeps the connection open (the pairing listener's first response).
+  // Starts a streamed answer (format_stream_head): its body is then written with send() and
+  // ends with finish(). The connection is not kept alive.
+  void begin_stream(int code, std::string_view content_type,
+                    const std::vector<HeaderField>& extra_headers = {});
+  // Writes raw bytes and keeps the connection open (the pairing listener's first response,
+  // a streamed answer's body).
   void send(std::string bytes);
+  // Bytes written and not yet taken by the kernel (a streamed answer's reader falling behind).
+  size_t queued_bytes() const;
   // Ends the connection cleanly after what is queued.
   void finish();
   // Drops the connection at once, with no response.

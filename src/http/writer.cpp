@@ -78,6 +78,21 @@ std::string format_response(int code, std::string_view body,
   return out;
 }
 
+std::string format_stream_head(int code, std::string_view content_type,
+                               const std::vector<HeaderField>& extra_headers) {
+  CX_CHECK(code >= 100 && code <= 999);
+  std::string out;
+  out.append("HTTP/1.0 ").append(std::to_string(code)).append(" ");
+  out.append(reason_phrase(code)).append("\r\n");
+  append_field(out, "Content-Type", content_type);
+  append_field(out, "Connection", "close");
+  append_field(out, "Cache-Control", "no-cache");
+  for (const HeaderField& h : extra_headers)
+    append_field(out, h.name, h.value);
+  out.append("\r\n");
+  return out;
+}
+
 std::string format_request(std::string_view method, std::string_view path,
                            std::string_view host_header, std::string_view body,
                            std::string_view content_type) {

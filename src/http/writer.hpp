@@ -26,6 +26,12 @@ std::string format_response(int code, std::string_view body,
                             const std::vector<HeaderField>& extra_headers = {},
                             std::string_view content_type = "application/json");
 
+// The head of a streamed response (ours: live run output), whose body runs until the
+// connection closes: "HTTP/1.0 <code> <phrase>\r\nContent-Type: <type>\r\nConnection: close\r\n"
+// "Cache-Control: no-cache\r\n", each extra header, then "\r\n". No Content-Length.
+std::string format_stream_head(int code, std::string_view content_type,
+                               const std::vector<HeaderField>& extra_headers = {});
+
 // Our HTTP/1.1 client request, one per connection:
 // "<method> <path> HTTP/1.1\r\nHost: <host>\r\nConnection: close\r\n"
 // "Content-Type: <type>\r\nContent-Length: <n>\r\n\r\n<body>".

@@ -257,8 +257,28 @@ std::string RunRequest::to_json() const {
       .member("username", username)
       .member("token", token);
   if (async) w.member("async", true);
+  if (stream) w.member("stream", true);
   w.end_object();
   return w.str();
+}
+
+std::string RunChunk::to_json() const {
+  json::Writer w;
+  w.begin_object().member("stream", stream).member("data", data).member("ms", ms).end_object();
+  return w.str();
+}
+
+std::optional<RunChunk> RunChunk::from_json(const json::Value& v) {
+  if (!v.IsObject()) return std::nullopt;
+  const json::Value* s = json::find(v, "stream");
+  const json::Value* d = json::find(v, "data");
+  if (!s || !s->IsString() || !d || !d->IsString()) return std::nullopt;
+  RunChunk c;
+  c.stream.assign(s->GetString(), s->GetStringLength());
+  if (c.stream != "stdout" && c.stream != "stderr") return std::nullopt;
+  c.data.assign(d->GetString(), d->GetStringLength());
+  if (const json::Value* m = json::find(v, "ms"); m && m->IsInt64()) c.ms = m->GetInt64();
+  return c;
 }
 
 RunRequestParse parse_run_request(std::string_view text) {
@@ -274,6 +294,7 @@ RunRequestParse parse_run_request(std::string_view text) {
   p.request.username = loose_string(v, "username");
   p.request.token = loose_string(v, "token");
   if (const json::Value* a = json::find(v, "async")) p.request.async = json::is_truthy(*a);
+  if (const json::Value* a = json::find(v, "stream")) p.request.stream = json::is_truthy(*a);
   const json::Value* args = json::find(v, "args");
   if (args && !args->IsNull()) {
     if (!args->IsArray()) {

@@ -86,9 +86,12 @@ struct RunRequest {
   std::string username;
   std::string token;
   bool async = false;
+  // Ours (docs/COMPATIBILITY.md): live output. Our agent then answers a sync run with an
+  // NDJSON stream (RunChunk lines, then the RunResult); the original's agent ignores the key.
+  bool stream = false;
 
   // The dispatcher's body: {"script","args","reqid","username","token"} plus "async":true
-  // only for an async submission.
+  // only for an async submission and "stream":true only when live output is wanted.
   std::string to_json() const;
 };
 
@@ -136,6 +139,30 @@ struct RunResult {
 
   std::string to_json() const;
   static Result<RunResult> from_json(const json::Value& v, Reading reading = Reading::strict);
+};
+
+// --- POST /run with "stream": true (ours) -------------------------------------------------
+
+// The Content-Type of a streamed /run answer: one JSON object per line (LF-terminated), each
+// piece of output as a RunChunk, then the RunResult as the last line; the body ends when the
+// connection closes. A dispatcher tells it from the original's one JSON object by this type.
+inline constexpr std::string_view kNdjsonType = "application/x-ndjson";
+// A RunChunk's data is at most this many bytes (whole lines where lines exist).
+inline constexpr size_t kMaxChunkBytes = 16384;
+
+// One piece of a script's output as it was produced:
+//   {"stream":"stdout"|"stderr","data":"...","ms":N}
+// `ms` is the time since the script started, in milliseconds, on the agent's clock.
+struct RunChunk {
+  std::string stream; // "stdout" or "stderr"
+  std::string data;
+  int64_t ms = 0;
+
+  bool is_stdout() const { return stream == "stdout"; }
+  std::string to_json() const;
+  // A line is a chunk when it is an object whose "stream" is "stdout" or "stderr" and whose
+  // "data" is a string; anything else (the final result) is not.
+  static std::optional<RunChunk> from_json(const json::Value& v);
 };
 
 // Async submission replies: 202 {"script":S,"status":"accepted","reqid":R} and 409

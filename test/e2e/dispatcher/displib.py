@@ -46,16 +46,16 @@ def in_uts(hostname):
 class AgentHost:
     """One agent: its root, port, host name, scripts and `serve` process."""
 
-    def __init__(self, index, conf_extra=""):
+    def __init__(self, index, conf_extra="", scripts=None):
         self.name = "a%d.fleet.test" % index
         self.root = harness.Root("a%d" % index)
         self.port = harness.free_port()
         self.proc = None
-        scripts = self.root.path("/opt/ctrl-exec-scripts")
-        os.makedirs(scripts, exist_ok=True)
+        script_dir = self.root.path("/opt/ctrl-exec-scripts")
+        os.makedirs(script_dir, exist_ok=True)
         lines = []
-        for name, body in SCRIPTS.items():
-            p = os.path.join(scripts, name + ".sh")
+        for name, body in dict(SCRIPTS, **(scripts or {})).items():
+            p = os.path.join(script_dir, name + ".sh")
             with open(p, "w") as f:
                 f.write(body)
             os.chmod(p, 0o755)
@@ -113,11 +113,11 @@ class AgentHost:
 class Fleet:
     """A dispatcher (the test's root) and `n` paired, serving agents."""
 
-    def __init__(self, test, n=5, dispatcher_extra="", agent_extra=""):
+    def __init__(self, test, n=5, dispatcher_extra="", agent_extra="", scripts=None):
         self.test = test
         self.disp = test.root
         pairlib.setup_dispatcher(self.disp, "pairing_rate_limit_disable = 1\n" + dispatcher_extra)
-        self.agents = [AgentHost(i + 1, agent_extra) for i in range(n)]
+        self.agents = [AgentHost(i + 1, agent_extra, scripts) for i in range(n)]
         for a in self.agents:
             test.addCleanup(a.root.cleanup)
             # Async jobs outlive `serve`: let them end before the root goes.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ public:
   struct Answer {
     int status;
     std::string body;
+    std::string content_type = "application/json";
   };
   std::vector<Answer> answers;
   bool aborted = false;
@@ -37,6 +39,18 @@ public:
   void respond(int status, std::string_view body) override {
     if (!gone_) answers.push_back({status, std::string(body)});
   }
+  // A streamed answer is recorded whole when it ends; `streamed` holds it while it runs.
+  void begin_stream(int status, std::string_view content_type) override {
+    if (!gone_) streaming_ = Answer{status, "", std::string(content_type)};
+  }
+  void send(std::string bytes) override {
+    if (!gone_ && streaming_) streaming_->body += bytes;
+  }
+  void end_stream() override {
+    if (!gone_ && streaming_) answers.push_back(std::move(*streaming_));
+    streaming_.reset();
+  }
+  const std::optional<Answer>& streamed() const { return streaming_; }
   void abort() override { aborted = true; }
   void on_close(std::function<void()> fn) override { closed_ = std::move(fn); }
 
@@ -59,6 +73,7 @@ public:
 
 private:
   std::function<void()> closed_;
+  std::optional<Answer> streaming_;
   bool gone_ = false;
 };
 

@@ -108,3 +108,12 @@ TEST_CASE("what we write, we parse back", "[http]") {
   CHECK(sp.response().reason == "Service Unavailable");
   CHECK(*sp.response().header("connection") == "keep-alive");
 }
+
+TEST_CASE("format_stream_head: no length, the connection closes after the body", "[http]") {
+  CHECK(format_stream_head(200, "application/x-ndjson") ==
+        "HTTP/1.0 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n"
+        "Cache-Control: no-cache\r\n\r\n");
+  CHECK(format_stream_head(200, "text/event-stream", {{"X-Request-Id", "r1"}}) ==
+        "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+        "Cache-Control: no-cache\r\nX-Request-Id: r1\r\n\r\n");
+}

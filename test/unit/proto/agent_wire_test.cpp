@@ -128,6 +128,14 @@ TEST_CASE("run request and result bodies", "[proto]") {
   CHECK(back.error == RunRequestError::none);
   CHECK(back.request.args == req.args);
   CHECK(back.request.async);
+  CHECK_FALSE(back.request.stream);
+  // Live output (ours): "stream":true only when asked, read by Perl truth.
+  req.async = false;
+  req.stream = true;
+  CHECK(req.to_json().find(R"("stream":true)") != std::string::npos);
+  CHECK(parse_run_request(req.to_json()).request.stream);
+  CHECK(parse_run_request(R"({"script":"x","stream":"1"})").request.stream);
+  CHECK_FALSE(parse_run_request(R"({"script":"x","stream":"0"})").request.stream);
 
   struct Row {
     RunResult r;
@@ -435,4 +443,28 @@ TEST_CASE("a result record without a status is unknown; any reply's reported hos
   CHECK_FALSE(reported_host(doc(R"({"host":5})")));
   CHECK_FALSE(reported_host(doc(R"({"status":"ok"})")));
   CHECK_FALSE(reported_host(doc(R"(["host"])")));
+}
+
+TEST_CASE("run chunks: written compact, read only when they are chunks", "[proto]") {
+  RunChunk c{"stderr", "a\"b\n", 7};
+  CHECK(c.to_json() == R"({"stream":"stderr","data":"a\"b\n","ms":7})");
+  struct Row {
+    const char* text;
+    bool chunk;
+  };
+  const Row rows[] = {
+      {R"({"stream":"stdout","data":"x","ms":1})", true},
+      {R"({"stream":"stdout","data":"x"})", true},
+      {R"({"stream":"stdin","data":"x"})", false},
+      {R"({"stream":"stdout","data":1})", false},
+      {R"({"stream":"stdout"})", false},
+      {R"({"script":"s","exit":0,"stdout":"x","stderr":"","reqid":"r"})", false},
+      {R"(["stream"])", false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.text);
+    auto doc = json::parse(r.text);
+    REQUIRE(doc.ok());
+    CHECK(RunChunk::from_json(*doc).has_value() == r.chunk);
+  }
 }
