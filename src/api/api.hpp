@@ -91,6 +91,18 @@ public:
     };
   }
 
+  // A streamed answer (ours: /run with "stream": true). begin_stream() sends the head, 200
+  // with application/x-ndjson, or text/event-stream when the client's Accept asked for it;
+  // event() sends one event (an NDJSON line, or an SSE `event: <name>` with its `data:`);
+  // end_stream() sends the final object (SSE: event `summary`) and closes the connection,
+  // which counts as the answer. Events after the client has gone are dropped.
+  void begin_stream();
+  void event(std::string_view name, const std::string& json);
+  void end_stream(const std::string& json);
+  bool streaming() const { return streaming_; }
+  // Milliseconds since the stream began: the `t` of its events.
+  uint64_t stream_ms() const;
+
   // Keep this Exchange when the client disconnects, so that work with lasting effects (a run
   // and its run-store record) completes; the answer is then dropped.
   void survive_disconnect() { survive_disconnect_ = true; }
@@ -101,6 +113,9 @@ private:
   hook::Gate gate_;
   bool answered_ = false;
   bool survive_disconnect_ = false;
+  bool sse_ = false; // the client accepts text/event-stream
+  bool streaming_ = false;
+  uint64_t stream_started_ms_ = 0;
 };
 
 class Api {

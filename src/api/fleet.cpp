@@ -14,6 +14,7 @@
 #include "base/random.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "engine/live.hpp"
 #include "engine/result.hpp"
 #include "engine/runs.hpp"
 #include "hook/hook.hpp"
@@ -87,6 +88,27 @@ std::optional<Planned> plan_or_fail(Exchange& e, const std::vector<std::string>&
   return p;
 }
 
+// Live output for a streamed /run (ours): each piece of output and each host's result as an
+// event of the exchange, while it is there. A host whose agent answered whole (the original's)
+// has its output sent with its result.
+engine::LiveFns stream_events(Exchange& ex) {
+  std::weak_ptr<Exchange> weak = ex.shared_from_this();
+  engine::LiveFns live;
+  live.output = [weak](const std::string& host, const proto::RunChunk& c) {
+    if (auto e = weak.lock())
+      e->event("output", engine::output_event_json(host, c, true, e->stream_ms()));
+  };
+  live.host_done = [weak](const engine::HostResult& r) {
+    auto e = weak.lock();
+    if (!e) return;
+    if (!r.streamed)
+      for (const auto& c : engine::output_of(r))
+        e->event("output", engine::output_event_json(r.name, c, false, e->stream_ms()));
+    e->event("result", engine::result_event_json(r, e->stream_ms()));
+  };
+  return live;
+}
+
 // One batch of a rollout: the batch's own auth hook call (its hosts, the selector), then
 // `step`; a denial refuses the batch.
 using BatchStep = std::function<void(
@@ -97,9 +119,17 @@ using BatchStep = std::function<void(
 // "results","batches"[,"stopped"]}. The exchange survives a disconnect: batches have lasting
 // effects.
 void roll_out(Exchange& ex, engine::RolloutKind kind, const std::string& script, hook::Request auth,
-              Planned planned, const Targeting& t, int code, BatchStep step) {
+              Planned planned, const Targeting& t, int code, BatchStep step, bool stream = false) {
   ex.survive_disconnect();
   auto self = ex.shared_from_this();
+  std::function<void(const engine::BatchReport&, const Results&)> on_batch;
+  if (stream) {
+    ex.begin_stream();
+    on_batch = [weak = std::weak_ptr<Exchange>(self)](const engine::BatchReport& b,
+                                                      const Results&) {
+      if (auto e = weak.lock()) e->event("batch", engine::batch_event_json(b, e->stream_ms()));
+    };
+  }
   auto refs_by_selected =
       std::make_shared<engine::RefsByName>(engine::refs_by_name(planned.selection.resolution));
   engine::start_rollout(
@@ -118,7 +148,7 @@ void roll_out(Exchange& ex, engine::RolloutKind kind, const std::string& script,
           step(reqid, b, refs, done);
         });
       },
-      nullptr,
+      std::move(on_batch),
       [self, kind, code](engine::RolloutReport report) {
         json::Writer w;
         w.begin_object().member("ok", true);
@@ -357,6 +387,7 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
           return run_keyed(*x, in, keyed);
         }
         engine::Engine* eng = &x->api.engine(); // owned by the Api, which outlives its runs
+        engine::LiveFns live = in->stream ? stream_events(*x) : engine::LiveFns{};
         Status st = eng->run(
             targets, spec,
             [weak, eng, refs, spec, submitter, locks, keyed, entry, claim](Results results) {
@@ -393,9 +424,12 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
                     auto ex2 = weak.lock();
                     if (!ex2) return;
                     if (keyed) ex2->api.runs().inflight.erase(keyed->path);
-                    ex2->respond(*entry->code, *entry->answer);
+                    ex2->respond(*entry->code, *entry->answer); // a stream's summary
                   });
-            });
+            },
+            std::move(live));
+        // Nothing has arrived yet: the loop has not run since.
+        if (st.ok() && in->stream) x->begin_stream();
         if (!st.ok()) {
           // Nothing was dispatched: the record and the key's claim go, so a retry can run.
           if (keyed) x->api.runs().inflight.erase(keyed->path);
@@ -422,11 +456,12 @@ void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
   engine::Engine* eng = &ex.api.engine(); // owned by the Api, which outlives its exchanges
   hook::Submitter submitter{in->username, ex.peer_ip};
   std::string instance = ex.api.runs().instance();
+  engine::LiveFns live = in->stream ? stream_events(ex) : engine::LiveFns{};
   roll_out(
       ex, kind, in->script, std::move(auth), std::move(planned), in->target, in->async ? 202 : 200,
-      [eng, in, kind, submitter, instance](
-          const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
-          const std::vector<std::string>& refs, std::function<void(engine::BatchOutcome)> done) {
+      [eng, in, kind, submitter, instance,
+       live](const std::string& reqid, const std::vector<state::DispatchTarget>& batch,
+             const std::vector<std::string>& refs, std::function<void(engine::BatchOutcome)> done) {
         auto locks = std::make_shared<state::Acquisition>(
             state::Locks(paths::locks_dir()).acquire(refs, in->script));
         if (auto refused = engine::lock_refusal(*locks, kind, in->script, batch))
@@ -449,9 +484,10 @@ void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
               if (Status st = run_store().save(reqid, *submitted); !st.ok())
                 log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", reqid}});
             },
-            [eng, spec, batch, refs, submitter, locks, kind, done] {
-              Status st =
-                  eng->run(batch, spec, [eng, spec, refs, submitter, locks, done](Results results) {
+            [eng, spec, batch, refs, submitter, locks, kind, done, live] {
+              Status st = eng->run(
+                  batch, spec,
+                  [eng, spec, refs, submitter, locks, done](Results results) {
                     locks->held.release();
                     json::Document list = engine::results_document(results);
                     auto record = std::make_shared<const json::Document>(
@@ -470,14 +506,16 @@ void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
                         [shared, done] {
                           done({std::move(*shared), ""});
                         });
-                  });
+                  },
+                  live);
               if (st.ok()) return;
               locks->held.release();
               (void)::unlink(run_store().record_path(spec.reqid).c_str());
               done(engine::refused_batch(kind, spec.script, batch, engine::HostState::error,
                                          st.message(), st.message()));
             });
-      });
+      },
+      in->stream);
 }
 
 } // namespace
@@ -490,6 +528,9 @@ void handle_run(Exchange& ex) {
   if (!ex.idempotency_key.ok()) return ex.fail(400, "bad request", ex.idempotency_key.message());
   auto in = std::make_shared<RunInput>(std::move(*parsed));
   std::shared_ptr<KeyedRun> keyed;
+  // A repeat of a keyed run is answered from its stored answer, which a stream cannot be.
+  if (*ex.idempotency_key && in->stream)
+    return ex.fail(400, "bad request", "an Idempotency-Key cannot be used with stream");
   if (const auto& key = *ex.idempotency_key) {
     keyed = std::make_shared<KeyedRun>();
     keyed->key = *key;

@@ -202,7 +202,21 @@ Result<RunInput> read_run(const json::Value& body) {
   in.token = json::scalar_or_empty(body, "token");
   const json::Value* async = json::find(body, "async");
   in.async = async && json::is_truthy(*async);
+  const json::Value* stream = json::find(body, "stream");
+  in.stream = stream && json::is_truthy(*stream);
+  if (in.stream && in.async)
+    return error("stream shows a sync run's output as it comes; it cannot be used with async");
   return in;
+}
+
+bool accepts_event_stream(const http::Request& req) {
+  const std::string* h = req.header("accept");
+  if (!h) return false;
+  for (std::string_view part : split(*h, ',')) {
+    std::string_view type = trim(part.substr(0, part.find(';')));
+    if (to_lower(type) == "text/event-stream") return true;
+  }
+  return false;
 }
 
 Result<DiscoveryInput> read_discovery(std::string_view body) {

@@ -46,6 +46,9 @@ std::string bearer_token(const http::Request& req);
 // an error (the `detail` of a 400) when it is not 1 to 128 printable ASCII characters. Of
 // several such headers the last one counts, as for every header.
 Result<std::optional<std::string>> read_idempotency_key(const http::Request& req);
+// Whether the client's Accept header lists text/event-stream (a streamed /run is then sent as
+// Server-Sent Events rather than NDJSON).
+bool accepts_event_stream(const http::Request& req);
 
 // Input validation. An error Result's message is the `detail` of a 400 "bad request".
 
@@ -76,6 +79,8 @@ struct RunInput {
   std::vector<std::string> args;
   std::string username, token;
   bool async = false;
+  // Ours: live output, answered as NDJSON (or Server-Sent Events) instead of one object.
+  bool stream = false;
   Targeting target;
 };
 // Checked in the original's order: hosts, script, args (the fields of ours first).

@@ -13,6 +13,7 @@
 #include "base/hostname.hpp"
 #include "base/paths.hpp"
 #include "base/strings.hpp"
+#include "base/time.hpp"
 #include "event/address.hpp"
 #include "log/log.hpp"
 
@@ -56,17 +57,47 @@ Tuning tuning_from(const conf::DispatcherConfig& config,
 Exchange::Exchange(Api& a, uint64_t i, std::shared_ptr<http::Connection> conn, http::Request& req)
     : api(a), id(i), method(to_upper(req.method)), path(req.path), body(std::move(req.body)),
       peer_ip(conn->peer_ip()), bearer(bearer_token(req)),
-      idempotency_key(read_idempotency_key(req)), conn_(std::move(conn)), gate_(a.loop()) {}
+      idempotency_key(read_idempotency_key(req)), conn_(std::move(conn)), gate_(a.loop()),
+      sse_(accepts_event_stream(req)) {}
 
 Exchange::~Exchange() = default;
 
 void Exchange::respond(int code, std::string_view text, std::string_view content_type) {
   if (answered_) return;
+  if (streaming_) return end_stream(std::string(text)); // the head went out already
   answered_ = true;
   api.metrics().answered(route, code);
   // While stopping, a keep-alive client is told to go: the connection closes after this.
   conn_->respond(code, text, !api.stopping(), content_type);
   api.release(id);
+}
+
+void Exchange::begin_stream() {
+  if (answered_ || streaming_) return;
+  streaming_ = true;
+  stream_started_ms_ = monotonic_ms();
+  api.metrics().answered(route, 200);
+  conn_->begin_stream(200, sse_ ? "text/event-stream" : "application/x-ndjson");
+}
+
+void Exchange::event(std::string_view name, const std::string& json) {
+  if (!streaming_ || answered_) return;
+  if (sse_)
+    conn_->send("event: " + std::string(name) + "\ndata: " + json + "\n\n");
+  else
+    conn_->send(json + "\n");
+}
+
+void Exchange::end_stream(const std::string& json) {
+  if (!streaming_ || answered_) return;
+  event("summary", json);
+  answered_ = true;
+  conn_->finish();
+  api.release(id);
+}
+
+uint64_t Exchange::stream_ms() const {
+  return streaming_ ? monotonic_ms() - stream_started_ms_ : 0;
 }
 
 void Exchange::fail(int code, std::string_view error, std::string_view detail) {

@@ -250,6 +250,11 @@ struct ApiBodies {
           optional("token", text("passed to the auth hooks and the script")),
           optional("async", Schema::boolean().default_json("false").describe(
                                 "answer 202 once submitted; collect with GET /status/{reqid}")),
+          optional("stream", Schema::boolean().default_json("false").describe(
+                                 "ours: answer with live events (application/x-ndjson, or "
+                                 "text/event-stream when the Accept header asks for it) as "
+                                 "the hosts produce output and end, then the usual answer; "
+                                 "not with async, nor with an Idempotency-Key")),
       }))};
 
   Definition run_result{
@@ -318,6 +323,36 @@ struct ApiBodies {
       Schema::object({ok_member(true), required("async", Schema::boolean().constant(true)),
                       required("results", Schema::array(Schema::ref(async_submit_result))),
                       required("batches", Schema::array(Schema::ref(batch))), stopped})};
+
+  // The events of a streamed /run (ours; engine/live.hpp), one per NDJSON line or SSE event.
+  Member t_member = required(
+      "t", Schema::integer().describe("milliseconds since the stream began, dispatcher's clock"));
+  Definition run_output_event{
+      "RunOutputEvent",
+      Schema::object({
+          required("event", Schema::string().constant("output")),
+          required("host", text("the registry name")),
+          required("stream", one_of_texts({"stdout", "stderr"})),
+          required("data", text("a piece of output: whole lines where lines exist")),
+          optional("ms", Schema::integer().describe(
+                             "milliseconds since the script started, on the agent's clock; "
+                             "absent when the agent answered whole (an original agent) and "
+                             "the output was taken from its result")),
+          t_member,
+      })};
+  Definition run_result_event{"RunResultEvent",
+                              Schema::object({
+                                  required("event", Schema::string().constant("result")),
+                                  required("host", text("the registry name")),
+                                  t_member,
+                                  required("result", Schema::ref(run_result)),
+                              })};
+  Definition run_batch_event{"RunBatchEvent",
+                             Schema::object({
+                                 required("event", Schema::string().constant("batch")),
+                                 t_member,
+                                 required("batch", Schema::ref(batch)),
+                             })};
 
   // A run repeated with its Idempotency-Key when no answer was stored for it (ours).
   Definition run_state{
@@ -427,7 +462,8 @@ struct ApiBodies {
       &run_response,         &async_submit_result,    &async_submit_response, &run_state,
       &host_status,          &status_response,        &discovery_request,     &agent.script_entry,
       &host_capabilities,    &discovery_response,     &error_response,        &batch,
-      &run_rollout_response, &async_rollout_response,
+      &run_rollout_response, &async_rollout_response, &run_output_event,      &run_result_event,
+      &run_batch_event,
   };
 };
 

@@ -60,8 +60,7 @@ std::vector<proto::RunChunk> chunks_of(const std::string& ndjson, std::string* l
 }
 } // namespace
 
-TEST_CASE("run with stream answers NDJSON: the output as it comes, then the result",
-          "[agent]") {
+TEST_CASE("run with stream answers NDJSON: the output as it comes, then the result", "[agent]") {
   test::AgentFixture f;
   f.allow("talk", "echo one; echo err >&2; printf 'two'; exit 4");
   f.load();
@@ -117,9 +116,9 @@ TEST_CASE("refusals stay one JSON object even when stream is asked for", "[agent
 }
 
 TEST_CASE("stream false or absent answers as the original does", "[agent]") {
-  for (const char* body : {R"({"script":"hi","reqid":"r"})",
-                           R"({"script":"hi","reqid":"r","stream":false})",
-                           R"({"script":"hi","reqid":"r","stream":0})"}) {
+  for (const char* body :
+       {R"({"script":"hi","reqid":"r"})", R"({"script":"hi","reqid":"r","stream":false})",
+        R"({"script":"hi","reqid":"r","stream":0})"}) {
     INFO(body);
     test::AgentFixture f;
     f.allow("hi", "echo hi");
@@ -128,6 +127,22 @@ TEST_CASE("stream false or absent answers as the original does", "[agent]") {
     handle_run(*f.ctx, call);
     f.run();
     CHECK(f.client->answer().content_type == "application/json");
-    CHECK(f.client->answer().body == R"({"script":"hi","exit":0,"stdout":"hi\n","stderr":"","reqid":"r"})");
+    CHECK(f.client->answer().body ==
+          R"({"script":"hi","exit":0,"stdout":"hi\n","stderr":"","reqid":"r"})");
   }
+}
+
+TEST_CASE("through the executor a stream request is answered whole, as the original does",
+          "[agent]") {
+  // The executor's frame carries the output only at the end (agent-and-wire §4.8).
+  test::AgentFixture f;
+  f.allow("hi", "echo hi");
+  f.write_conf("executor_socket = " + f.dir / "no-such.sock" + "\n");
+  f.load();
+  auto call = f.call(R"({"script":"hi","reqid":"r","stream":true})");
+  handle_run(*f.ctx, call);
+  f.run();
+  CHECK(f.client->answer().content_type == "application/json");
+  auto doc = f.client->answer_json();
+  CHECK(json::find(doc, "exit")->GetInt64() == -1);
 }

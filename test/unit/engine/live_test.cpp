@@ -69,8 +69,9 @@ TEST_CASE("follow events carry host, stream, data and both clocks", "[engine]") 
   r.doc.AddMember("exit", 0, r.doc.GetAllocator());
   r.doc.AddMember("stdout", "out", r.doc.GetAllocator());
   r.doc.AddMember("stderr", "", r.doc.GetAllocator());
-  CHECK(result_event_json(r, 41) ==
-        R"({"event":"result","host":"web1","t":41,"result":{"exit":0,"stdout":"out","stderr":""}})");
+  CHECK(
+      result_event_json(r, 41) ==
+      R"({"event":"result","host":"web1","t":41,"result":{"exit":0,"stdout":"out","stderr":""}})");
   auto out = output_of(r);
   REQUIRE(out.size() == 1); // an empty stderr is no output
   CHECK(out[0].stream == "stdout");
@@ -80,6 +81,7 @@ TEST_CASE("follow events carry host, stream, data and both clocks", "[engine]") 
   b.hosts = {"web1"};
   b.reqid = "r2";
   b.state = "done";
-  CHECK(batch_event_json(b, 50) ==
-        R"({"event":"batch","t":50,"batch":{"batch":2,"reqid":"r2","hosts":["web1"],"state":"done","failed":0}})");
+  CHECK(
+      batch_event_json(b, 50) ==
+      R"({"event":"batch","t":50,"batch":{"batch":2,"reqid":"r2","hosts":["web1"],"state":"done","failed":0}})");
 }
