@@ -53,7 +53,76 @@ std::string usage() {
          "  --version              print the version\n";
 }
 
+// Everything the command line sets.
+struct Command {
+  cx::agent::Paths paths{cx::paths::agent_config(), cx::paths::agent_allowlist()};
+  cx::agent::RequestPairingOptions pairing;
+  std::vector<std::string> words;
+  bool show_version = false, show_help = false;
+  std::string lookup_by, key_type;
+  CLI::Option* lookup_opt = nullptr;
+};
+
+// The options, declared once: the parser below and agent_interface() read them.
+void declare_options(CLI::App& app, Command& c) {
+  app.set_help_flag();
+  app.add_option("--config", c.paths.config);
+  app.add_option("--allowlist", c.paths.allowlist);
+  app.add_option("--dispatcher", c.pairing.dispatcher);
+  app.add_option("--port", c.pairing.port);
+  app.add_flag("--background", c.pairing.background);
+  app.add_option("--timeout", c.pairing.timeout);
+  app.add_option("--key-type", c.key_type);
+  c.lookup_opt = app.add_option("--lookup-by", c.lookup_by);
+  app.add_flag("--version", c.show_version);
+  app.add_flag("--help", c.show_help);
+  app.add_option("words", c.words);
+}
+
+int request_pairing(Command& c) {
+  // The values (--dispatcher required, --lookup-by ip|hostname, --timeout at most 600 with
+  // --background, the port range) are checked by request_pairing, with its fatal messages.
+  if (c.lookup_opt->count() > 0) c.pairing.lookup_by = c.lookup_by;
+  if (!c.key_type.empty()) {
+    auto spec = cx::pki::parse_key_type(c.key_type, cx::agent::kDefaultAgentRsaBits);
+    if (!spec.ok()) {
+      std::fprintf(stderr, "%s: --key-type: %s\n", kName, spec.message().c_str());
+      return cx::kExitUsage;
+    }
+    c.pairing.key = *spec;
+  }
+  c.pairing.config_path = c.paths.config;
+  return cx::agent::request_pairing(c.pairing);
+}
+
+// The modes; the last three are unlisted (used by the renewal units and scripts), and
+// request-pairing takes the whole command.
+struct Mode {
+  const char* name;
+  int (*run)(const cx::agent::Paths&);
+};
+const Mode kModes[] = {
+    {"serve", cx::agent::serve},
+    {"request-pairing", nullptr},
+    {"pairing-status", cx::agent::pairing_status},
+    {"self-check", cx::agent::self_check},
+    {"self-ping", cx::agent::self_ping},
+    {"promote-cert", cx::agent::promote_cert},
+    {"cert-staged", cx::agent::cert_staged},
+    {"paired", cx::agent::paired},
+};
+
 } // namespace
+
+AppletInterface agent_interface() {
+  Command c;
+  CLI::App app{kName};
+  declare_options(app, c);
+  AppletInterface out{kName, cx::applets::declared_options(app), {cx::agent::kSupervisorMode}};
+  for (const auto& m : kModes)
+    out.modes.push_back(m.name);
+  return out;
+}
 
 int agent_main(int argc, char** argv) {
   cx::event::ignore_sigpipe();
@@ -63,57 +132,23 @@ int agent_main(int argc, char** argv) {
     return cx::agent::run_async_supervisor();
 
   CLI::App app{kName};
-  app.set_help_flag();
-  cx::agent::Paths paths{cx::paths::agent_config(), cx::paths::agent_allowlist()};
-  cx::agent::RequestPairingOptions pairing;
-  std::vector<std::string> words;
-  bool show_version = false, show_help = false;
-  std::string lookup_by;
-  app.add_option("--config", paths.config);
-  app.add_option("--allowlist", paths.allowlist);
-  app.add_option("--dispatcher", pairing.dispatcher);
-  app.add_option("--port", pairing.port);
-  app.add_flag("--background", pairing.background);
-  app.add_option("--timeout", pairing.timeout);
-  std::string key_type;
-  app.add_option("--key-type", key_type);
-  CLI::Option* lookup_opt = app.add_option("--lookup-by", lookup_by);
-  app.add_flag("--version", show_version);
-  app.add_flag("--help", show_help);
-  app.add_option("words", words);
+  Command c;
+  declare_options(app, c);
   if (auto err = cx::applets::parse_command_line(app, {argv + 1, argv + argc}))
     return cx::applets::usage_error(kName, err->message, usage());
-  if (show_version) return cx::applets::print_version(kName);
-  if (show_help || words.empty()) {
+  if (c.show_version) return cx::applets::print_version(kName);
+  if (c.show_help || c.words.empty()) {
     std::fputs(usage().c_str(), stdout);
     return 0;
   }
-  const std::string& mode = words.front();
-  if (words.size() > 1)
-    return cx::applets::usage_error(kName, "unexpected argument '" + words[1] + "'", usage());
+  const std::string& mode = c.words.front();
+  if (c.words.size() > 1)
+    return cx::applets::usage_error(kName, "unexpected argument '" + c.words[1] + "'", usage());
 
-  cx::log::init(kName);
-  if (mode == "serve") return cx::agent::serve(paths);
-  if (mode == "pairing-status") return cx::agent::pairing_status(paths);
-  if (mode == "self-check") return cx::agent::self_check(paths);
-  if (mode == "self-ping") return cx::agent::self_ping(paths);
-  if (mode == "promote-cert") return cx::agent::promote_cert(paths);
-  if (mode == "cert-staged") return cx::agent::cert_staged(paths);
-  if (mode == "paired") return cx::agent::paired(paths);
-  if (mode == "request-pairing") {
-    // The values (--dispatcher required, --lookup-by ip|hostname, --timeout at most 600 with
-    // --background, the port range) are checked by request_pairing, with its fatal messages.
-    if (lookup_opt->count() > 0) pairing.lookup_by = lookup_by;
-    if (!key_type.empty()) {
-      auto spec = cx::pki::parse_key_type(key_type, cx::agent::kDefaultAgentRsaBits);
-      if (!spec.ok()) {
-        std::fprintf(stderr, "%s: --key-type: %s\n", kName, spec.message().c_str());
-        return cx::kExitUsage;
-      }
-      pairing.key = *spec;
-    }
-    pairing.config_path = paths.config;
-    return cx::agent::request_pairing(pairing);
+  for (const auto& m : kModes) {
+    if (mode != m.name) continue;
+    cx::log::init(kName);
+    return m.run ? m.run(c.paths) : request_pairing(c);
   }
   std::fprintf(stderr, "Unknown mode '%s'\n\n%s", mode.c_str(), usage().c_str());
   return cx::kExitUsage;

@@ -11,12 +11,35 @@
 #include "base/exit_codes.hpp"
 #include "base/paths.hpp"
 
-int api_main(int argc, char** argv) {
-  CLI::App app{"ctrl-exec-api - the HTTP JSON API of a ctrl-exec dispatcher", "ctrl-exec-api"};
+namespace {
+
+constexpr const char* kName = "ctrl-exec-api";
+
+struct Command {
   std::string config = cx::paths::dispatcher_config();
   bool show_version = false;
-  app.add_option("--config", config, "config file (default " + config + ")");
-  app.add_flag("--version", show_version, "print the version");
+};
+
+// The options, declared once: the parser below and api_interface() read them. CLI11's own
+// --help stays, and prints the help text made from these.
+void declare_options(CLI::App& app, Command& c) {
+  app.add_option("--config", c.config, "config file (default " + c.config + ")");
+  app.add_flag("--version", c.show_version, "print the version");
+}
+
+} // namespace
+
+AppletInterface api_interface() {
+  Command c;
+  CLI::App app{kName, kName};
+  declare_options(app, c);
+  return {kName, cx::applets::declared_options(app), {}};
+}
+
+int api_main(int argc, char** argv) {
+  CLI::App app{"ctrl-exec-api - the HTTP JSON API of a ctrl-exec dispatcher", kName};
+  Command c;
+  declare_options(app, c);
   if (auto err = cx::applets::parse_command_line(app, {argv + 1, argv + argc})) {
     if (err->kind == cx::applets::OptionError::Kind::help) {
       std::fputs(app.help().c_str(), stdout); // CLI11's help text, from the options above
@@ -25,6 +48,6 @@ int api_main(int argc, char** argv) {
     std::fprintf(stderr, "Usage: ctrl-exec-api [--config <path>]\n");
     return cx::kExitUsage;
   }
-  if (show_version) return cx::applets::print_version("ctrl-exec-api");
-  return cx::api::run(config);
+  if (c.show_version) return cx::applets::print_version(kName);
+  return cx::api::run(c.config);
 }

@@ -102,22 +102,24 @@ std::string usage() {
   return u;
 }
 
-} // namespace
-
-int dispatcher_main(int argc, char** argv) {
-  cx::event::ignore_sigpipe();
+// Everything the command line sets.
+struct Command {
   DispatcherArgs args;
   std::vector<std::string> words;
   bool version = false, help = false;
-  CLI::App app(kName, kName);
+};
+
+// The options, declared once: the parser below and dispatcher_interface() read them.
+void declare_options(CLI::App& app, Command& c) {
+  DispatcherArgs& args = c.args;
   app.set_help_flag(); // --help is handled below, with our own usage text
   app.add_option("--config", args.config_path);
   app.add_flag("--json", args.json);
   app.add_flag("--async", args.async);
   app.add_flag("--follow", args.follow);
   app.add_flag("--force", args.force);
-  app.add_flag("--version", version);
-  app.add_flag("--help", help);
+  app.add_flag("--version", c.version);
+  app.add_flag("--help", c.help);
   app.add_option("--port", args.port);
   app.add_option("--agent-port", args.agent_port);
   app.add_option("--timeout", args.timeout);
@@ -131,14 +133,35 @@ int dispatcher_main(int argc, char** argv) {
   app.add_option("--batch-wait", args.batch_wait);
   app.add_option("--max-failures", args.max_failures);
   app.add_option("--key-type", args.key_type);
-  app.add_option("words", words);
+  app.add_option("words", c.words);
+}
+
+} // namespace
+
+AppletInterface dispatcher_interface() {
+  Command c;
+  CLI::App app(kName, kName);
+  declare_options(app, c);
+  AppletInterface out{kName, cx::applets::declared_options(app), {}};
+  for (const auto& m : kModes)
+    out.modes.push_back(m.name);
+  return out;
+}
+
+int dispatcher_main(int argc, char** argv) {
+  cx::event::ignore_sigpipe();
+  Command c;
+  DispatcherArgs& args = c.args;
+  std::vector<std::string>& words = c.words;
+  CLI::App app(kName, kName);
+  declare_options(app, c);
   CommandLine line;
   if (auto err = parse_command_line(app, {argv + 1, argv + argc}, true, &line))
     return usage_error(kName, err->message, err->kind == OptionError::Kind::name ? usage() : "");
   args.has_dashdash = line.has_dashdash;
   args.script_args = std::move(line.tail);
-  if (version) return print_version(kName);
-  if (help) {
+  if (c.version) return print_version(kName);
+  if (c.help) {
     std::fputs(usage().c_str(), stdout);
     return 0;
   }

@@ -45,24 +45,42 @@ int resolve(const std::string& agent_conf, const std::string& scripts_conf,
   return cx::kExitOk;
 }
 
+// The modes with the number of words each takes, and the options (alone on the line).
+struct Mode {
+  const char* name;
+  size_t words;
+};
+constexpr Mode kModes[] = {{"serve", 4}, {"resolve", 3}};
+constexpr const char* kHelp = "--help";
+constexpr const char* kVersion = "--version";
+
 } // namespace
+
+AppletInterface exec_interface() {
+  AppletInterface out{kName, {{kHelp + 2, false}, {kVersion + 2, false}}, {cx::exec::kConfineMode}};
+  for (const auto& m : kModes)
+    out.modes.push_back(m.name);
+  return out;
+}
 
 int exec_main(int argc, char** argv) {
   // The trampoline first, and untouched: its arguments are the executor's, not a user's.
   if (argc >= 2 && std::strcmp(argv[1], cx::exec::kConfineMode) == 0)
     return cx::exec::run_confined(argc, argv);
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+  if (args.size() == 1 && (args[0] == kHelp || args[0] == "-h")) {
     std::fputs(kUsage, stdout);
     return cx::kExitOk;
   }
-  if (args.size() == 1 && args[0] == "--version") return cx::applets::print_version(kName);
-  if (args.size() == 5 && args[0] == "serve")
-    return cx::exec::serve({args[1], args[2], args[3], args[4]});
-  if (args.size() == 4 && args[0] == "resolve") return resolve(args[1], args[2], args[3]);
-  if (!args.empty() && (args[0] == "serve" || args[0] == "resolve"))
-    return cx::applets::usage_error(kName, "wrong number of arguments for '" + args[0] + "'",
-                                    kUsage);
+  if (args.size() == 1 && args[0] == kVersion) return cx::applets::print_version(kName);
+  for (const auto& m : kModes) {
+    if (args.empty() || args[0] != m.name) continue;
+    if (args.size() != m.words + 1)
+      return cx::applets::usage_error(kName, "wrong number of arguments for '" + args[0] + "'",
+                                      kUsage);
+    if (args[0] == "serve") return cx::exec::serve({args[1], args[2], args[3], args[4]});
+    return resolve(args[1], args[2], args[3]);
+  }
   return cx::applets::usage_error(
       kName, args.empty() ? "no mode given" : "unknown mode '" + args[0] + "'", kUsage);
 }

@@ -84,6 +84,14 @@ std::optional<OptionError> parse_command_line(CLI::App& app, const std::vector<s
   return std::nullopt;
 }
 
+std::vector<AppletOption> declared_options(const CLI::App& app) {
+  std::vector<AppletOption> out;
+  for (const CLI::Option* o : app.get_options())
+    for (const std::string& name : o->get_lnames())
+      out.push_back({name, o->get_group().empty()});
+  return out;
+}
+
 int usage_error(std::string_view applet, const std::string& message, const std::string& usage) {
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(applet.size()), applet.data(),
                message.c_str());

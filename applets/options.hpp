@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "applets/applets.hpp"
+
 namespace cx::applets {
 
 struct OptionError {
@@ -36,6 +38,10 @@ struct CommandLine {
 // Returns the error, if any.
 std::optional<OptionError> parse_command_line(CLI::App& app, const std::vector<std::string>& args,
                                               bool take_tail = false, CommandLine* line = nullptr);
+
+// The long options `app` declares, in declaration order (its positional words left out); an
+// option in the hidden group ("") is marked hidden.
+std::vector<AppletOption> declared_options(const CLI::App& app);
 
 // "<applet>: <message>" on stderr, then a blank line and `usage` when it is given. Returns
 // kExitUsage.

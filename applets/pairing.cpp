@@ -50,41 +50,61 @@ std::string usage(const std::string& config_path) {
   return kUsage + config_path + kUsageEnd;
 }
 
+// Everything the command line sets.
+struct Command {
+  cx::cli::DispatcherArgs args;
+  std::vector<std::string> words;
+  std::string lookup_by, key_type;
+  bool version = false, help = false, daemon_child = false, request_child = false;
+  cx::agent::RequestPairingOptions req;
+};
+
+// The options, declared once: the parser below and pairing_interface() read them.
+void declare_options(CLI::App& app, Command& c) {
+  app.set_help_flag();
+  app.add_option("--config", c.args.config_path);
+  app.add_option("--timeout", c.args.timeout);
+  app.add_option("--port", c.args.port);
+  app.add_flag("--version", c.version);
+  app.add_flag("--help", c.help);
+  app.add_flag(cx::pairing::kDaemonChildFlag, c.daemon_child)->group("");
+  app.add_flag(cx::agent::kRequestChildFlag, c.request_child)->group("");
+  app.add_option("--dispatcher", c.req.dispatcher)->group("");
+  app.add_option("--lookup-by", c.lookup_by)->group("");
+  app.add_option("--key-type", c.key_type)->group("");
+  app.add_option("words", c.words);
+}
+
 } // namespace
+
+AppletInterface pairing_interface() {
+  Command c;
+  CLI::App app(kName, kName);
+  declare_options(app, c);
+  return {kName, cx::applets::declared_options(app), {}}; // start|stop: pairing/mode.cpp
+}
 
 int pairing_main(int argc, char** argv) {
   cx::event::ignore_sigpipe();
-  cx::cli::DispatcherArgs args;
-  std::vector<std::string> words;
-  std::string lookup_by;
-  bool version = false, help = false, daemon_child = false, request_child = false;
-  cx::agent::RequestPairingOptions req;
-
+  Command c;
+  cx::cli::DispatcherArgs& args = c.args;
+  std::vector<std::string>& words = c.words;
+  std::string& lookup_by = c.lookup_by;
+  std::string& key_type = c.key_type;
+  cx::agent::RequestPairingOptions& req = c.req;
   CLI::App app(kName, kName);
-  app.set_help_flag();
-  app.add_option("--config", args.config_path);
-  app.add_option("--timeout", args.timeout);
-  app.add_option("--port", args.port);
-  app.add_flag("--version", version);
-  app.add_flag("--help", help);
-  app.add_flag(cx::pairing::kDaemonChildFlag, daemon_child)->group("");
-  app.add_flag(cx::agent::kRequestChildFlag, request_child)->group("");
-  app.add_option("--dispatcher", req.dispatcher)->group("");
-  app.add_option("--lookup-by", lookup_by)->group("");
-  std::string key_type;
-  app.add_option("--key-type", key_type)->group("");
-  app.add_option("words", words);
+  declare_options(app, c);
   // As `ced pairing-mode`: a bad option is shown with the usage, a bad value without.
   if (auto err = parse_command_line(app, {argv + 1, argv + argc}))
     return usage_error(kName, err->message,
                        err->kind == OptionError::Kind::name ? usage(args.config_path) : "");
-  if (version) return print_version(kName);
-  if (help) {
+  if (c.version) return print_version(kName);
+  if (c.help) {
     std::fputs(usage(args.config_path).c_str(), stdout);
     return 0;
   }
 
-  if (request_child) {
+  if (c.request_child) {
     // The detached half of request-pairing --background: an agent-side action.
     cx::log::init("ctrl-exec-agent");
     req.config_path = args.config_path;
@@ -106,5 +126,5 @@ int pairing_main(int argc, char** argv) {
   cx::log::init("ctrl-exec-dispatcher");
   args.mode = "pairing-mode";
   args.words = words;
-  return cx::pairing::run_pairing_mode(args, pairing_hooks(), daemon_child);
+  return cx::pairing::run_pairing_mode(args, pairing_hooks(), c.daemon_child);
 }

@@ -68,19 +68,32 @@ std::optional<int64_t> parse_config_int(std::string_view s) {
 
 std::optional<int64_t> IntReader::read(const char* key, int64_t min, int64_t max,
                                        const std::string& fallback) {
-  auto it = conf_.find(key);
-  if (it == conf_.end()) return std::nullopt;
-  if (auto v = parse_config_int(it->second); v && *v >= min && *v <= max) return v;
+  const std::string* value = find_value(conf_, key);
+  if (!value) return std::nullopt;
+  if (auto v = parse_config_int(*value); v && *v >= min && *v <= max) return v;
   std::string expected = "an integer";
   if (min != INT64_MIN && max == INT64_MAX) expected += " >= " + std::to_string(min);
   if (min != INT64_MIN && max != INT64_MAX)
     expected += " from " + std::to_string(min) + " to " + std::to_string(max);
   warnings_.push_back(
-      {key, "invalid value '" + it->second + "' (expected " + expected + "); using " + fallback});
+      {key, "invalid value '" + *value + "' (expected " + expected + "); using " + fallback});
   return std::nullopt;
 }
 
+namespace {
+thread_local KeyLog* current_key_log = nullptr;
+} // namespace
+
+KeyLog::KeyLog() : outer_(current_key_log) {
+  current_key_log = this;
+}
+
+KeyLog::~KeyLog() {
+  current_key_log = outer_;
+}
+
 const std::string* find_value(const KeyValues& conf, std::string_view key) {
+  if (current_key_log) current_key_log->record(key);
   auto it = conf.find(key);
   return it == conf.end() ? nullptr : &it->second;
 }

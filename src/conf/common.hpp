@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,8 +53,27 @@ std::vector<std::string_view> split_lines(std::string_view text);
 // character (so `key = ` sets key to " ", exactly as the original).
 std::optional<std::string> capture_value(std::string_view after_eq);
 
-// The value of `key`, or nullptr when the key is absent.
+// The value of `key`, or nullptr when the key is absent. Every key a parser reads goes through
+// here (read_string and IntReader too), so KeyLog can list them.
 const std::string* find_value(const KeyValues& conf, std::string_view key);
+
+// While alive, records on this thread the name of every key find_value is asked for: around
+// a parse, the keys that parser knows, from the code that reads them and not from a list kept
+// beside it. The man-page test (test/unit/applets/manpage_test.cpp) compares them with the
+// keys docs/man/ documents. Logs nest; the innermost records.
+class KeyLog {
+public:
+  KeyLog();
+  ~KeyLog();
+  KeyLog(const KeyLog&) = delete;
+  KeyLog& operator=(const KeyLog&) = delete;
+  const std::set<std::string, std::less<>>& keys() const { return keys_; }
+  void record(std::string_view key) { keys_.emplace(key); }
+
+private:
+  std::set<std::string, std::less<>> keys_;
+  KeyLog* outer_;
+};
 
 // Sets `out` to the value of `key` when present; otherwise `out` keeps its default.
 void read_string(const KeyValues& conf, const char* key, std::string& out);
