@@ -44,6 +44,9 @@ std::string runs_dir() {
 std::string rotation_file() {
   return rooted("/var/lib/ctrl-exec/rotation.json");
 }
+std::string scripts_cache() {
+  return rooted("/var/lib/ctrl-exec/scripts.cache");
+}
 std::string pairing_pidfile() {
   return rooted("/var/lib/ctrl-exec/pairing-mode.pid");
 }

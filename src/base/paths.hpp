@@ -26,6 +26,7 @@ std::string pairing_dir();       // /var/lib/ctrl-exec/pairing
 std::string locks_dir();         // /var/lib/ctrl-exec/locks
 std::string runs_dir();          // /var/lib/ctrl-exec/runs
 std::string rotation_file();     // /var/lib/ctrl-exec/rotation.json
+std::string scripts_cache();     // /var/lib/ctrl-exec/scripts.cache
 std::string pairing_pidfile();   // /var/lib/ctrl-exec/pairing-mode.pid
 std::string tls_session_cache(); // /var/lib/ctrl-exec/tls-sessions
 std::string tls_pair_record();   // /var/lib/ctrl-exec/tls-pair-checked

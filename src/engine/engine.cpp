@@ -14,6 +14,7 @@
 #include "pki/ca_store.hpp"
 #include "pki/cert.hpp"
 #include "proto/agent_wire.hpp"
+#include "state/scripts_cache.hpp"
 #include "json/writer.hpp"
 
 namespace cx::engine {
@@ -377,6 +378,16 @@ std::optional<std::map<std::string, std::string>> reported_tags(const HostResult
   return t;
 }
 
+std::optional<std::vector<std::string>> reported_scripts(const HostResult& caps) {
+  if (string_member(caps.doc, "status") != proto::kStatusOk) return std::nullopt;
+  const json::Value* list = json::find(caps.doc, "scripts");
+  if (!list || !list->IsArray()) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& e : list->GetArray())
+    if (auto n = e.IsObject() ? string_member(e, "name") : std::nullopt) names.push_back(*n);
+  return names;
+}
+
 // --- The engine ------------------------------------------------------------------------------
 
 struct Engine::Op : std::enable_shared_from_this<Engine::Op> {
@@ -623,16 +634,23 @@ Status Engine::ping(const std::vector<state::DispatchTarget>& targets, const std
 void Engine::refresh_tags(const Results& capabilities, std::function<void()> done) {
   auto updates =
       std::make_shared<std::vector<std::pair<std::string, std::map<std::string, std::string>>>>();
-  for (const auto& r : capabilities)
+  auto scripts = std::make_shared<state::ScriptsByAgent>();
+  for (const auto& r : capabilities) {
     if (auto tags = reported_tags(r)) updates->emplace_back(r.name, std::move(*tags));
-  if (updates->empty()) {
+    if (auto names = reported_scripts(r)) (*scripts)[r.name] = std::move(*names);
+  }
+  if (updates->empty() && scripts->empty()) {
     if (done) loop_.post(std::move(done));
     return;
   }
   state::Registry registry = registry_;
-  auto work = [registry, updates]() mutable {
+  auto work = [registry, updates, scripts]() mutable {
     auto written = registry.bulk_update_tags(*updates);
     if (!written.ok()) log::warning("registry-tags-fail", {{"ERROR", written.message()}});
+    // Ours: the script names, for the shell completion (state/scripts_cache.hpp).
+    if (scripts->empty()) return;
+    if (Status st = state::update_scripts_cache(paths::scripts_cache(), *scripts); !st.ok())
+      log::warning("scripts-cache-fail", {{"ERROR", st.message()}});
   };
   auto alive = alive_.watch();
   auto after = [alive, done = std::move(done)] {

@@ -84,6 +84,9 @@ Selection select_hosts(const state::Registry& registry, const std::vector<std::s
 // The tags an agent reported in a GET /capabilities result: its `tags` object's scalar
 // members, when it answered `ok` with one; nullopt otherwise.
 std::optional<std::map<std::string, std::string>> reported_tags(const HostResult& caps);
+// The script names an agent reported in a GET /capabilities result, when it answered `ok`
+// with a `scripts` list; nullopt otherwise.
+std::optional<std::vector<std::string>> reported_scripts(const HostResult& caps);
 
 class Engine {
 public:

@@ -41,6 +41,11 @@ class Fleet(harness.TestCase):
         for line in lines:
             self.assertRegex(line, r"^ACTION=ping REQID=%s RESULT=ok RTT=\d+ms "
                                    r"TARGET=127\.0\.0\.1:\d+ TLS=(full|resumed)$" % reqid)
+        # The ping also asked for capabilities: the script names are cached for the shell
+        # completion, one line per agent (ours).
+        cache = self.fleet.disp.read("/var/lib/ctrl-exec/scripts.cache").splitlines()
+        self.assertEqual(cache, ["%s %s" % (n, " ".join(sorted(displib.SCRIPTS)))
+                                 for n in sorted(names)])
 
         r = self.fleet.ced("run", *names, "noop")
         self.assertEqual(r.rc, 0, r)

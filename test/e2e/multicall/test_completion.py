@@ -153,6 +153,22 @@ class Completion(harness.TestCase):
             with self.subTest(line=line):
                 self.assertEqual(self.complete(line), sorted(want))
 
+    def test_script_names_from_the_cache_that_ping_writes(self):
+        cache = os.path.join(self.root.dir, "var/lib/ctrl-exec/scripts.cache")
+        with open(cache, "w") as f:
+            f.write("db1 backup noop\nweb1 deploy noop\nweb2 deploy restart\n")
+        rows = [
+            # No host named yet (or none in the cache): every cached agent's scripts.
+            ("ced run ", ["backup", "db1", "deploy", "noop", "restart", "web1", "web2"]),
+            ("ced run web1 ", ["deploy", "noop", "web1", "web2", "db1"]),
+            ("ced run web1 web2:7450 ", ["deploy", "noop", "restart", "web1", "web2", "db1"]),
+            ("ced run --tags role=web b", ["backup"]),
+            ("ced run nowhere d", ["db1", "deploy"]),
+        ]
+        for line, want in rows:
+            with self.subTest(line=line):
+                self.assertEqual(self.complete(line), sorted(want))
+
     def test_registry_dir_from_the_config(self):
         other = os.path.join(self.root.dir, "elsewhere")
         os.makedirs(other)
