@@ -7,9 +7,14 @@
 #include <cstdint>
 #include <set>
 
+#include <unistd.h>
+
+#include "base/hostname.hpp"
 #include "base/strings.hpp"
+#include "base/time.hpp"
 #include "log/log.hpp"
 #include "state/registry.hpp"
+#include "json/writer.hpp"
 
 namespace cx::state {
 namespace {
@@ -89,6 +94,23 @@ bool split_lock_name(std::string_view name, HeldLock& out) {
   }
 }
 
+// --- With the shared store (state/kv.hpp): a lock is the key locks/<lock file name>, created
+// only if absent and bound to the acquiring process's lease. -----------------------------------
+
+constexpr std::string_view kLockKeys = "locks/";
+
+std::string lock_value(const std::string& host, std::string_view script) {
+  json::Writer w;
+  w.begin_object()
+      .member("host", host)
+      .member("script", script)
+      .member("holder", host_fqdn())
+      .member("pid", static_cast<int64_t>(::getpid()))
+      .member("acquired", iso8601_utc(unix_now()))
+      .end_object();
+  return w.str();
+}
+
 } // namespace
 
 std::string lock_file_name(std::string_view host, std::string_view script) {
@@ -96,10 +118,11 @@ std::string lock_file_name(std::string_view host, std::string_view script) {
 }
 
 void LockSet::release() {
-  if (locks_.empty()) return;
+  if (locks_.empty() && !lease_) return;
   for (FileLock& l : locks_)
     l.unlock();
   locks_.clear();
+  lease_.reset(); // revoked: its keys go
   log::info("lock-release", {{"HOSTS", join(hosts_, ",")}, {"SCRIPT", script_}});
   hosts_.clear();
   script_.clear();
@@ -110,6 +133,13 @@ Locks::Locks(std::string dir) : dir_(std::move(dir)) {}
 std::vector<std::string> Locks::check_available(const std::vector<std::string>& hosts,
                                                 std::string_view script) const {
   std::vector<std::string> conflicts;
+  if (KvStore* kv = shared_kv()) {
+    for (const Pair& p : unique_pairs(hosts, script)) {
+      auto got = kv->get(std::string(kLockKeys) + p.file);
+      if (!got.ok() || *got) conflicts.push_back(p.host + ":" + std::string(script));
+    }
+    return conflicts;
+  }
   // A missing directory holds no locks. Unlike the original, probing creates no lock files
   // (docs/COMPATIBILITY.md): a missing one is simply not held.
   if (!is_directory(dir_)) return conflicts;
@@ -121,6 +151,7 @@ std::vector<std::string> Locks::check_available(const std::vector<std::string>& 
 
 Acquisition Locks::acquire(const std::vector<std::string>& hosts, std::string_view script) const {
   Acquisition a;
+  if (KvStore* kv = shared_kv()) return acquire_kv(*kv, hosts, script);
   a.status = make_state_dir(dir_);
   if (!a.status.ok()) return a;
   std::vector<FileLock> taken;
@@ -152,8 +183,53 @@ Acquisition Locks::acquire(const std::vector<std::string>& hosts, std::string_vi
   return a;
 }
 
+Acquisition Locks::acquire_kv(KvStore& kv, const std::vector<std::string>& hosts,
+                              std::string_view script) const {
+  Acquisition a;
+  auto lease = KvLease::grant(kv, kv_settings().lock_ttl_s);
+  if (!lease.ok()) {
+    a.status =
+        error(lease.kind(), "cannot take locks in " + kv.describe() + ": " + lease.message());
+    return a;
+  }
+  std::shared_ptr<KvLease> held(std::move(*lease));
+  std::vector<std::string> taken_hosts;
+  for (const Pair& p : unique_pairs(hosts, script)) {
+    auto made = kv.create(std::string(kLockKeys) + p.file, lock_value(p.host, script), held->id());
+    if (!made.ok()) {
+      a.status =
+          error(made.kind(), "cannot take locks in " + kv.describe() + ": " + made.message());
+      return a; // `held` is revoked as it goes: the pairs taken go with it
+    }
+    if (*made)
+      taken_hosts.push_back(p.host);
+    else
+      a.conflicts.push_back(p.host + ":" + std::string(script));
+  }
+  if (!a.conflicts.empty()) {
+    log::warning("lock-conflict", {{"CONFLICTS", join(a.conflicts, ",")}});
+    return a;
+  }
+  for (const std::string& h : taken_hosts)
+    log::info("lock-acquire", {{"HOST", h}, {"SCRIPT", std::string(script)}});
+  a.held.lease_ = std::move(held);
+  a.held.hosts_ = std::move(taken_hosts);
+  a.held.script_ = std::string(script);
+  return a;
+}
+
 std::vector<HeldLock> Locks::list_held() const {
   std::vector<HeldLock> out;
+  if (KvStore* kv = shared_kv()) {
+    auto all = kv->list(kLockKeys);
+    if (!all.ok()) return out;
+    for (const KvEntry& e : *all) {
+      HeldLock h;
+      if (split_lock_name(std::string_view(e.key).substr(kLockKeys.size()), h))
+        out.push_back(std::move(h));
+    }
+    return out; // sorted by key, which sorts as host:script does for these names
+  }
   auto names = list_dir(dir_);
   if (!names.ok()) return out;
   for (const std::string& name : *names) {

@@ -4,12 +4,14 @@
 // concurrent run of the same host and script is refused as "locked".
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/files.hpp"
 #include "base/status.hpp"
+#include "state/kv.hpp"
 
 namespace cx::state {
 
@@ -36,6 +38,7 @@ public:
     if (this != &o) {
       release();
       locks_ = std::move(o.locks_);
+      lease_ = std::move(o.lease_);
       hosts_ = std::move(o.hosts_);
       script_ = std::move(o.script_);
     }
@@ -46,11 +49,13 @@ public:
 
   // Drops every lock and logs `lock-release HOSTS=<h1,h2> SCRIPT=<s>` once (nothing when empty).
   void release();
-  size_t size() const { return locks_.size(); }
+  size_t size() const { return locks_.size() + (lease_ ? hosts_.size() : 0); }
 
 private:
   friend class Locks;
   std::vector<FileLock> locks_;
+  // With the shared store (state/kv.hpp): the lease the pairs' keys are bound to.
+  std::shared_ptr<KvLease> lease_;
   std::vector<std::string> hosts_;
   std::string script_;
 };
@@ -87,6 +92,8 @@ public:
   std::vector<HeldLock> list_held() const;
 
 private:
+  Acquisition acquire_kv(KvStore& kv, const std::vector<std::string>& hosts,
+                         std::string_view script) const;
   std::string dir_;
 };
 

@@ -8,6 +8,7 @@
 #include "base/files.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
+#include "state/kv.hpp"
 #include "state/registry.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
@@ -98,11 +99,54 @@ std::string PairingQueue::denied_path(std::string_view id) const {
   return dir_ + "/" + std::string(id) + std::string(kDenied);
 }
 
+// --- With the shared store (state/kv.hpp): the files' names as keys under pairing/, each
+// bound to a lease of kPairingStaleSeconds, which does the stale expiry. ----------------------
+
+namespace {
+
+constexpr std::string_view kPairingKeys = "pairing/";
+
+std::string pairing_key(std::string_view id, std::string_view suffix) {
+  return std::string(kPairingKeys) + std::string(id) + std::string(suffix);
+}
+
+Status kv_put_expiring(KvStore& kv, const std::string& key, std::string_view value) {
+  auto lease = kv.grant_lease(kPairingStaleSeconds);
+  Status st = lease.ok() ? kv.put(key, value, *lease) : lease.status();
+  if (st.ok()) return st;
+  return error(st.kind(), "pairing queue in " + kv.describe() + ": " + st.message());
+}
+
+std::optional<std::string> kv_value(KvStore& kv, const std::string& key) {
+  auto got = kv.get(key);
+  if (!got.ok() || !*got) return std::nullopt;
+  return (*got)->value;
+}
+
+// The ids of the requests (pairing/<id>.json) in the store.
+std::vector<std::string> kv_request_ids(KvStore& kv) {
+  std::vector<std::string> ids;
+  auto all = kv.list(kPairingKeys);
+  if (!all.ok()) return ids;
+  for (const KvEntry& e : *all) {
+    std::string_view rest = std::string_view(e.key).substr(kPairingKeys.size());
+    if (rest.ends_with(kJson)) {
+      std::string_view id = rest.substr(0, rest.size() - kJson.size());
+      if (is_queue_id(id)) ids.emplace_back(id);
+    }
+  }
+  return ids;
+}
+
+} // namespace
+
 Status PairingQueue::ensure_dir() const {
+  if (shared_kv()) return {};
   return make_state_dir(dir_);
 }
 
 size_t PairingQueue::expire_stale(int64_t now) const {
+  if (shared_kv()) return 0; // the keys' leases end them
   auto names = list_dir(dir_);
   if (!names.ok()) return 0;
   size_t removed = 0;
@@ -127,6 +171,7 @@ size_t PairingQueue::expire_stale(int64_t now) const {
 }
 
 size_t PairingQueue::pending_count() const {
+  if (KvStore* kv = shared_kv()) return kv_request_ids(*kv).size();
   auto names = list_dir(dir_);
   if (!names.ok()) return 0;
   return static_cast<size_t>(std::count_if(names->begin(), names->end(), [](const std::string& f) {
@@ -137,6 +182,11 @@ size_t PairingQueue::pending_count() const {
 std::string PairingQueue::new_id() const {
   for (;;) {
     std::string id = new_reqid();
+    if (KvStore* kv = shared_kv()) {
+      // 64 random bits: a clash is not worth a round trip per suffix.
+      if (!kv_value(*kv, pairing_key(id, kJson))) return id;
+      continue;
+    }
     if (!path_exists(request_path(id)) && !path_exists(approved_path(id)) &&
         !path_exists(denied_path(id)))
       return id;
@@ -145,6 +195,8 @@ std::string PairingQueue::new_id() const {
 
 Status PairingQueue::add(const PairingRequest& r) const {
   if (!is_queue_id(r.id)) return error("invalid pairing request id '" + r.id + "'");
+  if (KvStore* kv = shared_kv())
+    return kv_put_expiring(*kv, pairing_key(r.id, kJson), pairing_request_json(r) + "\n");
   CX_TRY(ensure_dir());
   WriteOptions opts;
   opts.mode = 0644;
@@ -154,12 +206,17 @@ Status PairingQueue::add(const PairingRequest& r) const {
 std::vector<PairingRequest> PairingQueue::list(int64_t now) const {
   expire_stale(now);
   std::vector<PairingRequest> out;
-  auto names = list_dir(dir_);
-  if (!names.ok()) return out;
-  for (const std::string& f : *names) {
-    auto id = id_of(f, kJson);
-    if (id.empty()) continue;
-    if (auto r = get(id)) out.push_back(std::move(*r));
+  if (KvStore* kv = shared_kv()) {
+    for (const std::string& id : kv_request_ids(*kv))
+      if (auto r = get(id)) out.push_back(std::move(*r));
+  } else {
+    auto names = list_dir(dir_);
+    if (!names.ok()) return out;
+    for (const std::string& f : *names) {
+      auto id = id_of(f, kJson);
+      if (id.empty()) continue;
+      if (auto r = get(id)) out.push_back(std::move(*r));
+    }
   }
   std::stable_sort(out.begin(), out.end(), [](const PairingRequest& a, const PairingRequest& b) {
     return a.received != b.received ? a.received < b.received : a.id < b.id;
@@ -169,9 +226,14 @@ std::vector<PairingRequest> PairingQueue::list(int64_t now) const {
 
 std::optional<PairingRequest> PairingQueue::get(std::string_view id) const {
   if (!is_queue_id(id)) return std::nullopt;
-  // The directory is group-writable: a symbolic link planted as a request or an answer is
-  // not followed (pairing mode runs as root).
-  auto text = read_regular_file(request_path(id), 1u << 20);
+  Result<std::string> text = error("absent");
+  if (KvStore* kv = shared_kv()) {
+    if (auto v = kv_value(*kv, pairing_key(id, kJson))) text = std::move(*v);
+  } else {
+    // The directory is group-writable: a symbolic link planted as a request or an answer is
+    // not followed (pairing mode runs as root).
+    text = read_regular_file(request_path(id), 1u << 20);
+  }
   if (!text.ok()) return std::nullopt;
   auto r = parse_pairing_request(*text, id);
   if (!r.ok()) return std::nullopt;
@@ -183,6 +245,7 @@ std::optional<PairingRequest> PairingQueue::get(std::string_view id) const {
 
 Status PairingQueue::write_approved(std::string_view id, std::string_view body) const {
   if (!is_queue_id(id)) return error("invalid pairing request id '" + std::string(id) + "'");
+  if (KvStore* kv = shared_kv()) return kv_put_expiring(*kv, pairing_key(id, kApproved), body);
   WriteOptions opts;
   opts.mode = 0644;
   return write_file_atomic(approved_path(id), body, opts);
@@ -190,6 +253,11 @@ Status PairingQueue::write_approved(std::string_view id, std::string_view body) 
 
 Status PairingQueue::write_denied(std::string_view id, std::string_view body) const {
   if (!is_queue_id(id)) return error("invalid pairing request id '" + std::string(id) + "'");
+  if (KvStore* kv = shared_kv()) {
+    CX_TRY(kv_put_expiring(*kv, pairing_key(id, kDenied), body));
+    auto gone = kv->remove(pairing_key(id, kJson));
+    return gone.ok() ? Status() : gone.status();
+  }
   WriteOptions opts;
   opts.mode = 0644;
   CX_TRY(write_file_atomic(denied_path(id), body, opts));
@@ -199,6 +267,16 @@ Status PairingQueue::write_denied(std::string_view id, std::string_view body) co
 PairingQueue::Poll PairingQueue::poll(std::string_view id) const {
   Poll p;
   if (!is_queue_id(id)) return p;
+  if (KvStore* kv = shared_kv()) {
+    if (auto body = kv_value(*kv, pairing_key(id, kApproved))) {
+      p.answer = PairingAnswer::approved;
+      p.body = std::move(*body);
+    } else if (auto denied = kv_value(*kv, pairing_key(id, kDenied))) {
+      p.answer = PairingAnswer::denied;
+      p.body = std::move(*denied);
+    }
+    return p;
+  }
   if (auto body = read_regular_file(approved_path(id), 1u << 20); body.ok()) {
     p.answer = PairingAnswer::approved;
     p.body = std::move(*body);
@@ -211,6 +289,12 @@ PairingQueue::Poll PairingQueue::poll(std::string_view id) const {
 
 void PairingQueue::finish(std::string_view id, PairingAnswer delivered) const {
   if (!is_queue_id(id)) return;
+  if (KvStore* kv = shared_kv()) {
+    if (delivered == PairingAnswer::approved) (void)kv->remove(pairing_key(id, kApproved));
+    if (delivered == PairingAnswer::denied) (void)kv->remove(pairing_key(id, kDenied));
+    if (delivered != PairingAnswer::denied) (void)kv->remove(pairing_key(id, kJson));
+    return;
+  }
   switch (delivered) {
   case PairingAnswer::approved:
     (void)remove_file(approved_path(id));

@@ -10,6 +10,7 @@
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
+#include "state/kv.hpp"
 #include "state/registry_index.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
@@ -203,17 +204,86 @@ Status Registry::write_record(std::string_view name, const AgentRecord& rec) con
   return write_file_atomic(record_path(name), agent_record_json(rec) + "\n", opts);
 }
 
+// --- With the shared store (state/kv.hpp): a record is the key agents/<name>, and every change
+// is a compare-and-swap on the revision it was read at, retried when another writer came first.
+
+namespace {
+
+constexpr std::string_view kAgentKeys = "agents/";
+constexpr int kCasAttempts = 20;
+
+std::string agent_key(std::string_view name) {
+  return std::string(kAgentKeys) + std::string(name);
+}
+
+Status kv_error(const KvStore& kv, const Status& st) {
+  return error(st.kind(), "agent registry in " + kv.describe() + ": " + st.message());
+}
+
+// The record of `name` and the revision it was read at (0 and nullopt when absent or corrupt).
+struct Read {
+  std::optional<AgentRecord> rec;
+  int64_t revision = 0;
+};
+Result<Read> kv_read(KvStore& kv, std::string_view name) {
+  auto got = kv.get(agent_key(name));
+  if (!got.ok()) return kv_error(kv, got.status());
+  Read r;
+  if (!*got) return r;
+  r.revision = (*got)->revision;
+  if (auto rec = parse_agent_record((*got)->value, name); rec.ok()) r.rec = std::move(*rec);
+  return r;
+}
+
+// Reads `name`, lets `change` edit it (false: leave it), and writes it back if nobody wrote
+// it meanwhile, retrying otherwise. Returns whether it wrote.
+template <typename F> Result<bool> kv_update(KvStore& kv, std::string_view name, F&& change) {
+  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+    CX_ASSIGN_OR_RETURN(Read r, kv_read(kv, name));
+    std::optional<AgentRecord> rec = std::move(r.rec);
+    if (!change(rec) || !rec) return false;
+    auto done = kv.replace(agent_key(name), r.revision, agent_record_json(*rec));
+    if (!done.ok()) return kv_error(kv, done.status());
+    if (*done) return true;
+  }
+  return error("agent registry in " + kv.describe() + ": '" + std::string(name) +
+               "' kept changing under us");
+}
+
+Result<std::vector<std::pair<std::string, AgentRecord>>> kv_all(KvStore& kv) {
+  auto all = kv.list(kAgentKeys);
+  if (!all.ok()) return kv_error(kv, all.status());
+  std::vector<std::pair<std::string, AgentRecord>> out;
+  for (const KvEntry& e : *all) {
+    std::string name = e.key.substr(kAgentKeys.size());
+    if (!is_agent_name(name)) continue;
+    if (auto rec = parse_agent_record(e.value, name); rec.ok())
+      out.emplace_back(std::move(name), std::move(*rec));
+  }
+  return out;
+}
+
+} // namespace
+
 Status Registry::register_agent(const AgentRecord& rec) {
   if (!is_agent_name(rec.hostname))
     return error("invalid hostname '" + rec.hostname + "' - refusing to use as a registry key");
   AgentRecord copy = rec;
   copy.lookup_by = normalize_lookup_by(copy.lookup_by);
   copy.port = normalize_port(copy.port);
+  if (KvStore* kv = shared_kv()) {
+    Status st = kv->put(agent_key(copy.hostname), agent_record_json(copy));
+    return st.ok() ? st : kv_error(*kv, st);
+  }
   return locked([&] { return write_record(copy.hostname, copy); });
 }
 
 std::optional<AgentRecord> Registry::get(std::string_view name) const {
   if (!is_agent_name(name)) return std::nullopt;
+  if (KvStore* kv = shared_kv()) {
+    auto r = kv_read(*kv, name);
+    return r.ok() ? std::move(r->rec) : std::nullopt;
+  }
   // The directory is group-writable: a symbolic link planted as a record is not followed.
   auto text = read_regular_file(record_path(name), kMaxRecordBytes);
   if (!text.ok()) return std::nullopt;
@@ -224,6 +294,10 @@ std::optional<AgentRecord> Registry::get(std::string_view name) const {
 
 Result<RegistryScan> Registry::scan(IndexReport* report) const {
   if (report) *report = IndexReport{};
+  if (KvStore* kv = shared_kv()) {
+    CX_ASSIGN_OR_RETURN(auto all, kv_all(*kv));
+    return RegistryScan::of_records(std::move(all));
+  }
   if (!path_exists(dir_)) return RegistryScan();
   auto files = scan_registry(dir_, report);
   if (!files.ok() && ::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
@@ -243,6 +317,12 @@ Result<std::vector<AgentRecord>> Registry::list(IndexReport* report) const {
 
 std::vector<std::string> Registry::list_hostnames() const {
   std::vector<std::string> out;
+  if (KvStore* kv = shared_kv()) {
+    if (auto all = kv_all(*kv); all.ok())
+      for (auto& [name, rec] : *all)
+        out.push_back(name);
+    return out;
+  }
   auto names = list_dir(dir_);
   if (!names.ok()) return out;
   for (const std::string& file : *names) {
@@ -253,6 +333,19 @@ std::vector<std::string> Registry::list_hostnames() const {
 }
 
 Result<AgentRecord> Registry::remove(std::string_view name) {
+  if (KvStore* kv = shared_kv()) {
+    std::string missing = "No registry entry for '" + std::string(name) + "'";
+    if (!is_agent_name(name)) return error(missing);
+    CX_ASSIGN_OR_RETURN(Read r, kv_read(*kv, name));
+    if (r.revision == 0) return error(missing);
+    auto gone = kv->remove(agent_key(name));
+    if (!gone.ok()) return kv_error(*kv, gone.status());
+    if (!*gone) return error(missing);
+    if (r.rec) return std::move(*r.rec);
+    AgentRecord rec;
+    rec.hostname = std::string(name); // corrupt: still removable
+    return rec;
+  }
   return locked([&]() -> Result<AgentRecord> {
     std::string missing = "No registry entry for '" + std::string(name) + "'";
     if (!is_agent_name(name) || !is_regular_file(record_path(name))) return error(missing);
@@ -268,6 +361,7 @@ Result<AgentRecord> Registry::remove(std::string_view name) {
 }
 
 Result<EditResult> Registry::edit(std::string_view name, const AgentEdit& change) {
+  if (KvStore* kv = shared_kv()) return edit_kv(*kv, name, change);
   return locked([&]() -> Result<EditResult> {
     auto cur = get(name);
     if (!cur) return error("No registry entry for '" + std::string(name) + "'");
@@ -294,7 +388,47 @@ Result<EditResult> Registry::edit(std::string_view name, const AgentEdit& change
   });
 }
 
+Result<EditResult> Registry::edit_kv(KvStore& kv, std::string_view name, const AgentEdit& change) {
+  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+    CX_ASSIGN_OR_RETURN(Read r, kv_read(kv, name));
+    if (!r.rec) return error("No registry entry for '" + std::string(name) + "'");
+    EditResult res{std::move(*r.rec), {}};
+    AgentRecord& rec = res.record;
+    if (change.ip) rec.ip = *change.ip;
+    if (change.port) rec.port = normalize_port(*change.port);
+    if (change.lookup_by) rec.lookup_by = normalize_lookup_by(*change.lookup_by);
+    Result<bool> done = false;
+    if (change.rename) {
+      const std::string& to = *change.rename;
+      if (!is_agent_name(to))
+        return error("invalid agent name '" + to + "' (use letters, digits, '.', '-', '_')");
+      res.renamed_from = std::string(name);
+      rec.hostname = to;
+      done = kv.move(agent_key(name), r.revision, agent_key(to), agent_record_json(rec));
+      if (done.ok() && !*done) {
+        // Either the new name exists, or the record changed: tell which.
+        auto there = kv.get(agent_key(to));
+        if (!there.ok()) return kv_error(kv, there.status());
+        if (*there) return error("agent '" + to + "' already exists");
+      }
+    } else {
+      rec.hostname = std::string(name);
+      done = kv.replace(agent_key(name), r.revision, agent_record_json(rec));
+    }
+    if (!done.ok()) return kv_error(kv, done.status());
+    if (*done) return res;
+  }
+  return error("agent registry in " + kv.describe() + ": '" + std::string(name) +
+               "' kept changing under us");
+}
+
 Result<bool> Registry::update_expiry(std::string_view name, std::string_view expiry) {
+  if (KvStore* kv = shared_kv())
+    return kv_update(*kv, name, [&](std::optional<AgentRecord>& rec) {
+      if (!rec) return false;
+      rec->expiry = std::string(expiry);
+      return true;
+    });
   return locked([&]() -> Result<bool> {
     auto rec = get(name);
     if (!rec) return false;
@@ -306,6 +440,12 @@ Result<bool> Registry::update_expiry(std::string_view name, std::string_view exp
 
 Result<bool> Registry::update_tags(std::string_view name,
                                    const std::map<std::string, std::string>& tags) {
+  if (KvStore* kv = shared_kv())
+    return kv_update(*kv, name, [&](std::optional<AgentRecord>& rec) {
+      if (!rec) return false;
+      rec->tags = tags;
+      return true;
+    });
   return locked([&]() -> Result<bool> {
     auto rec = get(name);
     if (!rec) return false;
@@ -318,6 +458,19 @@ Result<bool> Registry::update_tags(std::string_view name,
 Result<size_t> Registry::bulk_update_tags(
     const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& updates) {
   if (updates.empty()) return size_t{0};
+  if (KvStore* kv = shared_kv()) {
+    size_t n = 0;
+    for (const auto& [name, tags] : updates) {
+      if (!is_agent_name(name)) continue;
+      CX_ASSIGN_OR_RETURN(bool wrote, kv_update(*kv, name, [&](std::optional<AgentRecord>& rec) {
+                            if (!rec || rec->tags == tags) return false;
+                            rec->tags = tags;
+                            return true;
+                          }));
+      n += wrote;
+    }
+    return n;
+  }
   return locked([&]() -> Result<size_t> {
     size_t n = 0;
     for (const auto& [name, tags] : updates) {
@@ -335,6 +488,17 @@ Status Registry::update_serial(std::string_view name, const SerialUpdate& update
   if (!is_agent_name(name))
     return error("invalid hostname '" + std::string(name) +
                  "' - refusing to use as a registry key");
+  if (KvStore* kv = shared_kv())
+    return kv_update(*kv, name,
+                     [&](std::optional<AgentRecord>& rec) {
+                       if (!rec) {
+                         rec.emplace();
+                         rec->hostname = std::string(name);
+                       }
+                       apply_serial(*rec, update);
+                       return true;
+                     })
+        .status();
   return locked([&]() -> Status {
     AgentRecord rec;
     if (auto cur = get(name))
@@ -349,6 +513,15 @@ Status Registry::update_serial(std::string_view name, const SerialUpdate& update
 Result<size_t>
 Registry::bulk_update_serial(const std::vector<std::pair<std::string, SerialUpdate>>& updates) {
   if (updates.empty()) return size_t{0};
+  if (shared_kv()) {
+    size_t n = 0;
+    for (const auto& [name, update] : updates) {
+      if (!is_agent_name(name)) continue;
+      CX_TRY(update_serial(name, update));
+      ++n;
+    }
+    return n;
+  }
   return locked([&]() -> Result<size_t> {
     size_t n = 0;
     for (const auto& [name, update] : updates) {

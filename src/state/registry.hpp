@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.hpp"
+#include "state/kv.hpp"
 #include "state/record_dir.hpp"
 
 namespace cx::state {
@@ -180,6 +181,7 @@ public:
   DispatchResolution resolve_tags(const TagFilter& filter) const;
 
 private:
+  Result<EditResult> edit_kv(KvStore& kv, std::string_view name, const AgentEdit& change);
   // Runs `fn` holding the registry lock (or unlocked if the lock file cannot be opened, as the
   // original does).
   template <typename F> auto locked(F&& fn) -> decltype(fn());

@@ -529,6 +529,22 @@ std::optional<RegistryIndex> decode_registry_index(std::string_view bytes) {
   return out;
 }
 
+RegistryScan RegistryScan::of_records(std::vector<std::pair<std::string, AgentRecord>> records) {
+  RegistryScan scan;
+  for (auto& [name, rec] : records) {
+    Item it;
+    std::string file = name + ".json";
+    it.file = {static_cast<uint32_t>(scan.files_.size()), static_cast<uint32_t>(file.size())};
+    scan.files_ += file;
+    scan.files_ += '\0';
+    it.parsed = static_cast<int32_t>(scan.parsed_.size());
+    it.kind = Kind::cached;
+    scan.parsed_.push_back(std::move(rec));
+    scan.items_.push_back(it);
+  }
+  return scan;
+}
+
 std::string_view RegistryScan::name(size_t i) const {
   const Item& it = items_[i];
   return RecordDir::record_name(std::string_view(files_).substr(it.file.offset, it.file.size));

@@ -110,6 +110,10 @@ struct ScanOptions {
 // decoded only when read(): listing 10,000 agents then needs one AgentRecord, not 10,000.
 class RegistryScan {
 public:
+  // A scan of records read elsewhere (the shared store, state/kv.hpp): (registry name, record)
+  // pairs in name order.
+  static RegistryScan of_records(std::vector<std::pair<std::string, AgentRecord>> records);
+
   size_t size() const { return items_.size(); }
   // The registry name (the file name without .json) and the record's hostname member.
   std::string_view name(size_t i) const;

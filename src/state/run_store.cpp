@@ -11,7 +11,9 @@
 #include "base/files.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
+#include "base/time.hpp"
 #include "log/log.hpp"
+#include "state/kv.hpp"
 #include "json/writer.hpp"
 
 namespace cx::state {
@@ -212,8 +214,32 @@ bool is_sync_record(const json::Value& record) {
          results->IsArray();
 }
 
+namespace {
+constexpr std::string_view kRunKeys = "runs/";
+constexpr std::string_view kInstanceKeys = "instances/";
+
+std::string run_key(std::string_view reqid) {
+  return std::string(kRunKeys) + std::string(reqid);
+}
+
+std::optional<json::Document> parse_record(std::string_view body) {
+  auto doc = json::parse(body);
+  if (!doc.ok() || !doc->IsObject()) return std::nullopt;
+  return std::move(doc).value();
+}
+} // namespace
+
 Status RunStore::save(std::string_view reqid, const json::Value& record) const {
   if (!is_run_reqid(reqid)) return error("invalid reqid '" + std::string(reqid) + "'");
+  if (KvStore* kv = shared_kv()) {
+    std::string body = json::to_string(record);
+    if (body.size() > kMaxRunRecordBytes)
+      return error("run record of " + std::to_string(body.size()) + " bytes exceeds the " +
+                   std::to_string(kMaxRunRecordBytes >> 20) + " MiB limit");
+    // Each record carries a lease for its 24 hours: the store forgets it by itself.
+    CX_ASSIGN_OR_RETURN(int64_t lease, kv->grant_lease(kv_settings().run_ttl_s));
+    return kv->put(run_key(reqid), body, lease);
+  }
   if (!is_directory(dir_)) {
     CX_TRY(make_dirs(dirname(dir_), 0755));
     CX_TRY(make_dirs(dir_, kDirMode));
@@ -230,6 +256,15 @@ Status RunStore::save(std::string_view reqid, const json::Value& record) const {
 
 std::optional<json::Document> RunStore::load(std::string_view reqid) const {
   if (!is_run_reqid(reqid)) return std::nullopt;
+  if (KvStore* kv = shared_kv()) {
+    auto got = kv->get(run_key(reqid));
+    if (!got.ok()) {
+      log::warning("run-store-fail", {{"ERROR", got.message()}, {"REQID", std::string(reqid)}});
+      return std::nullopt;
+    }
+    if (!*got) return std::nullopt;
+    return parse_record((*got)->value);
+  }
   // The directory is group-writable: a symbolic link planted as a record is not followed
   // (a `status` run by root would otherwise read its target and rewrite it into the store).
   std::string path = record_path(reqid);
@@ -246,6 +281,7 @@ std::optional<json::Document> RunStore::load(std::string_view reqid) const {
 }
 
 size_t RunStore::purge(int64_t now, int64_t max_age) const {
+  if (shared_kv()) return 0; // records end with their leases
   auto names = list_dir(dir_);
   if (!names.ok()) return 0;
   size_t removed = 0;
@@ -330,6 +366,17 @@ void mark_run_unknown(json::Document& record) {
 }
 
 Status ApiInstanceLock::acquire(const std::string& runs_dir) {
+  if (KvStore* kv = shared_kv()) {
+    // The key instances/<id>, bound to a lease this process keeps alive for its life.
+    CX_ASSIGN_OR_RETURN(auto lease, KvLease::grant(*kv, kv_settings().lock_ttl_s));
+    std::string id = random_hex(8);
+    CX_ASSIGN_OR_RETURN(bool made, kv->create(std::string(kInstanceKeys) + id,
+                                              iso8601_utc(unix_now()), lease->id()));
+    if (!made) return error("API instance id " + id + " is taken in " + kv->describe());
+    lease_ = std::move(lease);
+    id_ = std::move(id);
+    return {};
+  }
   std::string dir = runs_dir + std::string(kInstanceDir);
   if (!is_directory(runs_dir)) CX_TRY(make_dirs(runs_dir, kDirMode));
   CX_TRY(make_dirs(dir, kDirMode));
@@ -349,6 +396,10 @@ Status ApiInstanceLock::acquire(const std::string& runs_dir) {
 
 bool api_instance_alive(const std::string& runs_dir, std::string_view instance) {
   if (!is_instance_id(instance)) return false;
+  if (KvStore* kv = shared_kv()) {
+    auto got = kv->get(std::string(kInstanceKeys) + std::string(instance));
+    return !got.ok() || got->has_value(); // only a key seen gone proves the writer gone
+  }
   std::string path = api_instance_lock_path(runs_dir, instance);
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return errno != ENOENT; // gone once its file is
@@ -382,6 +433,17 @@ bool RunStore::settle_abandoned(std::string_view reqid, json::Document& record) 
 
 std::vector<std::string> RunStore::settle_all_abandoned() const {
   std::vector<std::string> marked;
+  if (KvStore* kv = shared_kv()) {
+    auto all = kv->list(kRunKeys);
+    if (!all.ok()) return marked;
+    for (const KvEntry& e : *all) {
+      if (e.value.find("\"submitted\"") == std::string::npos) continue;
+      std::string reqid = e.key.substr(kRunKeys.size());
+      auto doc = parse_record(e.value);
+      if (doc && settle_abandoned(reqid, *doc)) marked.push_back(std::move(reqid));
+    }
+    return marked; // instance keys end with their leases
+  }
   if (auto names = list_dir(dir_); names.ok()) {
     for (const std::string& name : *names) {
       if (!is_record_file(name)) continue;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "base/files.hpp"
 #include "base/status.hpp"
 #include "base/submitter.hpp"
+#include "state/kv.hpp"
 #include "state/record_dir.hpp"
 #include "json/json.hpp"
 
@@ -101,6 +103,7 @@ public:
 
 private:
   FileLock lock_;
+  std::unique_ptr<KvLease> lease_; // with the shared store (state/kv.hpp)
   std::string id_;
 };
 

@@ -8,8 +8,7 @@
 using namespace cx;
 using namespace cx::state;
 
-TEST_CASE("scripts cache text: one sorted line per agent, nothing that needs quoting",
-          "[state]") {
+TEST_CASE("scripts cache text: one sorted line per agent, nothing that needs quoting", "[state]") {
   ScriptsByAgent s{{"web2", {"deploy", "noop"}},
                    {"web1", {}},
                    {"bad name", {"x"}},
