@@ -68,6 +68,7 @@ const Mode kModes[] = {
     {"serial-status", cx::engine::cmd_serial_status, "serial-status [--json]"},
     {"maintain", cx::engine::cmd_maintain, "maintain [--json]"},
     {"rotate-cert", cx::engine::cmd_rotate_cert, "rotate-cert [--force]"},
+    {"state", cx::engine::cmd_state, "state export [<file>] | state import <file> [--apply]"},
 };
 
 std::string usage() {
@@ -97,6 +98,7 @@ std::string usage() {
        "  --follow            run: print each output line as it arrives, prefixed with\n"
        "                      its host, then one summary line per host; with --json,\n"
        "                      NDJSON events, then the usual JSON (not with --async)\n"
+       "  --apply             state import: write (without it, a dry run)\n"
        "  --version           print the version\n"
        "  --help              print this help\n";
   return u;
@@ -118,6 +120,7 @@ void declare_options(CLI::App& app, Command& c) {
   app.add_flag("--async", args.async);
   app.add_flag("--follow", args.follow);
   app.add_flag("--force", args.force);
+  app.add_flag("--apply", args.apply);
   app.add_flag("--version", c.version);
   app.add_flag("--help", c.help);
   app.add_option("--port", args.port);

@@ -23,6 +23,7 @@ struct DispatcherArgs {
   bool async = false;
   bool follow = false;           // run: live output (ours)
   bool force = false;            // setup-ca: replace an existing CA
+  bool apply = false;            // state import: write (ours; a dry run without it)
   std::optional<int> port;       // run/ping/status/wait/maintain default agent port;
                                  // pairing-mode listen port
   std::optional<int> agent_port; // approve, edit-agent

@@ -46,6 +46,13 @@ DispatcherConfigLoad make_dispatcher_config(const FlatConfig& conf, std::string_
   read_string(conf, "auth_hook", c.auth_hook, /*empty_is_unset=*/true);
   read_string(conf, "api_cert", c.api_cert, /*empty_is_unset=*/true);
   read_string(conf, "api_key", c.api_key, /*empty_is_unset=*/true);
+  read_string(conf, "state_backend", c.state_backend);
+  c.state_backend = to_lower(trim(c.state_backend));
+  read_string(conf, "etcd_endpoints", c.etcd_endpoints);
+  read_string(conf, "etcd_prefix", c.etcd_prefix);
+  read_string(conf, "etcd_ca", c.etcd_ca, /*empty_is_unset=*/true);
+  read_string(conf, "etcd_cert", c.etcd_cert, /*empty_is_unset=*/true);
+  read_string(conf, "etcd_key", c.etcd_key, /*empty_is_unset=*/true);
 
   const std::string* id = find_value(conf, "dispatcher_id");
   c.dispatcher_id = sanitize_dispatcher_id(id ? std::string_view(*id) : hostname);
@@ -79,7 +86,23 @@ DispatcherConfigLoad make_dispatcher_config(const FlatConfig& conf, std::string_
   ints.read_into("cert_check_interval", c.cert_check_interval, 1);
   ints.read_into("pairing_timeout", c.pairing_timeout, INT64_MIN);
   ints.read_into("pairing_max_queue", c.pairing_max_queue, 0);
+  ints.read_into("etcd_dial_timeout", c.etcd_dial_timeout, 1, 600);
+  ints.read_into("etcd_timeout", c.etcd_timeout, 1, 600);
+  ints.read_into("etcd_lock_ttl", c.etcd_lock_ttl, 2, 3600);
   return load;
+}
+
+std::string state_backend_error(const DispatcherConfig& c) {
+  if (c.state_backend == "files") return "";
+  if (c.state_backend != "etcd")
+    return "state_backend: '" + c.state_backend + "' is not files or etcd";
+  if (trim(c.etcd_endpoints).empty())
+    return "etcd_endpoints: required with state_backend = etcd (http://host:2379,...)";
+  if (c.etcd_cert.has_value() != c.etcd_key.has_value())
+    return c.etcd_cert ? "etcd_key: required with etcd_cert" : "etcd_cert: required with etcd_key";
+  if (c.etcd_prefix.empty() || c.etcd_prefix.front() != '/')
+    return "etcd_prefix: must start with '/' (default /ctrl-exec/)";
+  return "";
 }
 
 Result<DispatcherConfigLoad> load_dispatcher_config(const std::string& path,
@@ -87,6 +110,8 @@ Result<DispatcherConfigLoad> load_dispatcher_config(const std::string& path,
   CX_ASSIGN_OR_RETURN(FlatConfig conf, lenient ? load_flat(path) : load_flat_required(path));
   DispatcherConfigLoad load = make_dispatcher_config(conf, hostname);
   load.config.path = path;
+  if (std::string e = state_backend_error(load.config); !e.empty())
+    return error(ErrorKind::config, "Config error in '" + path + "': " + e);
   return load;
 }
 

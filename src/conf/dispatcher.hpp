@@ -42,7 +42,16 @@ struct DispatcherConfig {
   bool pairing_rate_limit_disable = false;            // `^[1y]`, case-insensitive
   std::string rotation_file;                          // default cx::paths::rotation_file()
   std::string registry_dir;                           // default cx::paths::registry_dir()
-  FlatConfig raw;                                     // every key as parsed, unknown ones included
+  // Where the shared state lives (ours, issue 17): "files" (the default: /var/lib/ctrl-exec)
+  // or "etcd", with the keys below; cli/state_backend.hpp opens it.
+  std::string state_backend = "files";
+  std::string etcd_endpoints;                              // http(s)://host:port, comma-separated
+  std::string etcd_prefix = "/ctrl-exec/";                 // every key under it
+  std::optional<std::string> etcd_ca, etcd_cert, etcd_key; // TLS to etcd
+  int64_t etcd_dial_timeout = 2;                           // seconds, per endpoint tried
+  int64_t etcd_timeout = 5;                                // seconds, per request
+  int64_t etcd_lock_ttl = 10; // seconds: a dead holder's locks go after this
+  FlatConfig raw;             // every key as parsed, unknown ones included
 
   // cert_days means different defaults to its two users.
   int64_t renewal_cert_days() const { return cert_days.value_or(365); }
@@ -65,7 +74,13 @@ std::string sanitize_dispatcher_id(std::string_view id);
 // numeric conversion of the junk (usually 0), which is never what the operator meant.
 DispatcherConfigLoad make_dispatcher_config(const FlatConfig& conf, std::string_view hostname);
 
+// The state keys' errors, each naming its key: state_backend other than files or etcd, etcd
+// without etcd_endpoints, etcd_cert without etcd_key (or the other way round), an empty or
+// relative etcd_prefix. "" when they are usable.
+std::string state_backend_error(const DispatcherConfig& c);
+
 // Loads `path`: strictly (cert/key/ca required, see check_required_tls_keys) or leniently.
+// Both fail on state_backend_error.
 Result<DispatcherConfigLoad>
 load_dispatcher_config(const std::string& path, std::string_view hostname, bool lenient = false);
 

@@ -26,6 +26,7 @@
 #include "engine/runs.hpp"
 #include "hook/hook.hpp"
 #include "log/log.hpp"
+#include "state/dump.hpp"
 #include "state/locks.hpp"
 #include "state/rotation.hpp"
 #include "state/run_store.hpp"
@@ -593,6 +594,53 @@ int cmd_status(const DispatcherArgs& a) {
 int cmd_wait(const DispatcherArgs& a) {
   return show_run(a, "Usage: ctrl-exec-dispatcher wait <reqid> [--timeout <seconds>]",
                   a.timeout.value_or(300));
+}
+
+// `ced state export [FILE]` / `ced state import FILE [--apply]` (ours, issue 17).
+int cmd_state(const DispatcherArgs& a) {
+  static const char* kUsage = "Usage: ctrl-exec-dispatcher state export [<file>]\n"
+                              "       ctrl-exec-dispatcher state import <file> [--apply]";
+  if (a.words.empty() || a.words.size() > 2) return die(kUsage, kExitUsage);
+  const std::string& verb = a.words[0];
+  if (verb != "export" && verb != "import") return die(kUsage, kExitUsage);
+  if (verb == "import" && a.words.size() != 2) return die(kUsage, kExitUsage);
+  if (a.apply && verb != "import") return die("Error: --apply is for state import", kExitUsage);
+  auto config = cli::load_config(a.config_path, true);
+  if (!config) return kExitFatal;
+  state::StatePaths sp{config->registry_dir, paths::pairing_dir(), paths::runs_dir(),
+                       config->rotation_file};
+  std::string where = config->state_backend == "etcd"
+                          ? "etcd " + config->etcd_endpoints
+                          : "the files under " + paths::dispatcher_state();
+  if (verb == "export") {
+    auto doc = state::export_state(sp);
+    if (!doc.ok()) return die("Cannot export the state from " + where + ": " + doc.message());
+    if (a.words.size() == 1) {
+      out(*doc + "\n");
+      return 0;
+    }
+    WriteOptions opts;
+    opts.mode = 0600; // run records hold submitters' names and the agents' output
+    if (Status st = write_file_atomic(a.words[1], *doc + "\n", opts); !st.ok())
+      return die("Cannot write '" + a.words[1] + "': " + st.message());
+    std::fprintf(stderr, "State of %s written to %s\n", where.c_str(), a.words[1].c_str());
+    return 0;
+  }
+  auto text = read_file(a.words[1], 1u << 30);
+  if (!text.ok()) return die("Cannot import: " + text.message());
+  auto rep = state::import_state(*text, sp, a.apply);
+  if (!rep.ok())
+    return die("Cannot import '" + a.words[1] + "' into " + where + ": " + rep.message());
+  auto line = [](const char* what, const state::ImportTally& t) {
+    return strprintf("%-18s %zu new, %zu changed, %zu unchanged\n", what, t.added, t.changed,
+                     t.unchanged);
+  };
+  std::string s = (a.apply ? "Imported into " : "Dry run against ") + where + ":\n";
+  s += line("agents:", rep->agents) + line("pairing requests:", rep->pairing) +
+       line("runs:", rep->runs) + line("rotation state:", rep->rotation);
+  if (!a.apply) s += "Nothing was written; add --apply to write the new and changed items.\n";
+  out(s);
+  return 0;
 }
 
 int cmd_list_locks(const DispatcherArgs& a) {

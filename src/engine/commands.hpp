@@ -7,6 +7,6 @@
 namespace cx::engine {
 
 cli::Command cmd_run, cmd_ping, cmd_status, cmd_wait, cmd_list_locks, cmd_serial_status,
-    cmd_maintain, cmd_rotate_cert;
+    cmd_maintain, cmd_rotate_cert, cmd_state;
 
 } // namespace cx::engine

@@ -102,7 +102,8 @@ Result<std::vector<KvEntry>> MemoryKv::list(std::string_view prefix) {
 Status MemoryKv::put(std::string_view key, std::string_view value, int64_t lease) {
   std::lock_guard lock(mu_);
   CX_TRY(check_up());
-  if (lease && !leases_.count(lease)) return error("memory store: no lease " + std::to_string(lease));
+  if (lease && !leases_.count(lease))
+    return error("memory store: no lease " + std::to_string(lease));
   write(key, value, lease);
   return {};
 }
@@ -110,7 +111,8 @@ Status MemoryKv::put(std::string_view key, std::string_view value, int64_t lease
 Result<bool> MemoryKv::create(std::string_view key, std::string_view value, int64_t lease) {
   std::lock_guard lock(mu_);
   CX_TRY(check_up());
-  if (lease && !leases_.count(lease)) return error("memory store: no lease " + std::to_string(lease));
+  if (lease && !leases_.count(lease))
+    return error("memory store: no lease " + std::to_string(lease));
   if (data_.count(key)) return false;
   write(key, value, lease);
   return true;

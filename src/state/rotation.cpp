@@ -8,6 +8,7 @@
 
 #include "base/files.hpp"
 #include "base/strings.hpp"
+#include "state/kv.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
 
@@ -89,7 +90,18 @@ Result<RotationState> parse_rotation(std::string_view text) {
   return s;
 }
 
+// With the shared store (state/kv.hpp), the state is the key `rotation`.
+constexpr std::string_view kRotationKey = "rotation";
+
 Result<std::optional<RotationState>> load_rotation(const std::string& path) {
+  if (KvStore* kv = shared_kv()) {
+    auto got = kv->get(kRotationKey);
+    if (!got.ok())
+      return error(got.kind(), "rotation state in " + kv->describe() + ": " + got.message());
+    if (!*got) return std::optional<RotationState>();
+    CX_ASSIGN_OR_RETURN(RotationState s, parse_rotation((*got)->value));
+    return std::optional<RotationState>(std::move(s));
+  }
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return std::optional<RotationState>();
   CX_ASSIGN_OR_RETURN(std::string body, read_file(path, kMaxRotationBytes));
@@ -98,6 +110,11 @@ Result<std::optional<RotationState>> load_rotation(const std::string& path) {
 }
 
 Status save_rotation(const std::string& path, const RotationState& s) {
+  if (KvStore* kv = shared_kv()) {
+    Status st = kv->put(kRotationKey, rotation_json(s));
+    if (st.ok()) return st;
+    return error(st.kind(), "rotation state in " + kv->describe() + ": " + st.message());
+  }
   CX_TRY(make_dirs(dirname(path), 0755));
   WriteOptions opts;
   opts.mode = kRotationMode;

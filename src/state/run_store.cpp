@@ -280,6 +280,23 @@ std::optional<json::Document> RunStore::load(std::string_view reqid) const {
   return std::move(doc).value();
 }
 
+Result<std::vector<std::string>> RunStore::list_reqids() const {
+  std::vector<std::string> out;
+  if (KvStore* kv = shared_kv()) {
+    auto all = kv->list(kRunKeys);
+    if (!all.ok())
+      return error(all.kind(), "run store in " + kv->describe() + ": " + all.message());
+    for (const KvEntry& e : *all)
+      out.push_back(e.key.substr(kRunKeys.size()));
+    return out;
+  }
+  if (!is_directory(dir_)) return out;
+  CX_ASSIGN_OR_RETURN(auto names, list_dir(dir_));
+  for (const std::string& name : names)
+    if (is_record_file(name)) out.emplace_back(record_name(name));
+  return out;
+}
+
 size_t RunStore::purge(int64_t now, int64_t max_age) const {
   if (shared_kv()) return 0; // records end with their leases
   auto names = list_dir(dir_);

@@ -128,6 +128,8 @@ public:
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.
   size_t purge(int64_t now, int64_t max_age = kRunRetentionSeconds) const;
+  // The reqids of every record, sorted (for `ced state export`).
+  Result<std::vector<std::string>> list_reqids() const;
 
   // If `record` (loaded as `reqid`) is submitted and its API process is gone, marks it unknown
   // and saves it (WARNING api-run-unknown REQID). The record is read again first, and `record`

@@ -47,7 +47,7 @@ TEST_CASE("MemoryKv: revisions, create-if-absent, replace, move and leases", "[s
   CHECK_FALSE(kv.replace("a", a->revision + 1, "x").value());
   CHECK(kv.replace("a", a->revision, "3").value());
   CHECK(kv.get("a").value()->value == "3");
-  CHECK(kv.replace("new", 0, "n").value()); // revision 0: only while absent
+  CHECK(kv.replace("new", 0, "n").value());                 // revision 0: only while absent
   CHECK_FALSE(kv.move("a", a->revision, "b", "v").value()); // a changed since
   auto now = kv.get("a").value()->revision;
   CHECK_FALSE(kv.move("a", now, "new", "v").value()); // the target exists
@@ -82,7 +82,8 @@ TEST_CASE("the registry in the shared store: records, edits, renames, tags", "[s
   CHECK_FALSE(reg.update_tags("nobody", {{"role", "web"}}).value());
   auto tagged = reg.resolve_tags({{"role", "web"}});
   CHECK(tagged.refs == std::vector<std::string>{"web1"});
-  CHECK(reg.bulk_update_tags({{"web1", {{"role", "web"}}}, {"db1", {{"role", "db"}}}}).value() == 1);
+  CHECK(reg.bulk_update_tags({{"web1", {{"role", "web"}}}, {"db1", {{"role", "db"}}}}).value() ==
+        1);
 
   AgentEdit rename;
   rename.rename = "db1";
@@ -95,7 +96,9 @@ TEST_CASE("the registry in the shared store: records, edits, renames, tags", "[s
   CHECK(reg.get("web9")->tags == std::map<std::string, std::string>{{"role", "web"}});
   CHECK(reg.edit("ghost", AgentEdit{}).message() == "No registry entry for 'ghost'");
 
-  REQUIRE(reg.update_serial("web9", SerialUpdate{std::string("ab12"), std::string("current"), {}, {}}).ok());
+  REQUIRE(
+      reg.update_serial("web9", SerialUpdate{std::string("ab12"), std::string("current"), {}, {}})
+          .ok());
   CHECK(reg.get("web9")->dispatcher_serial == "ab12");
   CHECK(reg.remove("web9").value().hostname == "web9");
   CHECK(reg.remove("web9").message() == "No registry entry for 'web9'");
@@ -115,7 +118,8 @@ TEST_CASE("locks in the shared store: all or none, per holder, gone with the lea
   auto b = locks.acquire({"web2", "web3"}, "deploy");
   CHECK(b.conflicts == std::vector<std::string>{"web2:deploy"});
   CHECK_FALSE(s.kv->get("locks/web3--deploy.lock").value()); // none: web3 was given back
-  CHECK(locks.check_available({"web1", "web3"}, "deploy") == std::vector<std::string>{"web1:deploy"});
+  CHECK(locks.check_available({"web1", "web3"}, "deploy") ==
+        std::vector<std::string>{"web1:deploy"});
   CHECK(locks.list_held() == std::vector<HeldLock>{{"web1", "deploy"}, {"web2", "deploy"}});
   a.held.release();
   CHECK(locks.list_held().empty());
