@@ -35,6 +35,12 @@ void unknown_agents(Exchange& ex, const std::vector<std::string>& unknown) {
   ex.fail(404, "unknown agent", "not a registered agent: " + join(unknown, ", "));
 }
 
+// 503 when the shared state store cannot be read (ours, issue 17), else the 404 above.
+void unresolved(Exchange& ex, const state::DispatchResolution& res) {
+  if (!res.error.empty()) return ex.fail(503, "state unavailable", res.error);
+  unknown_agents(ex, res.unknown);
+}
+
 // 500 when the engine refuses to start an exchange (the dispatcher's credentials cannot be
 // loaded, say).
 void engine_failure(Exchange& ex, const Status& st) {
@@ -72,7 +78,7 @@ std::optional<Planned> plan_or_fail(Exchange& e, const std::vector<std::string>&
   Planned p;
   p.selection = engine::select_hosts(e.api.registry(), hosts, t.tags);
   if (!p.selection.resolution.ok) {
-    unknown_agents(e, p.selection.resolution.unknown);
+    unresolved(e, p.selection.resolution);
     return std::nullopt;
   }
   if (p.selection.no_tag_match) {
@@ -202,7 +208,7 @@ void handle_ping(Exchange& ex) {
                [hosts](Exchange& e, const hook::Decision& d) {
                  if (!d.allowed) return e.deny(d);
                  auto res = e.api.registry().resolve_dispatch(hosts);
-                 if (!res.ok) return unknown_agents(e, res.unknown);
+                 if (!res.ok) return unresolved(e, res);
                  Status st = e.api.engine().ping(
                      res.hosts, new_reqid(), false, e.guard([](Exchange& e2, Results results) {
                        e2.respond(200, "{\"ok\":true,\"results\":" +
@@ -329,7 +335,7 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
     return e.respond(409, w.str());
   }
   auto res = e.api.registry().resolve_dispatch(in->hosts);
-  if (!res.ok) return unknown_agents(e, res.unknown);
+  if (!res.ok) return unresolved(e, res);
 
   engine::RunSpec spec;
   spec.script = in->script;
@@ -570,7 +576,7 @@ void handle_discovery(Exchange& ex) {
                [hosts](Exchange& e, const hook::Decision& d) {
                  if (!d.allowed) return e.deny(d);
                  auto res = e.api.registry().resolve_dispatch(hosts);
-                 if (!res.ok) return unknown_agents(e, res.unknown);
+                 if (!res.ok) return unresolved(e, res);
                  // Every agent of a large registry is asked, in batches of the host cap.
                  if (Status st = e.api.engine().init(); !st.ok()) return engine_failure(e, st);
                  engine::Engine& eng = e.api.engine();

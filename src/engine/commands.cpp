@@ -89,6 +89,9 @@ int denied(const hook::Decision& d, bool json) {
   return kExitFailure;
 }
 
+// The registry could not be read (the shared store is down), or names are not in it.
+int unresolved(const state::DispatchResolution& res);
+
 int unknown_agents(const std::vector<std::string>& unknown) {
   std::fprintf(stderr,
                "Error: unknown agent%s: %s\n"
@@ -96,6 +99,11 @@ int unknown_agents(const std::vector<std::string>& unknown) {
                "list-agents' to see them.\n",
                unknown.size() > 1 ? "s" : "", join(unknown, ", ").c_str());
   return kExitUnknownAgent;
+}
+
+int unresolved(const state::DispatchResolution& res) {
+  if (!res.error.empty()) return die("Error: " + res.error);
+  return unknown_agents(res.unknown);
 }
 
 std::vector<const json::Value*> docs(const Results& results) {
@@ -221,7 +229,7 @@ std::optional<Selection> select_or_fail(Session& s, const std::vector<std::strin
                                         const Targeting& t, int& exit_code) {
   Selection sel = select_hosts(s.engine->registry(), hosts, t.tags);
   if (!sel.resolution.ok) {
-    exit_code = unknown_agents(sel.resolution.unknown);
+    exit_code = unresolved(sel.resolution);
     return std::nullopt;
   }
   if (sel.no_tag_match) {
@@ -362,7 +370,7 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
 
   state::DispatchResolution res =
       selected ? selected->resolution : s.engine->registry().resolve_dispatch(hosts);
-  if (!res.ok) return unknown_agents(res.unknown);
+  if (!res.ok) return unresolved(res);
 
   RunSpec spec;
   spec.script = script;
@@ -536,7 +544,7 @@ int cmd_ping(const DispatcherArgs& a) {
   if (auto d = s.authorize(auth); !d.allowed) return denied(d, a.json);
   state::DispatchResolution res =
       sel ? sel->resolution : s.engine->registry().resolve_dispatch(a.words);
-  if (!res.ok) return unknown_agents(res.unknown);
+  if (!res.ok) return unresolved(res);
   Results results;
   {
     Progress progress(s.loop, *s.engine, "/ping", RolloutKind::ping, res.hosts.size(), !a.json);
@@ -738,7 +746,8 @@ int cmd_maintain(const DispatcherArgs& a) {
   if (!names.empty()) {
     state::DispatchResolution res = engine.registry().resolve_dispatch(names);
     if (!res.ok) {
-      phase_error("ping", "unknown agents: " + join(res.unknown, ", "));
+      phase_error("ping",
+                  res.error.empty() ? "unknown agents: " + join(res.unknown, ", ") : res.error);
     } else {
       auto targets = std::make_shared<std::vector<state::DispatchTarget>>(res.hosts);
       std::string reqid = new_reqid();

@@ -352,6 +352,10 @@ Selection select_hosts(const state::Registry& registry, const std::vector<std::s
   if (!refs.empty()) s.resolution = registry.resolve_dispatch(refs);
   if (!tags || !s.resolution.ok) return s;
   state::DispatchResolution matched = registry.resolve_tags(*tags);
+  if (!matched.error.empty()) {
+    s.resolution = std::move(matched); // the store failed: not "no match"
+    return s;
+  }
   if (matched.hosts.empty()) {
     s.no_tag_match = true;
     return s;

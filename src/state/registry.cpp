@@ -544,7 +544,20 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
   std::set<std::pair<std::string, std::string>> seen;
   for (const std::string& ref : refs) {
     auto [name, port] = split_ref(ref);
-    auto rec = get(name);
+    std::optional<AgentRecord> rec;
+    if (KvStore* kv = shared_kv(); kv && is_agent_name(name)) {
+      // A store that cannot be read is not an unknown agent: say so.
+      auto r = kv_read(*kv, name);
+      if (!r.ok()) {
+        res = DispatchResolution{};
+        res.ok = false;
+        res.error = r.message();
+        return res;
+      }
+      rec = std::move(r->rec);
+    } else {
+      rec = get(name);
+    }
     if (!rec) {
       res.unknown.push_back(ref);
       continue;
@@ -566,7 +579,13 @@ DispatchResolution Registry::resolve_dispatch(const std::vector<std::string>& re
 DispatchResolution Registry::resolve_tags(const TagFilter& filter) const {
   DispatchResolution res;
   auto files = scan();
-  if (!files.ok()) return res;
+  if (!files.ok()) {
+    if (shared_kv()) { // the files' rule (an unreadable directory matches nothing) is theirs
+      res.ok = false;
+      res.error = files.message();
+    }
+    return res;
+  }
   std::vector<size_t> matches;
   for (size_t i = 0; i < files->size(); ++i)
     if (files->tags_match(i, filter)) matches.push_back(i);

@@ -99,6 +99,9 @@ struct DispatchResolution {
   std::vector<DispatchTarget> hosts;
   std::vector<std::string> refs;    // the references behind `hosts`, as given, in its order
   std::vector<std::string> unknown; // the references as given, in input order
+  // The shared store (state/kv.hpp) could not be read: why, naming it; ok is false and
+  // `unknown` empty. Never set with the files.
+  std::string error;
 };
 
 // A `--tags k=v[,k=v...]` filter, AND of exact matches.

@@ -174,3 +174,19 @@ TEST_CASE("run records and pairing requests in the shared store", "[state]") {
   CHECK(q.poll(r.id).answer == PairingAnswer::none);
   CHECK(s.dir_empty());
 }
+
+TEST_CASE("a store that cannot be read is an error, never an unknown agent", "[state]") {
+  KvScope s;
+  Registry reg(s.dir / "agents");
+  REQUIRE(reg.register_agent(agent("web1")).ok());
+  s.kv->set_unreachable(true);
+  auto res = reg.resolve_dispatch({"web1"});
+  CHECK_FALSE(res.ok);
+  CHECK(res.unknown.empty());
+  CHECK(res.error.find("agent registry in memory") == 0);
+  auto tagged = reg.resolve_tags({{"role", "web"}});
+  CHECK_FALSE(tagged.ok);
+  CHECK_FALSE(tagged.error.empty());
+  s.kv->set_unreachable(false);
+  CHECK(reg.resolve_dispatch({"web1"}).ok); // and back when the store is
+}
