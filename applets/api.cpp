@@ -10,6 +10,7 @@
 #include "applets/options.hpp"
 #include "base/exit_codes.hpp"
 #include "base/paths.hpp"
+#include "state_backend.hpp"
 
 namespace {
 
@@ -37,6 +38,7 @@ AppletInterface api_interface() {
 }
 
 int api_main(int argc, char** argv) {
+  cx::applets::install_state_backend_hook();
   CLI::App app{"ctrl-exec-api - the HTTP JSON API of a ctrl-exec dispatcher", kName};
   Command c;
   declare_options(app, c);

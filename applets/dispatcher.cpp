@@ -20,6 +20,7 @@
 #include "event/loop.hpp"
 #include "log/log.hpp"
 #include "pairing/commands.hpp"
+#include "state_backend.hpp"
 
 namespace {
 
@@ -152,6 +153,7 @@ AppletInterface dispatcher_interface() {
 }
 
 int dispatcher_main(int argc, char** argv) {
+  cx::applets::install_state_backend_hook();
   cx::event::ignore_sigpipe();
   Command c;
   DispatcherArgs& args = c.args;

@@ -18,6 +18,7 @@
 #include "event/loop.hpp"
 #include "log/log.hpp"
 #include "pairing/mode.hpp"
+#include "state_backend.hpp"
 
 namespace {
 
@@ -85,6 +86,7 @@ AppletInterface pairing_interface() {
 }
 
 int pairing_main(int argc, char** argv) {
+  cx::applets::install_state_backend_hook();
   cx::event::ignore_sigpipe();
   Command c;
   cx::cli::DispatcherArgs& args = c.args;

@@ -14,6 +14,7 @@
 #include "base/paths.hpp"
 #include "base/strings.hpp"
 #include "base/time.hpp"
+#include "cli/cli.hpp"
 #include "event/address.hpp"
 #include "log/log.hpp"
 
@@ -406,6 +407,17 @@ int run(const std::string& config_path) {
   Tuning tuning = tuning_from(loaded->config, warnings);
   for (const auto& w : warnings)
     log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
+  // The state backend (issue 17): the applet installs how to open it.
+  if (const auto& open = cli::on_config_loaded()) {
+    if (Status st = open(loaded->config); !st.ok()) {
+      std::fprintf(stderr, "Config error in '%s': %s\n", config_path.c_str(), st.message().c_str());
+      return kExitConfig;
+    }
+  } else if (loaded->config.state_backend != "files") {
+    std::fprintf(stderr, "Config error in '%s': state_backend = %s is not supported here\n",
+                 config_path.c_str(), loaded->config.state_backend.c_str());
+    return kExitConfig;
+  }
 
   event::Loop loop;
   auto api = std::make_unique<Api>(loop, std::move(loaded->config), tuning);

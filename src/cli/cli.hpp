@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,8 +36,17 @@ inline void log_config_warnings(const std::vector<conf::ConfigWarning>& warnings
     log::warning("config-warn", {{"KEY", w.key}, {"MSG", w.message}});
 }
 
-// The dispatcher config, its warnings logged as `config-warn KEY MSG`; nullopt after printing
-// the loader's message on stderr (the command then exits kExitFatal).
+// What runs on every dispatcher config a command loads, before the command uses it: the
+// dispatcher, pairing and API applets install opening the state backend it names (state/
+// backend.hpp), which this module does not know. An error stops the command.
+inline std::function<Status(const conf::DispatcherConfig&)>& on_config_loaded() {
+  static std::function<Status(const conf::DispatcherConfig&)> hook;
+  return hook;
+}
+
+// The dispatcher config, its warnings logged as `config-warn KEY MSG`, and the state backend it
+// names opened; nullopt after printing the loader's message on stderr (the command then exits
+// kExitFatal).
 inline std::optional<conf::DispatcherConfig> load_config(const std::string& path, bool lenient) {
   auto load = conf::load_dispatcher_config(path, short_hostname(), lenient);
   if (!load.ok()) {
@@ -44,6 +54,16 @@ inline std::optional<conf::DispatcherConfig> load_config(const std::string& path
     return std::nullopt;
   }
   log_config_warnings(load->warnings);
+  if (const auto& hook = on_config_loaded()) {
+    if (Status st = hook(load->config); !st.ok()) {
+      die("Config error in '" + path + "': " + st.message());
+      return std::nullopt;
+    }
+  } else if (load->config.state_backend != "files") {
+    die("Config error in '" + path + "': state_backend = " + load->config.state_backend +
+        " is not supported by this command");
+    return std::nullopt;
+  }
   return std::move(load->config);
 }
 

@@ -652,6 +652,8 @@ int cmd_state(const DispatcherArgs& a) {
 }
 
 int cmd_list_locks(const DispatcherArgs& a) {
+  // Without a config file the defaults apply (the files); with one, its state backend.
+  if (path_exists(a.config_path) && !cli::load_config(a.config_path, true)) return kExitFatal;
   auto held = state::Locks(paths::locks_dir()).list_held();
   if (held.empty()) {
     out("No locks currently held.\n");
@@ -674,10 +676,13 @@ int cmd_list_locks(const DispatcherArgs& a) {
 }
 
 int cmd_serial_status(const DispatcherArgs& a) {
-  // The config only says where the files are; without one the defaults apply.
-  auto load = conf::load_dispatcher_config(a.config_path, short_hostname(), true);
-  conf::DispatcherConfig c = load.ok() ? std::move(load->config)
-                                       : conf::make_dispatcher_config({}, short_hostname()).config;
+  // The config says where the state is; without one the defaults apply (the files).
+  conf::DispatcherConfig c = conf::make_dispatcher_config({}, short_hostname()).config;
+  if (path_exists(a.config_path)) {
+    auto loaded = cli::load_config(a.config_path, true);
+    if (!loaded) return kExitFatal;
+    c = std::move(*loaded);
+  }
   auto st = state::load_rotation(c.rotation_file);
   std::optional<state::RotationState> rs;
   if (!st.ok())
