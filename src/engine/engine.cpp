@@ -15,6 +15,7 @@
 #include "pki/cert.hpp"
 #include "proto/agent_wire.hpp"
 #include "state/scripts_cache.hpp"
+#include "state/serials.hpp"
 #include "json/writer.hpp"
 
 namespace cx::engine {
@@ -753,7 +754,7 @@ void Engine::renew_one(std::shared_ptr<std::vector<std::pair<std::string, std::s
         opts.days = static_cast<unsigned>(
             std::clamp<int64_t>(config_.renewal_cert_days(), 1, pki::kMaxValidityDays));
         opts.expected_cn = name; // the CN is bound to the registry name
-        auto issued = pki::sign_with_store(store, *renew->csr, opts);
+        auto issued = pki::sign_with_store(store, *renew->csr, opts, state::claim_serial);
         if (!issued.ok()) return next(issued.message());
         proto::RenewCompleteRequest complete{issued->cert_pem, issued->ca_pem, reqid};
         std::string cert = issued->cert_pem;

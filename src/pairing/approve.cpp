@@ -12,6 +12,7 @@
 #include "pki/serial.hpp"
 #include "proto/pairing_wire.hpp"
 #include "state/registry.hpp"
+#include "state/serials.hpp"
 
 namespace cx::pairing {
 namespace {
@@ -66,7 +67,7 @@ Result<ApproveOutcome> approve_request(const ApproveContext& ctx, const std::str
 
   pki::IssueOptions opts;
   opts.days = kPairingCertDays; // no CN binding at pairing
-  auto issued = pki::sign_with_store(pki::CaStore{ctx.ca_dir}, req->csr, opts);
+  auto issued = pki::sign_with_store(pki::CaStore{ctx.ca_dir}, req->csr, opts, state::claim_serial);
   if (!issued.ok()) return issued.status();
   auto info = pki::cert_info(issued->cert_pem);
   if (!info.ok()) return error("cannot read the issued certificate: " + info.message());

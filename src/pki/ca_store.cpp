@@ -6,7 +6,8 @@
 
 namespace cx::pki {
 
-Result<Issued> sign_with_store(const CaStore& store, std::string_view csr_pem, IssueOptions opts) {
+Result<Issued> sign_with_store(const CaStore& store, std::string_view csr_pem, IssueOptions opts,
+                               const SerialClaim& claim) {
   if (!path_exists(store.key_path()))
     return error("CA key not found at '" + store.key_path() + "'");
   CX_ASSIGN_OR_RETURN(std::string ca_key, read_file(store.key_path(), 1u << 20));
@@ -23,6 +24,12 @@ Result<Issued> sign_with_store(const CaStore& store, std::string_view csr_pem, I
   if (auto st = lock.lock(store.serial_path(), true, 0600); !st.ok())
     return error("cannot lock the CA serial: " + st.message());
   opts.serial = new_serial();
+  for (int attempt = 0; claim; ++attempt) {
+    CX_ASSIGN_OR_RETURN(bool mine, claim(opts.serial));
+    if (mine) break;
+    if (attempt == 8) return error("cannot claim a free certificate serial");
+    opts.serial = new_serial();
+  }
   CX_ASSIGN_OR_RETURN(std::string cert, sign_csr(csr_pem, ca_cert, ca_key, opts));
   CX_TRY(write_ca_serial(store.serial_path(), opts.serial, 0600));
   return Issued{std::move(cert), std::move(ca_cert), std::move(opts.serial)};

@@ -3,6 +3,8 @@
 // Used by approve and setup-ctrl-exec (src/pairing) and renewal/rotation (src/engine).
 #pragma once
 
+#include <functional>
+
 #include <string>
 #include <string_view>
 
@@ -30,6 +32,11 @@ struct Issued {
 // until the serial has been recorded in it (OpenSSL's `-CAserial` form, so a Perl dispatcher
 // sharing the directory continues from it). Errors name the file: "CA key not found at '<p>'",
 // "cannot read '<p>': ...", or the CSR refusal.
-Result<Issued> sign_with_store(const CaStore& store, std::string_view csr_pem, IssueOptions opts);
+// `claim` (optional) is asked whether a freshly drawn serial may be used: false draws another,
+// an error stops the signing. Dispatchers sharing a state store claim each serial there, so
+// that no two ever issue the same one (state/serials.hpp).
+using SerialClaim = std::function<Result<bool>(const std::string& serial_hex)>;
+Result<Issued> sign_with_store(const CaStore& store, std::string_view csr_pem, IssueOptions opts,
+                               const SerialClaim& claim = nullptr);
 
 } // namespace cx::pki

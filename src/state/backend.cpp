@@ -10,7 +10,8 @@ Status open_backend(const BackendOptions& o) {
     set_shared_kv(nullptr);
     return {};
   }
-  if (o.kind != "etcd") return error(ErrorKind::config, "state_backend: '" + o.kind + "' is not files or etcd");
+  if (o.kind != "etcd")
+    return error(ErrorKind::config, "state_backend: '" + o.kind + "' is not files or etcd");
   // The etcd client is not in this build yet: refusing is the only honest answer, since
   // carrying on with the files would split the fleet's state without a word.
   return error(ErrorKind::config,

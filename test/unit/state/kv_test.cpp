@@ -4,6 +4,7 @@
 // tested against a real etcd (test/e2e/etcd).
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "state/kv.hpp"
@@ -11,6 +12,7 @@
 #include "state/pairing_queue.hpp"
 #include "state/registry.hpp"
 #include "state/run_store.hpp"
+#include "state/serials.hpp"
 #include "testutil.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
@@ -189,4 +191,24 @@ TEST_CASE("a store that cannot be read is an error, never an unknown agent", "[s
   CHECK_FALSE(tagged.error.empty());
   s.kv->set_unreachable(false);
   CHECK(reg.resolve_dispatch({"web1"}).ok); // and back when the store is
+}
+
+TEST_CASE("certificate serials are claimed once in the shared store", "[state]") {
+  CHECK(claim_serial("ab01").value()); // the files: every claim succeeds
+  KvScope s;
+  CHECK(claim_serial("ab01").value());
+  CHECK_FALSE(claim_serial("ab01").value()); // another dispatcher drew the same
+  CHECK(claim_serial("cd02").value());
+  CHECK(s.kv->get("ca/serial").value()->value == "cd02");
+  // Racing claimants: each serial goes to exactly one.
+  std::atomic<int> won{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i)
+        if (claim_serial("ff" + std::to_string(i)).value()) ++won;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(won == 50);
 }
