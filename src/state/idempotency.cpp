@@ -11,6 +11,7 @@
 #include "base/files.hpp"
 #include "base/random.hpp"
 #include "base/strings.hpp"
+#include "state/kv.hpp"
 #include "json/json.hpp"
 #include "json/writer.hpp"
 
@@ -48,10 +49,8 @@ std::string to_json(const IdempotencyEntry& e) {
   return w.str() + "\n";
 }
 
-std::optional<IdempotencyEntry> read_entry(const std::string& path) {
-  auto text = read_regular_file(path, kMaxEntryBytes);
-  if (!text.ok()) return std::nullopt;
-  auto doc = json::parse(*text);
+std::optional<IdempotencyEntry> parse_entry(std::string_view text) {
+  auto doc = json::parse(text);
   if (!doc.ok() || !doc->IsObject()) return std::nullopt;
   IdempotencyEntry e;
   auto key = json::get_string(*doc, "key");
@@ -72,6 +71,12 @@ std::optional<IdempotencyEntry> read_entry(const std::string& path) {
     e.answer = *answer;
   }
   return e;
+}
+
+std::optional<IdempotencyEntry> read_entry(const std::string& path) {
+  auto text = read_regular_file(path, kMaxEntryBytes);
+  if (!text.ok()) return std::nullopt;
+  return parse_entry(*text);
 }
 
 bool fresh(const std::string& path, int64_t now, int64_t ttl) {
@@ -105,9 +110,34 @@ std::string IdempotencyIndex::entry_path(std::string_view scope, std::string_vie
   return dir_ + "/" + sha256_hex(in) + ".json";
 }
 
+// --- With the shared store (state/kv.hpp): the key idempotency/<sha256 hex>, created only if
+// absent and bound to a lease of the run records' retention. -------------------------------------
+
+namespace {
+
+std::string kv_entry_key(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string file = path.substr(slash + 1);
+  return "idempotency/" + file.substr(0, file.size() - 5); // without .json
+}
+
+std::optional<IdempotencyEntry> kv_entry(KvStore& kv, const std::string& key, int64_t* revision) {
+  auto got = kv.get(key);
+  if (!got.ok() || !*got) return std::nullopt;
+  if (revision) *revision = (*got)->revision;
+  return parse_entry((*got)->value);
+}
+
+} // namespace
+
 std::optional<IdempotencyEntry> IdempotencyIndex::find(std::string_view scope, std::string_view key,
                                                        int64_t now, int64_t ttl) const {
   std::string path = entry_path(scope, key);
+  if (KvStore* kv = shared_kv()) {
+    auto e = kv_entry(*kv, kv_entry_key(path), nullptr); // the lease ends stale ones
+    if (!e || e->scope != scope || e->key != key) return std::nullopt;
+    return e;
+  }
   if (!fresh(path, now, ttl)) return std::nullopt;
   auto e = read_entry(path);
   // The file name is a hash: the entry must say it is this very key of this very submitter.
@@ -117,6 +147,10 @@ std::optional<IdempotencyEntry> IdempotencyIndex::find(std::string_view scope, s
 
 Result<bool> IdempotencyIndex::claim(const IdempotencyEntry& entry, int64_t now,
                                      int64_t ttl) const {
+  if (KvStore* kv = shared_kv()) {
+    CX_ASSIGN_OR_RETURN(int64_t lease, kv->grant_lease(ttl));
+    return kv->create(kv_entry_key(entry_path(entry.scope, entry.key)), to_json(entry), lease);
+  }
   CX_TRY(make_dirs(dir_, kDirMode));
   std::string path = entry_path(entry.scope, entry.key);
   std::string tmp = dir_ + "/." + random_hex(8) + ".claim";
@@ -142,6 +176,19 @@ Result<bool> IdempotencyIndex::claim(const IdempotencyEntry& entry, int64_t now,
 
 Status IdempotencyIndex::record_answer(const IdempotencyEntry& entry) const {
   std::string path = entry_path(entry.scope, entry.key);
+  if (KvStore* kv = shared_kv()) {
+    std::string key = kv_entry_key(path);
+    auto got = kv->get(key);
+    if (!got.ok()) return got.status();
+    auto now = *got ? parse_entry((*got)->value) : std::nullopt;
+    if (!now || now->reqid != entry.reqid)
+      return error("idempotency entry '" + key + "' is not the one of run " + entry.reqid);
+    // Keeps the entry's lease: put() without one would make it last for ever.
+    CX_ASSIGN_OR_RETURN(int64_t lease, kv->grant_lease(kRunRetentionSeconds));
+    CX_ASSIGN_OR_RETURN(bool done, kv->replace(key, (*got)->revision, to_json(entry), lease));
+    if (!done) return error("idempotency entry '" + key + "' changed under us");
+    return {};
+  }
   auto now = read_entry(path);
   if (!now || now->reqid != entry.reqid)
     return error("idempotency entry '" + path + "' is not the one of run " + entry.reqid);
@@ -152,10 +199,17 @@ Status IdempotencyIndex::record_answer(const IdempotencyEntry& entry) const {
 
 void IdempotencyIndex::forget(const IdempotencyEntry& entry) const {
   std::string path = entry_path(entry.scope, entry.key);
+  if (KvStore* kv = shared_kv()) {
+    int64_t revision = 0;
+    auto now = kv_entry(*kv, kv_entry_key(path), &revision);
+    if (now && now->reqid == entry.reqid) (void)kv->remove(kv_entry_key(path));
+    return;
+  }
   if (auto now = read_entry(path); now && now->reqid == entry.reqid) ::unlink(path.c_str());
 }
 
 size_t IdempotencyIndex::purge(int64_t now, int64_t ttl) const {
+  if (shared_kv()) return 0; // leases
   auto names = list_dir(dir_);
   if (!names.ok()) return 0;
   size_t removed = 0;

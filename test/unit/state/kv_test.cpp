@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "state/idempotency.hpp"
 #include "state/kv.hpp"
 #include "state/locks.hpp"
 #include "state/pairing_queue.hpp"
@@ -211,4 +212,27 @@ TEST_CASE("certificate serials are claimed once in the shared store", "[state]")
   for (auto& t : threads)
     t.join();
   CHECK(won == 50);
+}
+
+TEST_CASE("Idempotency-Key entries in the shared store: one claim wins, the answer is kept",
+          "[state]") {
+  KvScope s;
+  IdempotencyIndex index(s.dir / "runs");
+  IdempotencyEntry e{"k1", "scope1", "00aa", false, "{}", {}, {}};
+  CHECK(index.claim(e, 0).value());
+  IdempotencyEntry other = e;
+  other.reqid = "00bb";
+  CHECK_FALSE(index.claim(other, 0).value()); // another request (of any instance) lost
+  e.code = 200;
+  e.answer = "{\"ok\":true}";
+  REQUIRE(index.record_answer(e).ok());
+  auto found = index.find("scope1", "k1", 0);
+  REQUIRE(found);
+  CHECK(found->answer == e.answer);
+  CHECK_FALSE(index.record_answer(other).ok()); // not its run
+  index.forget(other);                          // not its run: kept
+  CHECK(index.find("scope1", "k1", 0));
+  index.forget(e);
+  CHECK_FALSE(index.find("scope1", "k1", 0));
+  CHECK(s.dir_empty());
 }
