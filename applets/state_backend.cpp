@@ -3,14 +3,14 @@
 
 #include "base/strings.hpp"
 #include "cli/cli.hpp"
-#include "state/backend.hpp"
+#include "etcdkv/open.hpp"
 
 namespace cx::applets {
 
 namespace {
 
 Status open_from(const conf::DispatcherConfig& c) {
-  state::BackendOptions o;
+  etcdkv::BackendOptions o;
   o.kind = c.state_backend;
   for (const std::string& e : split(c.etcd_endpoints, ','))
     if (!trim(e).empty()) o.etcd_endpoints.emplace_back(trim(e));
@@ -21,7 +21,7 @@ Status open_from(const conf::DispatcherConfig& c) {
   o.dial_timeout_s = c.etcd_dial_timeout;
   o.timeout_s = c.etcd_timeout;
   o.lock_ttl_s = c.etcd_lock_ttl;
-  return state::open_backend(o);
+  return etcdkv::open_backend(o);
 }
 
 } // namespace

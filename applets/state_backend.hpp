@@ -1,4 +1,4 @@
-// Opening the dispatcher's state backend from ctrl-exec.conf (state/backend.hpp), installed by
+// Opening the dispatcher's state backend from ctrl-exec.conf (etcdkv/open.hpp), installed by
 // the dispatcher, pairing and API applets as the hook every loaded config goes through
 // (cli::on_config_loaded).
 #pragma once

@@ -1,6 +1,7 @@
 // Which backend holds the dispatcher's shared state (issue 17): the files (the default), or an
-// etcd cluster through the shared store of state/kv.hpp. The applets open it once, right after
-// loading ctrl-exec.conf (cli::on_config_loaded), before any command touches the state.
+// etcd cluster (etcd_kv.hpp) installed as the shared store of state/kv.hpp. The applets open it
+// once, right after loading ctrl-exec.conf (cli::on_config_loaded), before any command touches
+// the state.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 #include "base/status.hpp"
 
-namespace cx::state {
+namespace cx::etcdkv {
 
 struct BackendOptions {
   std::string kind = "files"; // "files" or "etcd"
@@ -25,4 +26,4 @@ struct BackendOptions {
 // name the key at fault (an endpoint that is not http(s)://host:port, ...).
 Status open_backend(const BackendOptions& options);
 
-} // namespace cx::state
+} // namespace cx::etcdkv
