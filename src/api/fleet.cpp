@@ -20,6 +20,7 @@
 #include "hook/hook.hpp"
 #include "log/log.hpp"
 #include "state/idempotency.hpp"
+#include "state/kv.hpp"
 #include "state/locks.hpp"
 #include "state/run_store.hpp"
 #include "json/writer.hpp"
@@ -323,7 +324,11 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
   // Held for the whole dispatch (docs/COMPATIBILITY.md); released when the run completes.
   auto locks = std::make_shared<state::Acquisition>(
       state::Locks(paths::locks_dir()).acquire(in->hosts, in->script));
-  if (!locks->status.ok()) return e.fail(500, "server error", locks->status.message());
+  if (!locks->status.ok()) {
+    // The shared state store is down (ours, issue 17): the service is, for now.
+    if (state::shared_kv()) return e.fail(503, "state unavailable", locks->status.message());
+    return e.fail(500, "server error", locks->status.message());
+  }
   if (!locks->conflicts.empty()) {
     json::Writer w;
     w.begin_object()

@@ -51,7 +51,8 @@ constexpr SharedResponse kResponses[] = {
     {"Conflict", "A host+script pair is locked by another dispatch."},
     {"KeyReused", "This Idempotency-Key was used by the same submitter for a different request."},
     {"ServerError", "The server could not read what it needed."},
-    {"ServiceUnavailable", "More than api_max_children requests are in progress."},
+    {"ServiceUnavailable", "More than api_max_children requests are in progress, or (ours) the "
+                           "shared state store (state_backend = etcd) cannot be reached."},
     {"DiscoverySuccess", "The capabilities of each agent, keyed by registry name.",
      "DiscoveryResponse"},
 };

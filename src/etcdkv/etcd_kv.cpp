@@ -64,8 +64,11 @@ void compare_mod(json::Writer& w, const std::string& key, int64_t revision) {
 }
 
 void request_put(json::Writer& w, const std::string& key, std::string_view value, int64_t lease) {
-  w.begin_object().key("request_put").begin_object().member("key", b64(key)).member("value",
-                                                                                    b64(value));
+  w.begin_object()
+      .key("request_put")
+      .begin_object()
+      .member("key", b64(key))
+      .member("value", b64(value));
   if (lease) w.member("lease", std::to_string(lease));
   w.end_object().end_object();
 }
@@ -103,7 +106,8 @@ Result<Endpoint> parse_endpoint(std::string_view url) {
     port = rest.substr(colon + 1);
   }
   if (e.host.empty() || e.host.find_first_of("/ ") != std::string::npos) return bad("has no host");
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string_view::npos)
     return bad("has no valid port");
   e.port = std::atoi(std::string(port).c_str());
   if (e.port < 1 || e.port > 65535) return bad("has no valid port");
@@ -171,8 +175,10 @@ Result<json::Document> EtcdKv::call(std::string_view path, const std::string& bo
     if (resp->status != 200) {
       std::string why = "HTTP " + std::to_string(resp->status);
       if (doc.ok() && doc->IsObject()) {
-        if (auto m = json::get_string(*doc, "message"); m.ok()) why = *m;
-        else if (auto e = json::get_string(*doc, "error"); e.ok()) why = *e;
+        if (auto m = json::get_string(*doc, "message"); m.ok())
+          why = *m;
+        else if (auto e = json::get_string(*doc, "error"); e.ok())
+          why = *e;
       }
       return error(ErrorKind::http_status, "etcd " + ep.url + ": " + why);
     }

@@ -1,0 +1,68 @@
+"""A real etcd (Debian's etcd-server) on loopback for the tests: free ports, a temp data dir,
+started and stopped by PID."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.request
+
+import harness
+
+
+def etcd_binary():
+    return shutil.which("etcd")
+
+
+class Etcd:
+    def __init__(self, name="e1"):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="cx-etcd-")
+        self.client_port = harness.free_port()
+        self.peer_port = harness.free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.client_port
+
+    def start(self):
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [etcd_binary(), "--name", self.name, "--data-dir", os.path.join(self.dir, "data"),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "%s=%s" % (self.name, peer)],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        harness.wait_until(self.healthy, timeout=20, what="etcd to serve")
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return b"true" in r.read()
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def keys(self, prefix):
+        r = subprocess.run(["etcdctl", "--endpoints", self.url, "get", "--prefix", prefix,
+                            "--keys-only"], capture_output=True, text=True, timeout=10)
+        return [k for k in r.stdout.splitlines() if k]
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
