@@ -15,28 +15,34 @@ def etcd_binary():
 
 
 class Etcd:
-    def __init__(self, name="e1"):
+    """One member; `cluster` (name -> peer port) makes it one of several."""
+
+    def __init__(self, name="e1", cluster=None, peer_port=None, wait=True):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="cx-etcd-")
         self.client_port = harness.free_port()
-        self.peer_port = harness.free_port()
+        self.peer_port = peer_port or harness.free_port()
+        self.cluster = cluster or {name: self.peer_port}
         self.proc = None
-        self.start()
+        self.log = None
+        self.start(wait)
 
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.client_port
 
-    def start(self):
+    def start(self, wait=True):
         peer = "http://127.0.0.1:%d" % self.peer_port
         self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
+        initial = ",".join("%s=http://127.0.0.1:%d" % (n, p) for n, p in self.cluster.items())
         self.proc = subprocess.Popen(
             [etcd_binary(), "--name", self.name, "--data-dir", os.path.join(self.dir, "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", "%s=%s" % (self.name, peer)],
+             "--initial-cluster", initial, "--initial-cluster-token", "cx-test"],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        harness.wait_until(self.healthy, timeout=20, what="etcd to serve")
+        if wait:
+            harness.wait_until(self.healthy, timeout=30, what="etcd to serve")
 
     def healthy(self):
         try:
@@ -66,3 +72,13 @@ class Etcd:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster(n=3):
+    """`n` members on loopback, started together; returns them once all are healthy."""
+    peers = {"m%d" % (i + 1): harness.free_port() for i in range(n)}
+    members = [Etcd(name, cluster=peers, peer_port=port, wait=False)
+               for name, port in peers.items()]
+    for m in members:
+        harness.wait_until(m.healthy, timeout=30, what="etcd member %s" % m.name)
+    return members
