@@ -38,7 +38,7 @@ AppletInterface api_interface() {
 }
 
 int api_main(int argc, char** argv) {
-  cx::applets::install_state_backend_hook();
+  cx::applets::install_state_backend_hook(/*probe=*/false);
   CLI::App app{"ctrl-exec-api - the HTTP JSON API of a ctrl-exec dispatcher", kName};
   Command c;
   declare_options(app, c);

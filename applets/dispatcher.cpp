@@ -153,7 +153,7 @@ AppletInterface dispatcher_interface() {
 }
 
 int dispatcher_main(int argc, char** argv) {
-  cx::applets::install_state_backend_hook();
+  cx::applets::install_state_backend_hook(/*probe=*/true);
   cx::event::ignore_sigpipe();
   Command c;
   DispatcherArgs& args = c.args;

@@ -86,7 +86,7 @@ AppletInterface pairing_interface() {
 }
 
 int pairing_main(int argc, char** argv) {
-  cx::applets::install_state_backend_hook();
+  cx::applets::install_state_backend_hook(/*probe=*/true);
   cx::event::ignore_sigpipe();
   Command c;
   cx::cli::DispatcherArgs& args = c.args;

@@ -4,6 +4,7 @@
 #include "base/strings.hpp"
 #include "cli/cli.hpp"
 #include "etcdkv/open.hpp"
+#include "state/kv.hpp"
 
 namespace cx::applets {
 
@@ -24,10 +25,21 @@ Status open_from(const conf::DispatcherConfig& c) {
   return etcdkv::open_backend(o);
 }
 
+// A command that cannot reach the store fails at once, and says so, rather than reading an
+// empty registry or queue out of a failed read later.
+Status open_and_probe(const conf::DispatcherConfig& c) {
+  CX_TRY(open_from(c));
+  state::KvStore* kv = state::shared_kv();
+  if (!kv) return {};
+  auto got = kv->get("probe");
+  if (!got.ok()) return error(got.kind(), "Cannot reach the state store: " + got.message());
+  return {};
+}
+
 } // namespace
 
-void install_state_backend_hook() {
-  cli::on_config_loaded() = open_from;
+void install_state_backend_hook(bool probe) {
+  cli::on_config_loaded() = probe ? open_and_probe : open_from;
 }
 
 } // namespace cx::applets

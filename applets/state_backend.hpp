@@ -5,6 +5,8 @@
 
 namespace cx::applets {
 
-void install_state_backend_hook();
+// `probe`: a command-line applet checks at once that the store answers (the API does not: it
+// starts, answers 503 while the store is down, and serves again when it is back).
+void install_state_backend_hook(bool probe);
 
 } // namespace cx::applets

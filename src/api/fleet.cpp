@@ -610,7 +610,9 @@ void handle_status(Exchange& ex) {
   state::RunStore store = run_store();
   store.purge(unix_now());
   const std::string not_found = "no result for reqid " + reqid;
-  auto record = store.load(reqid);
+  auto fetched = store.fetch(reqid);
+  if (!fetched.ok()) return ex.fail(503, "state unavailable", fetched.message());
+  auto record = std::move(*fetched);
   if (!record) return ex.fail(404, "not found", not_found);
 
   // The owner check comes before any agent is asked, so a refused caller causes no traffic

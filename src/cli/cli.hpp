@@ -56,7 +56,8 @@ inline std::optional<conf::DispatcherConfig> load_config(const std::string& path
   log_config_warnings(load->warnings);
   if (const auto& hook = on_config_loaded()) {
     if (Status st = hook(load->config); !st.ok()) {
-      die("Config error in '" + path + "': " + st.message());
+      die(st.kind() == ErrorKind::config ? "Config error in '" + path + "': " + st.message()
+                                         : st.message());
       return std::nullopt;
     }
   } else if (load->config.state_backend != "files") {

@@ -654,7 +654,9 @@ int cmd_state(const DispatcherArgs& a) {
 int cmd_list_locks(const DispatcherArgs& a) {
   // Without a config file the defaults apply (the files); with one, its state backend.
   if (path_exists(a.config_path) && !cli::load_config(a.config_path, true)) return kExitFatal;
-  auto held = state::Locks(paths::locks_dir()).list_held();
+  Status failure;
+  auto held = state::Locks(paths::locks_dir()).list_held(&failure);
+  if (!failure.ok()) return die("Error: " + failure.message());
   if (held.empty()) {
     out("No locks currently held.\n");
     return 0;

@@ -218,11 +218,15 @@ Acquisition Locks::acquire_kv(KvStore& kv, const std::vector<std::string>& hosts
   return a;
 }
 
-std::vector<HeldLock> Locks::list_held() const {
+std::vector<HeldLock> Locks::list_held(Status* failure) const {
   std::vector<HeldLock> out;
   if (KvStore* kv = shared_kv()) {
     auto all = kv->list(kLockKeys);
-    if (!all.ok()) return out;
+    if (!all.ok()) {
+      if (failure)
+        *failure = error(all.kind(), "locks in " + kv->describe() + ": " + all.message());
+      return out;
+    }
     for (const KvEntry& e : *all) {
       HeldLock h;
       if (split_lock_name(std::string_view(e.key).substr(kLockKeys.size()), h))

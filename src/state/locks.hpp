@@ -89,7 +89,9 @@ public:
   // sorted by "host:script". The name splits as the original's greedy ^(.+)--(.+)\.lock$
   // does: on the last "--" (a shortened long host or script is listed shortened). A missing
   // directory holds no locks.
-  std::vector<HeldLock> list_held() const;
+  // With a shared store (state/kv.hpp) that cannot be read, `failure` (when given) gets why and
+  // the list is empty.
+  std::vector<HeldLock> list_held(Status* failure = nullptr) const;
 
 private:
   Acquisition acquire_kv(KvStore& kv, const std::vector<std::string>& hosts,

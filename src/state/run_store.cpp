@@ -297,6 +297,15 @@ Result<std::vector<std::string>> RunStore::list_reqids() const {
   return out;
 }
 
+Result<std::optional<json::Document>> RunStore::fetch(std::string_view reqid) const {
+  KvStore* kv = shared_kv();
+  if (!kv || !is_run_reqid(reqid)) return load(reqid);
+  auto got = kv->get(run_key(reqid));
+  if (!got.ok()) return error(got.kind(), "run store in " + kv->describe() + ": " + got.message());
+  if (!*got) return std::optional<json::Document>();
+  return parse_record((*got)->value);
+}
+
 size_t RunStore::purge(int64_t now, int64_t max_age) const {
   if (shared_kv()) return 0; // records end with their leases
   auto names = list_dir(dir_);

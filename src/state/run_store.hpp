@@ -125,6 +125,9 @@ public:
   // is not a regular file (a symbolic link is not followed; that case also logs a WARNING
   // `run-store-fail ERROR REQID`).
   std::optional<json::Document> load(std::string_view reqid) const;
+  // As load(), but a shared store (state/kv.hpp) that cannot be read is an error naming it,
+  // not an absent record. With the files it never fails.
+  Result<std::optional<json::Document>> fetch(std::string_view reqid) const;
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.
   size_t purge(int64_t now, int64_t max_age = kRunRetentionSeconds) const;

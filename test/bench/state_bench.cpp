@@ -54,9 +54,10 @@ void print(const std::string& what, const Series& s) {
 }
 
 std::string record_json(size_t i) {
-  return strf("{\"hostname\":\"agent-%05zu\",\"ip\":\"10.%zu.%zu.%zu\",\"port\":7443,"
-              "\"lookup_by\":\"ip\",\"tags\":{\"role\":\"%s\"},\"paired\":\"2026-01-01T00:00:00Z\"}",
-              i, i / 65536 % 256, i / 256 % 256, i % 256, i % 2 ? "web" : "db");
+  return strf(
+      "{\"hostname\":\"agent-%05zu\",\"ip\":\"10.%zu.%zu.%zu\",\"port\":7443,"
+      "\"lookup_by\":\"ip\",\"tags\":{\"role\":\"%s\"},\"paired\":\"2026-01-01T00:00:00Z\"}",
+      i, i / 65536 % 256, i / 256 % 256, i % 256, i % 2 ? "web" : "db");
 }
 
 struct Etcd {
@@ -69,10 +70,11 @@ Etcd start_etcd(const std::string& dir) {
   Etcd e;
   e.url = strf("http://127.0.0.1:%d", client);
   std::string p = strf("http://127.0.0.1:%d", peer);
-  e.pid = spawn({"/usr/bin/etcd", "--name", "b1", "--data-dir", dir + "/etcd", "--listen-client-urls",
-                 e.url, "--advertise-client-urls", e.url, "--listen-peer-urls", p,
-                 "--initial-advertise-peer-urls", p, "--initial-cluster", "b1=" + p},
-                child_env(dir), dir + "/etcd.out", dir + "/etcd.err", true);
+  e.pid =
+      spawn({"/usr/bin/etcd", "--name", "b1", "--data-dir", dir + "/etcd", "--listen-client-urls",
+             e.url, "--advertise-client-urls", e.url, "--listen-peer-urls", p,
+             "--initial-advertise-peer-urls", p, "--initial-cluster", "b1=" + p},
+            child_env(dir), dir + "/etcd.out", dir + "/etcd.err", true);
   track(e.pid);
   return e;
 }
@@ -91,12 +93,14 @@ Series locks_at_once(const std::string& dir) {
   for (int i = 0; i < 100; ++i)
     threads.emplace_back([&, i] {
       ++ready;
-      while (ready < 100) std::this_thread::yield();
+      while (ready < 100)
+        std::this_thread::yield();
       double t0 = now_s();
       held[i] = cx::state::Locks(dir).acquire({strf("host-%03d", i)}, "deploy");
       ms[i] = (now_s() - t0) * 1000;
     });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   for (int i = 0; i < 100; ++i) {
     s.ms.push_back(ms[i]);
     if (!held[i].ok() && ++s.failed == 1) s.first_error = held[i].status.message();
@@ -150,15 +154,18 @@ int main(int argc, char** argv) {
         for (size_t i; (i = next++) < agents;)
           (void)kv->put(strf("agents/agent-%05zu", i), record_json(i));
       });
-    for (auto& w : writers) w.join();
+    for (auto& w : writers)
+      w.join();
     std::printf("%zu agents in both backends (%.1f s)\n", agents, now_s() - t0);
     Series files, on_etcd;
     write_dispatcher_conf(fleet, "");
     run_cli(binary, env, {"ced", "list-agents"}, dir, files); // the index is written
     files = {};
-    for (int i = 0; i < runs; ++i) run_cli(binary, env, {"ced", "list-agents"}, dir, files);
+    for (int i = 0; i < runs; ++i)
+      run_cli(binary, env, {"ced", "list-agents"}, dir, files);
     write_dispatcher_conf(fleet, etcd_conf(etcd));
-    for (int i = 0; i < runs; ++i) run_cli(binary, env, {"ced", "list-agents"}, dir, on_etcd);
+    for (int i = 0; i < runs; ++i)
+      run_cli(binary, env, {"ced", "list-agents"}, dir, on_etcd);
     print(strf("list-agents, %zu agents, files", agents), files);
     print(strf("list-agents, %zu agents, etcd", agents), on_etcd);
   }
@@ -169,32 +176,37 @@ int main(int argc, char** argv) {
   auto rec = read_all(root + "/var/lib/ctrl-exec/agents/a0001.json");
   (void)kv->put("agents/a0001", rec);
   Series run_files, run_etcd;
-  for (int i = 0; i < runs + 1; ++i) run_cli(binary, env, {"ced", "run", "a0001", "true"}, dir, run_files);
+  for (int i = 0; i < runs + 1; ++i)
+    run_cli(binary, env, {"ced", "run", "a0001", "true"}, dir, run_files);
   write_dispatcher_conf(fleet, etcd_conf(etcd));
-  for (int i = 0; i < runs + 1; ++i) run_cli(binary, env, {"ced", "run", "a0001", "true"}, dir, run_etcd);
+  for (int i = 0; i < runs + 1; ++i)
+    run_cli(binary, env, {"ced", "run", "a0001", "true"}, dir, run_etcd);
   run_files.ms.erase(run_files.ms.begin()); // the first pays the full handshake
   run_etcd.ms.erase(run_etcd.ms.begin());
   std::printf("\n");
   print("ced run a0001 true, files", run_files);
   print("ced run a0001 true, etcd", run_etcd);
-  std::printf("%-44s %+8.1f ms (median)\n", "  added by etcd", percentile(run_etcd.ms, 0.5) -
-                                                                 percentile(run_files.ms, 0.5));
+  std::printf("%-44s %+8.1f ms (median)\n", "  added by etcd",
+              percentile(run_etcd.ms, 0.5) - percentile(run_files.ms, 0.5));
 
   // The API: one instance per backend, /run through curl.
   for (const char* backend : {"files", "etcd"}) {
     int port = free_port();
-    write_dispatcher_conf(fleet, strf("api_bind = 127.0.0.1\napi_port = %d\napi_auth_default = allow\n%s",
-                                      port, std::string(backend) == "etcd" ? etcd_conf(etcd).c_str() : ""));
+    write_dispatcher_conf(
+        fleet, strf("api_bind = 127.0.0.1\napi_port = %d\napi_auth_default = allow\n%s", port,
+                    std::string(backend) == "etcd" ? etcd_conf(etcd).c_str() : ""));
     pid_t api = spawn({binary, "ctrl-exec-api"}, env, dir + "/api.out", dir + "/api.err", true);
     track(api);
     t0 = now_s();
-    while (read_all(dir + "/api.out").find("listening on") == std::string::npos && now_s() - t0 < 10)
+    while (read_all(dir + "/api.out").find("listening on") == std::string::npos &&
+           now_s() - t0 < 10)
       usleep(50000);
     Series s;
     std::string url = strf("http://127.0.0.1:%d/run", port);
     for (int i = 0; i < runs + 1; ++i)
-      run_cli("/usr/bin/curl", env, {"-sf", "-o", "/dev/null", "-H", "Content-Type: application/json",
-                                     "-d", "{\"hosts\":[\"a0001\"],\"script\":\"true\"}", url},
+      run_cli("/usr/bin/curl", env,
+              {"-sf", "-o", "/dev/null", "-H", "Content-Type: application/json", "-d",
+               "{\"hosts\":[\"a0001\"],\"script\":\"true\"}", url},
               dir, s);
     s.ms.erase(s.ms.begin());
     print(strf("API POST /run (curl), %s", backend), s);

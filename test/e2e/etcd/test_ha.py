@@ -145,11 +145,17 @@ class TwoApisOneEtcd(harness.TestCase):
             self.assertEqual(st, 503, doc)
             self.assertEqual(doc["error"], "state unavailable")
             self.assertIn(self.etcd.url, doc["detail"])
+            st, doc = self.call(0, "GET", "/status/00aa11bb22cc33dd")
+            self.assertEqual(st, 503, doc)
+            self.assertIn(self.etcd.url, doc["detail"])
+            # Nothing half-done: no lock left behind by the refused requests.
+            self.assertEqual(self.fleet.ced("list-locks").rc, 255)
         finally:
             self.etcd.start()
         st, doc = self.call(1, "POST", "/run", {"hosts": [self.host], "script": "noop"})
         self.assertEqual(st, 200, doc)
         self.assertEqual(self.fleet.ced("list-agents").rc, 0)
+        self.assertEqual(self.etcd.keys("/ha/locks/"), [])
 
 
 if __name__ == "__main__":
