@@ -367,13 +367,21 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
   // What the thread pool found: whether this request owns the key.
   enum class Claim { none, won, lost };
   auto claim = std::make_shared<Claim>(Claim::none);
+  // With a shared state store (ours, issue 17) a run whose record cannot be written is not
+  // dispatched: the instances share nothing else, so no run may exist without one.
+  auto unrecorded = std::make_shared<Status>();
   std::weak_ptr<Exchange> weak = e.shared_from_this();
   event::queue_work(
       e.api.loop(),
-      [submitted, spec, keyed, entry, claim] {
+      [submitted, spec, keyed, entry, claim, unrecorded] {
         state::RunStore store = run_store();
-        if (Status st = store.save(spec.reqid, *submitted); !st.ok())
+        if (Status st = store.save(spec.reqid, *submitted); !st.ok()) {
           log::warning("run-store-fail", {{"ERROR", st.message()}, {"REQID", spec.reqid}});
+          if (state::shared_kv()) {
+            *unrecorded = st;
+            return;
+          }
+        }
         if (!keyed) return;
         state::IdempotencyIndex index(paths::runs_dir());
         (void)index.purge(unix_now());
@@ -386,12 +394,17 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
         *claim = *won ? Claim::won : Claim::lost;
         // Another request (of another API process) claimed the key first: this run never
         // happens, and leaves no record.
-        if (*claim == Claim::lost) (void)::unlink(store.record_path(spec.reqid).c_str());
+        if (*claim == Claim::lost) (void)store.erase(spec.reqid);
       },
-      [weak, in, keyed, claim, locks, spec, submitter, entry, refs = res.refs,
+      [weak, in, keyed, claim, locks, spec, submitter, entry, unrecorded, refs = res.refs,
        targets = res.hosts] {
         auto x = weak.lock();
         if (!x) return; // the API stopped: the submitted record says so
+        if (!unrecorded->ok()) {
+          locks->held.release();
+          if (keyed) x->api.runs().inflight.erase(keyed->path);
+          return x->fail(503, "state unavailable", unrecorded->message());
+        }
         if (*claim == Claim::lost) {
           locks->held.release();
           x->api.runs().inflight.erase(keyed->path);
@@ -447,7 +460,7 @@ void dispatch_run(Exchange& e, std::shared_ptr<RunInput> in, std::shared_ptr<Key
           event::queue_work(
               x->api.loop(),
               [reqid = spec.reqid, entry, claim] {
-                (void)::unlink(run_store().record_path(reqid).c_str());
+                (void)run_store().erase(reqid);
                 if (*claim == Claim::won) state::IdempotencyIndex(paths::runs_dir()).forget(*entry);
               },
               [] {});
@@ -521,7 +534,7 @@ void run_batches(Exchange& ex, std::shared_ptr<RunInput> in, Planned planned) {
                   live);
               if (st.ok()) return;
               locks->held.release();
-              (void)::unlink(run_store().record_path(spec.reqid).c_str());
+              (void)run_store().erase(spec.reqid);
               done(engine::refused_batch(kind, spec.script, batch, engine::HostState::error,
                                          st.message(), st.message()));
             });

@@ -1,9 +1,12 @@
 // The shared state store on etcd; see etcd_kv.hpp.
 #include "etcdkv/etcd_kv.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "base/strings.hpp"
+#include "base/time.hpp"
 #include "event/loop.hpp"
 #include "http/client.hpp"
 #include "http/writer.hpp"
@@ -13,6 +16,10 @@
 namespace cx::etcdkv {
 
 namespace {
+
+constexpr int64_t kGrpcUnavailable = 14;
+// Marks, in call_once's message, a member that could not serve during an election.
+constexpr std::string_view kElection = " (electing a leader)";
 
 // The gateway writes 64-bit numbers as strings; absent means 0 (proto3 defaults are omitted).
 int64_t i64(const json::Value& obj, std::string_view key) {
@@ -144,6 +151,19 @@ std::string EtcdKv::describe() const {
 }
 
 Result<json::Document> EtcdKv::call(std::string_view path, const std::string& body) {
+  // While a cluster elects a leader (a member died) etcd answers "leader changed", "no leader"
+  // or "request timed out" (gRPC Unavailable): that is asked again, for up to the request
+  // timeout.
+  const uint64_t deadline = monotonic_ms() + timeout_ms_;
+  for (;;) {
+    auto r = call_once(path, body);
+    if (r.ok() || r.message().find(kElection) == std::string::npos || monotonic_ms() >= deadline)
+      return r;
+    ::usleep(200 * 1000);
+  }
+}
+
+Result<json::Document> EtcdKv::call_once(std::string_view path, const std::string& body) {
   const size_t n = endpoints_.size();
   const size_t start = good_.load() % n;
   std::vector<std::string> failures;
@@ -174,13 +194,23 @@ Result<json::Document> EtcdKv::call(std::string_view path, const std::string& bo
     auto doc = json::parse(resp->body);
     if (resp->status != 200) {
       std::string why = "HTTP " + std::to_string(resp->status);
+      int64_t code = 0;
       if (doc.ok() && doc->IsObject()) {
         if (auto m = json::get_string(*doc, "message"); m.ok())
           why = *m;
         else if (auto e = json::get_string(*doc, "error"); e.ok())
           why = *e;
+        code = i64(*doc, "code");
       }
-      return error(ErrorKind::http_status, "etcd " + ep.url + ": " + why);
+      // gRPC Unavailable: this member cannot serve now (the cluster is electing a leader);
+      // another may, or this one shortly.
+      if (code == kGrpcUnavailable) {
+        failures.push_back(ep.url + ": " + why + std::string(kElection));
+        continue;
+      }
+      return error(ErrorKind::http_status, "etcd " + ep.url + ": " + why + " (HTTP " +
+                                               std::to_string(resp->status) + ", code " +
+                                               std::to_string(code) + ")");
     }
     if (!doc.ok() || !doc->IsObject())
       return error(ErrorKind::protocol, "etcd " + ep.url + ": an answer that is not a JSON object");

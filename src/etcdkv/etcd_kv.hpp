@@ -7,9 +7,11 @@
 // Requests are HTTP/1.0, one per connection: the gateway then answers with a plain body instead
 // of chunks, and a keep-alive call ends after its one answer.
 //
-// A member that cannot be reached (refused, timed out, TLS failure) is skipped for the next one
-// in the list, starting from the last that answered; an answer from etcd, even an error, is
-// final. With every member down the error names them all.
+// A member that cannot be reached (refused, timed out, TLS failure), or that answers that it
+// cannot serve now (gRPC Unavailable: the cluster is electing a leader), is skipped for the next
+// one in the list, starting from the last that answered; any other answer from etcd, even an
+// error, is final. When no member could serve because of an election, the call is made again
+// for up to the request timeout. With every member down the error names them all.
 #pragma once
 
 #include <atomic>
@@ -66,6 +68,7 @@ public:
 
 private:
   EtcdKv() = default;
+  Result<json::Document> call_once(std::string_view path, const std::string& body);
   std::string full(std::string_view key) const { return prefix_ + std::string(key); }
 
   std::vector<Endpoint> endpoints_;

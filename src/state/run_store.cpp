@@ -297,6 +297,14 @@ Result<std::vector<std::string>> RunStore::list_reqids() const {
   return out;
 }
 
+Status RunStore::erase(std::string_view reqid) const {
+  if (!is_run_reqid(reqid)) return error("invalid reqid '" + std::string(reqid) + "'");
+  if (KvStore* kv = shared_kv()) return kv->remove(run_key(reqid)).status();
+  if (::unlink(record_path(reqid).c_str()) != 0 && errno != ENOENT)
+    return error("cannot remove '" + record_path(reqid) + "': " + errno_text(errno));
+  return {};
+}
+
 Result<std::optional<json::Document>> RunStore::fetch(std::string_view reqid) const {
   KvStore* kv = shared_kv();
   if (!kv || !is_run_reqid(reqid)) return load(reqid);

@@ -131,6 +131,8 @@ public:
   // Deletes `^[A-Za-z0-9_-]+\.json$` files whose mtime is more than `max_age` seconds before
   // `now`. Returns how many were deleted. A missing directory deletes nothing.
   size_t purge(int64_t now, int64_t max_age = kRunRetentionSeconds) const;
+  // Deletes the record (a run that never happened); absent is not an error.
+  Status erase(std::string_view reqid) const;
   // The reqids of every record, sorted (for `ced state export`).
   Result<std::vector<std::string>> list_reqids() const;
 
