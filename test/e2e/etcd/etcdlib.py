@@ -17,7 +17,9 @@ def etcd_binary():
 class Etcd:
     """One member; `cluster` (name -> peer port) makes it one of several."""
 
-    def __init__(self, name="e1", cluster=None, peer_port=None, wait=True):
+    def __init__(self, name="e1", cluster=None, peer_port=None, wait=True, tls=None):
+        # tls: {"ca", "cert", "key"} paths: clients over https, with certificates of that CA.
+        self.tls = tls
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="cx-etcd-")
         self.client_port = harness.free_port()
@@ -29,7 +31,7 @@ class Etcd:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.client_port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.client_port)
 
     def start(self, wait=True):
         peer = "http://127.0.0.1:%d" % self.peer_port
@@ -39,12 +41,19 @@ class Etcd:
             [etcd_binary(), "--name", self.name, "--data-dir", os.path.join(self.dir, "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", initial, "--initial-cluster-token", "cx-test"],
+             "--initial-cluster", initial, "--initial-cluster-token", "cx-test"]
+            + (["--cert-file", self.tls["cert"], "--key-file", self.tls["key"],
+                "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"] if self.tls else []),
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         if wait:
             harness.wait_until(self.healthy, timeout=30, what="etcd to serve")
 
     def healthy(self):
+        if self.tls:
+            r = subprocess.run(["curl", "-s", "--cacert", self.tls["ca"], "--cert",
+                                self.tls["cert"], "--key", self.tls["key"], self.url + "/health"],
+                               capture_output=True, timeout=5)
+            return b"true" in r.stdout
         try:
             with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
                 return b"true" in r.read()

@@ -12,6 +12,7 @@
 #include "state/locks.hpp"
 #include "state/pairing_queue.hpp"
 #include "state/registry.hpp"
+#include "state/rotation.hpp"
 #include "state/run_store.hpp"
 #include "state/serials.hpp"
 #include "testutil.hpp"
@@ -235,4 +236,20 @@ TEST_CASE("Idempotency-Key entries in the shared store: one claim wins, the answ
   index.forget(e);
   CHECK_FALSE(index.find("scope1", "k1", 0));
   CHECK(s.dir_empty());
+}
+
+TEST_CASE("the rotation state in the shared store", "[state]") {
+  KvScope s;
+  std::string file = s.dir / "rotation.json";
+  CHECK_FALSE(load_rotation(file).value());
+  RotationState r;
+  r.current_serial = "ab12";
+  r.previous_serial = "cd34";
+  r.rotated_at = "2026-12-06T00:00:00Z";
+  r.overlap_expires = "2027-01-05T00:00:00Z";
+  REQUIRE(save_rotation(file, r).ok());
+  CHECK(load_rotation(file).value() == r);
+  CHECK(s.dir_empty());
+  s.kv->set_unreachable(true);
+  CHECK(load_rotation(file).message().find("rotation state in memory") == 0);
 }
