@@ -27,6 +27,7 @@
 #include "hook/hook.hpp"
 #include "log/log.hpp"
 #include "state/dump.hpp"
+#include "state/kv.hpp"
 #include "state/locks.hpp"
 #include "state/rotation.hpp"
 #include "state/run_store.hpp"
@@ -379,6 +380,16 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
   spec.username = a.username();
   spec.token = a.token();
   spec.async = a.async;
+  // With a shared state store (ours, issue 17) the async run's record is written before any
+  // agent is contacted, as the API does: other dispatchers see it at once, and a store that
+  // cannot take it stops the run before it exists anywhere.
+  if (spec.async && state::shared_kv()) {
+    auto submitted = state::make_submitted_record(spec.reqid, script, true, res.refs,
+                                                  names_of(res.hosts), unix_now(), std::nullopt,
+                                                  "");
+    if (Status st = state::RunStore(paths::runs_dir()).save(spec.reqid, submitted); !st.ok())
+      return die("Error: cannot record the run: " + st.message());
+  }
   Results results;
   std::optional<FollowPrinter> follow;
   if (a.follow) follow.emplace(names_of(res.hosts), a.json, follow_colour());
