@@ -384,9 +384,8 @@ int run_once(Session& s, const DispatcherArgs& a, const std::string& script,
   // agent is contacted, as the API does: other dispatchers see it at once, and a store that
   // cannot take it stops the run before it exists anywhere.
   if (spec.async && state::shared_kv()) {
-    auto submitted = state::make_submitted_record(spec.reqid, script, true, res.refs,
-                                                  names_of(res.hosts), unix_now(), std::nullopt,
-                                                  "");
+    auto submitted = state::make_submitted_record(
+        spec.reqid, script, true, res.refs, names_of(res.hosts), unix_now(), std::nullopt, "");
     if (Status st = state::RunStore(paths::runs_dir()).save(spec.reqid, submitted); !st.ok())
       return die("Error: cannot record the run: " + st.message());
   }
