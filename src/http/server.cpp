@@ -26,13 +26,13 @@ constexpr size_t kCrowd = 64;
 
 // --- Connection ------------------------------------------------------------------------------
 
+// `peer` is the address read once at accept: asking the socket again could fail (the peer may
+// have reset the connection meanwhile, and getpeername then reports nothing), and the address
+// book must be given back exactly the address it was given.
 Connection::Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp,
-                       Phase phase)
-    : server_(server), id_(id), tcp_(std::move(tcp)), parser_(server.options().limits),
-      phase_(phase) {
-  peer_ = tcp_->peer();
-  ip_ = peer_.ip();
-}
+                       Phase phase, const event::SockAddr& peer)
+    : server_(server), id_(id), peer_(peer), ip_(peer.ip()), tcp_(std::move(tcp)),
+      parser_(server.options().limits), phase_(phase) {}
 
 Connection::~Connection() {
   timer_.reset();
@@ -307,7 +307,7 @@ void Server::on_accept() {
   uint64_t id = next_id_++;
   peak_since_trim_ = std::max(peak_since_trim_, conns_.size() + 1);
   Phase phase = !tls ? Phase::waiting : a.queue ? Phase::queued : Phase::handshake;
-  std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp), phase));
+  std::shared_ptr<Connection> conn(new Connection(*this, id, std::move(tcp), phase, peer));
   conns_[id] = conn;
   addresses_.add(ip, phase);
   if (!tls) {

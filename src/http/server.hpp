@@ -83,7 +83,8 @@ private:
     body, // from the end of the headers until the body is in
   };
 
-  Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp, Phase phase);
+  Connection(Server& server, uint64_t id, std::unique_ptr<event::TcpStream> tcp, Phase phase,
+             const event::SockAddr& peer);
   void start_reading();
   void on_data(std::string_view data);
   void on_end(int status);

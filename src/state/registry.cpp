@@ -460,7 +460,11 @@ Result<size_t> Registry::bulk_update_tags(
   if (updates.empty()) return size_t{0};
   if (KvStore* kv = shared_kv()) {
     size_t n = 0;
-    for (const auto& [name, tags] : updates) {
+    for (const auto& update : updates) {
+      // Named, not structured bindings: a lambda may not capture those before C++20 compilers
+      // (clang 14) allow it.
+      const std::string& name = update.first;
+      const std::map<std::string, std::string>& tags = update.second;
       if (!is_agent_name(name)) continue;
       CX_ASSIGN_OR_RETURN(bool wrote, kv_update(*kv, name, [&](std::optional<AgentRecord>& rec) {
                             if (!rec || rec->tags == tags) return false;
