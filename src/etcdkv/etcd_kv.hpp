@@ -14,6 +14,11 @@
 // one in the list, starting from the last that answered; any other answer from etcd, even an
 // error, is final. When no member could serve because of an election, the call is made again
 // for up to the request timeout. With every member down the error names them all.
+//
+// A request that timed out, or that etcd answered "request timed out", may still have been
+// applied (a put waiting out a leader election): made again, a create() may then answer false
+// for the key that very call created. The keys that matter (locks) are bound to a lease their
+// holder revokes when it gives up, so they do not outlive it.
 #pragma once
 
 #include <atomic>
