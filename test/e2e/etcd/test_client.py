@@ -89,13 +89,11 @@ def kill(member):
 class OneMember(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Class cleanups all run, even when one fails: etcd is stopped whatever the driver did.
         cls.etcd = etcdlib.Etcd()
+        cls.addClassCleanup(cls.etcd.cleanup)
         cls.driver = Driver([cls.etcd.url])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.driver.close()
-        cls.etcd.cleanup()
+        cls.addClassCleanup(cls.driver.close)
 
     def test_opened(self):
         self.assertEqual(self.driver.opened, {"ok": True, "opened": "etcd " + self.etcd.url})
