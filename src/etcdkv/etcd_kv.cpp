@@ -17,8 +17,11 @@ namespace cx::etcdkv {
 
 namespace {
 
+// etcd's error answers carry the gRPC status code.
+constexpr int64_t kGrpcNotFound = 5;
 constexpr int64_t kGrpcUnavailable = 14;
-// Marks, in call_once's message, a member that could not serve during an election.
+// Marks, in the message, a member that could not serve during an election (for the operator;
+// call() decides by CallInfo::electing).
 constexpr std::string_view kElection = " (electing a leader)";
 
 // The gateway writes 64-bit numbers as strings; absent means 0 (proto3 defaults are omitted).
@@ -150,23 +153,29 @@ std::string EtcdKv::describe() const {
   return "etcd " + join(urls, ",");
 }
 
-Result<json::Document> EtcdKv::call(std::string_view path, const std::string& body) {
+Result<json::Document> EtcdKv::call(std::string_view path, const std::string& body,
+                                    int64_t* etcd_code) {
   // While a cluster elects a leader (a member died) etcd answers "leader changed", "no leader"
   // or "request timed out" (gRPC Unavailable): that is asked again, for up to the request
   // timeout.
   const uint64_t deadline = monotonic_ms() + timeout_ms_;
   for (;;) {
-    auto r = call_once(path, body);
-    if (r.ok() || r.message().find(kElection) == std::string::npos || monotonic_ms() >= deadline)
+    CallInfo info;
+    auto r = call_once(path, body, info);
+    if (r.ok() || !info.electing || monotonic_ms() >= deadline) {
+      if (etcd_code) *etcd_code = info.etcd_code;
       return r;
+    }
     ::usleep(200 * 1000);
   }
 }
 
-Result<json::Document> EtcdKv::call_once(std::string_view path, const std::string& body) {
+Result<json::Document> EtcdKv::call_once(std::string_view path, const std::string& body,
+                                         CallInfo& info) {
   const size_t n = endpoints_.size();
   const size_t start = good_.load() % n;
   std::vector<std::string> failures;
+  bool electing = false; // a member could not serve for an election
   std::string request = http::format_http10_request("POST", path, body);
   for (size_t i = 0; i < n; ++i) {
     size_t at = (start + i) % n;
@@ -190,7 +199,6 @@ Result<json::Document> EtcdKv::call_once(std::string_view path, const std::strin
       failures.push_back(ep.url + ": " + result.status.message());
       continue;
     }
-    good_ = at;
     auto doc = json::parse(resp->body);
     if (resp->status != 200) {
       std::string why = "HTTP " + std::to_string(resp->status);
@@ -205,17 +213,22 @@ Result<json::Document> EtcdKv::call_once(std::string_view path, const std::strin
       // gRPC Unavailable: this member cannot serve now (the cluster is electing a leader);
       // another may, or this one shortly.
       if (code == kGrpcUnavailable) {
+        electing = true;
         failures.push_back(ep.url + ": " + why + std::string(kElection));
         continue;
       }
+      good_ = at;
+      info.etcd_code = code;
       return error(ErrorKind::http_status, "etcd " + ep.url + ": " + why + " (HTTP " +
                                                std::to_string(resp->status) + ", code " +
                                                std::to_string(code) + ")");
     }
+    good_ = at; // where the next call starts: a member that served, not one electing
     if (!doc.ok() || !doc->IsObject())
       return error(ErrorKind::protocol, "etcd " + ep.url + ": an answer that is not a JSON object");
     return std::move(*doc);
   }
+  info.electing = electing; // no member answered, and one of them for an election
   return error(ErrorKind::unreachable, "etcd unreachable: " + join(failures, "; "));
 }
 
@@ -347,9 +360,10 @@ Status EtcdKv::keep_alive(int64_t lease) {
 Status EtcdKv::revoke_lease(int64_t lease) {
   json::Writer w;
   w.begin_object().member("ID", std::to_string(lease)).end_object();
-  Status st = call("/v3/lease/revoke", w.str()).status();
-  // A lease that has ended already has nothing left to revoke.
-  if (!st.ok() && st.message().find("lease not found") != std::string::npos) return {};
+  int64_t code = 0;
+  Status st = call("/v3/lease/revoke", w.str(), &code).status();
+  // A lease that has ended already has nothing left to revoke: etcd says NotFound (gRPC 5).
+  if (!st.ok() && code == kGrpcNotFound) return {};
   return st;
 }
 

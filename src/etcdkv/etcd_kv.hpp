@@ -5,13 +5,20 @@
 // Each call is synchronous: it runs a private event loop for its one request, so it may be made
 // from any thread (the CLI inline, the API on libuv's thread pool, a lease's keep-alive thread).
 // Requests are HTTP/1.0, one per connection: the gateway then answers with a plain body instead
-// of chunks, and a keep-alive call ends after its one answer.
+// of chunks, and a keep-alive call ends after its one answer. As everything on event/, it
+// needs SIGPIPE ignored (event::ignore_sigpipe(), which every applet calls first): a member
+// that hangs up mid-handshake is otherwise the end of the process.
 //
 // A member that cannot be reached (refused, timed out, TLS failure), or that answers that it
 // cannot serve now (gRPC Unavailable: the cluster is electing a leader), is skipped for the next
 // one in the list, starting from the last that answered; any other answer from etcd, even an
 // error, is final. When no member could serve because of an election, the call is made again
 // for up to the request timeout. With every member down the error names them all.
+//
+// A request that timed out, or that etcd answered "request timed out", may still have been
+// applied (a put waiting out a leader election): made again, a create() may then answer false
+// for the key that very call created. The keys that matter (locks) are bound to a lease their
+// holder revokes when it gives up, so they do not outlive it.
 #pragma once
 
 #include <atomic>
@@ -63,12 +70,23 @@ public:
   Status keep_alive(int64_t lease) override;
   Status revoke_lease(int64_t lease) override;
 
-  // One gateway call: POST `path` with `body`, the answer's JSON object. Public for tests.
-  Result<json::Document> call(std::string_view path, const std::string& body);
+  // One gateway call: POST `path` with `body`, the answer's JSON object. When etcd answers
+  // an error ({"error", "code", "message"}: kind http_status, etcd's message), `etcd_code`, if
+  // given, receives its gRPC code (5: not found), for callers that decide by it. Public for tests.
+  Result<json::Document> call(std::string_view path, const std::string& body,
+                              int64_t* etcd_code = nullptr);
 
 private:
   EtcdKv() = default;
-  Result<json::Document> call_once(std::string_view path, const std::string& body);
+  // One pass over the members, from the last that answered. What the pass learnt besides its
+  // result: etcd's gRPC code when etcd answered an error, and, when no member answered, whether
+  // one of them could not serve because the cluster is electing a leader (then call() makes the
+  // pass again).
+  struct CallInfo {
+    int64_t etcd_code = 0;
+    bool electing = false;
+  };
+  Result<json::Document> call_once(std::string_view path, const std::string& body, CallInfo& info);
   std::string full(std::string_view key) const { return prefix_ + std::string(key); }
 
   std::vector<Endpoint> endpoints_;
