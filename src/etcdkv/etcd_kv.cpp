@@ -156,9 +156,10 @@ std::string EtcdKv::describe() const {
 Result<json::Document> EtcdKv::call(std::string_view path, const std::string& body,
                                     int64_t* etcd_code) {
   // While a cluster elects a leader (a member died) etcd answers "leader changed", "no leader"
-  // or "request timed out" (gRPC Unavailable): that is asked again, for up to the request
-  // timeout.
-  const uint64_t deadline = monotonic_ms() + timeout_ms_;
+  // or "request timed out" (gRPC Unavailable): that is asked again. The budget is two whole
+  // passes' worth, because the pass that met the election may itself have spent a request
+  // timeout waiting on a member that no longer answers.
+  const uint64_t deadline = monotonic_ms() + 2 * (dial_timeout_ms_ + timeout_ms_);
   for (;;) {
     CallInfo info;
     auto r = call_once(path, body, info);
