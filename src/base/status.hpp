@@ -32,7 +32,8 @@ enum class ErrorKind : uint8_t {
   io,           // another operating-system error on a connection or file
   protocol,     // the peer's bytes broke the protocol (a malformed HTTP response)
   http_status,  // the peer answered with an HTTP error status (other than a refusal)
-  denied,       // the peer refused us (HTTP 403, an agent's "not authorised")
+  denied,       // the peer refused us (HTTP 403, an agent's "not authorised"), or the OS refused
+                // us a directory (EACCES)
   config,       // a configuration or credential file is unusable
 };
 

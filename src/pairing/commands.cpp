@@ -215,7 +215,7 @@ int cmd_list_agents(const DispatcherArgs& a) {
   // 10,000 records first would cost more than everything else (issue 14).
   auto all = state::Registry(config->registry_dir).scan();
   if (!all.ok()) {
-    if (all.message() == "permission denied")
+    if (all.kind() == ErrorKind::denied)
       return die("Cannot access agent registry: permission denied.\n"
                  "Try: sudo ctrl-exec-dispatcher list-agents");
     return die("Cannot access agent registry: " + all.message());

@@ -301,7 +301,7 @@ Result<RegistryScan> Registry::scan(IndexReport* report) const {
   if (!path_exists(dir_)) return RegistryScan();
   auto files = scan_registry(dir_, report);
   if (!files.ok() && ::access(dir_.c_str(), R_OK | X_OK) != 0 && errno == EACCES)
-    return error("permission denied");
+    return error(ErrorKind::denied, "permission denied");
   return files;
 }
 

@@ -136,9 +136,10 @@ public:
   std::optional<AgentRecord> get(std::string_view name) const;
 
   // Every record that parses, sorted by hostname; corrupt files are skipped. A missing
-  // directory is an empty registry; an unreadable one fails ("permission denied" when that is
-  // the reason). Reads through the registry index (registry_index.hpp), which it rewrites when
-  // a file changed and the directory is writable; `report`, when given, says what it did.
+  // directory is an empty registry; an unreadable one fails (kind `denied`, "permission
+  // denied", when that is the reason). Reads through the registry index (registry_index.hpp), which
+  // it rewrites when a file changed and the directory is writable; `report`, when given, says what
+  // it did.
   Result<std::vector<AgentRecord>> list(IndexReport* report = nullptr) const;
   // What list() is made from, without decoding every record: for callers that go through
   // 10,000 records once (registry_index.hpp). The same errors as list().

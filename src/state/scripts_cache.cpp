@@ -33,12 +33,18 @@ ScriptsByAgent parse_scripts_cache(std::string_view text) {
 
 Status update_scripts_cache(const std::string& path, const ScriptsByAgent& update) {
   ScriptsByAgent all;
-  if (auto text = read_file(path); text.ok()) all = parse_scripts_cache(*text);
+  std::string before;
+  if (auto text = read_file(path); text.ok()) {
+    before = std::move(*text);
+    all = parse_scripts_cache(before);
+  }
   for (const auto& [name, list] : update)
     all[name] = list;
+  std::string after = scripts_cache_text(all);
+  if (after == before) return {}; // every ping asks: most find nothing new, and write nothing
   WriteOptions opts;
   opts.mode = 0644;
-  return write_file_atomic(path, scripts_cache_text(all), opts);
+  return write_file_atomic(path, after, opts);
 }
 
 } // namespace cx::state

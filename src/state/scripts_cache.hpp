@@ -23,8 +23,8 @@ std::string scripts_cache_text(const ScriptsByAgent& scripts);
 ScriptsByAgent parse_scripts_cache(std::string_view text);
 
 // Replaces the entries of the agents in `update` (an empty list is kept: the agent has no
-// scripts) and keeps the others; written atomically, mode 0644. A missing or unreadable file
-// starts empty.
+// scripts) and keeps the others; written atomically, mode 0644, and only when that changes the
+// file. A missing or unreadable file starts empty.
 Status update_scripts_cache(const std::string& path, const ScriptsByAgent& update);
 
 } // namespace cx::state

@@ -1,6 +1,8 @@
 // Tests for src/state/scripts_cache.cpp (tag [state]): the completion's cache of script names.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include "base/files.hpp"
 #include "state/scripts_cache.hpp"
 #include "testutil.hpp"
@@ -26,4 +28,10 @@ TEST_CASE("update_scripts_cache replaces the agents it names and keeps the rest"
   auto text = read_file(path);
   REQUIRE(text.ok());
   CHECK(*text == "a1 noop\na2\na3 z\n");
+  // Nothing new: the file is not written again (a rename would give it another inode).
+  struct stat before, after;
+  REQUIRE(::stat(path.c_str(), &before) == 0);
+  REQUIRE(update_scripts_cache(path, {{"a1", {"noop"}}}).ok());
+  REQUIRE(::stat(path.c_str(), &after) == 0);
+  CHECK(before.st_ino == after.st_ino);
 }
